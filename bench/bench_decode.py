@@ -1,0 +1,278 @@
+"""Decoding benchmark: decord 0.6.0 vs decord2 vs PyAV, uniformly spaced vs consecutive frames.
+
+Videos at 540p (and 1080p in full mode) are generated locally with ``motionmatch.synthetic.write_video``
+(H.264, libx264 ``veryfast``, crf 18, default GOP) from a panning smooth-noise texture, and cached in
+``bench/out/videos``. Each measurement runs in its own subprocess, because decord 0.6.0 and decord2
+both install as ``import decord``: decord2 comes from the virtualenv, decord 0.6.0 from
+``bench/out/decord060`` (``pip install --target ... --no-deps decord==0.6.0``; skipped with a note
+when that install or import fails). Peak RSS is measured in the child (``VmHWM``; see ``_peak_rss_mib``).
+
+Backends measured:
+
+* ``pyav``: ``motionmatch.decode.read_frames(..., backend="pyav")`` — the fallback path
+  (sequential decode, keeps only the requested frames, stops after the last);
+* ``motionmatch-decord``: ``read_frames(..., backend="decord")`` — the default path, including
+  its up-front checks (stat, PyAV header parse and first-frame decode);
+* ``decord2`` / ``decord-0.6.0``: the raw library call ``VideoReader(path).get_batch(indices)``.
+
+Sampling patterns: ``uniform`` = 16 frames spread evenly over the whole video (how clips are
+placed); ``consecutive`` = 32 consecutive frames starting in the middle of the video.
+
+Usage::
+
+    python bench/bench_decode.py --quick      # 540p, 10 s video, < 2 minutes
+    python bench/bench_decode.py              # 540p and 1080p, 20 s videos, < 5 minutes
+
+Prints a markdown table and writes ``bench/out/decode.json``. ``main(argv) -> dict`` for notebooks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+VIDEO_DIR = OUT_DIR / "videos"
+DECORD060_DIR = OUT_DIR / "decord060"
+PROJECT_ROOT = BENCH_DIR.parent
+
+RESOLUTIONS = {"540p": (960, 540), "1080p": (1920, 1080)}
+UNIFORM_FRAMES = 16  # frames spread evenly over the video
+CONSECUTIVE_FRAMES = 32  # consecutive frames from the middle of the video
+FPS = 30
+BACKENDS = ("pyav", "motionmatch-decord", "decord2", "decord-0.6.0")
+CHILD_TIMEOUT_S = 180
+
+
+# ----------------------------------------------------------------------------- the child: one measurement
+def _child(spec: dict) -> dict:
+    """Runs in a subprocess: decode ``spec['indices']`` of ``spec['path']`` ``spec['repeats']`` times."""
+    import resource
+
+    import numpy as np
+
+    backend, path, indices = spec["backend"], spec["path"], spec["indices"]
+    if backend in ("pyav", "motionmatch-decord"):
+        from motionmatch.decode import read_frames
+
+        which = "pyav" if backend == "pyav" else "decord"
+
+        def decode_once():
+            return read_frames(path, indices, backend=which)
+        library = "motionmatch"
+    else:
+        import decord
+
+        library = f"decord {getattr(decord, '__version__', '?')} from {Path(decord.__file__).parent}"
+
+        def decode_once():
+            reader = decord.VideoReader(path, ctx=decord.cpu(0))
+            return reader.get_batch(indices).asnumpy()
+    rss_before_mib = _peak_rss_mib()
+    seconds = []
+    checksum = 0.0
+    for _ in range(spec["repeats"]):
+        start = time.perf_counter()
+        frames = decode_once()
+        seconds.append(time.perf_counter() - start)
+        checksum = float(np.asarray(frames)[:, ::4, ::4].mean())  # a strided view: no float copy of the frames
+        shape = list(frames.shape)
+        del frames
+    return {"seconds": seconds, "shape": shape, "mean_pixel": checksum, "library": library,
+            "peak_rss_mib": _peak_rss_mib(), "rss_before_decode_mib": rss_before_mib,
+            "getrusage_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB.
+
+    Linux keeps ``getrusage().ru_maxrss`` across ``exec``, so in a child it can report the
+    parent's peak; ``VmHWM`` in /proc/self/status belongs to this process image alone and is used
+    when present (``ru_maxrss`` is still recorded, as ``getrusage_maxrss_mib``).
+    """
+    import resource
+
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ----------------------------------------------------------------------------- the parent
+def _generate_video(name: str, size: tuple[int, int], num_frames: int) -> Path:
+    """A panning smooth-noise video (cached); content moves every frame so no frame is trivial.
+
+    Frames are streamed into ``write_video`` one at a time, so even 1080p keeps memory flat.
+    """
+    path = VIDEO_DIR / f"{name}_{num_frames}f.mp4"
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    import cv2
+    import numpy as np
+
+    from motionmatch.synthetic import write_video
+
+    width, height = size
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, ((height + num_frames) // 16 + 2, (width + 2 * num_frames) // 16 + 2, 3),
+                          dtype=np.uint8)
+    texture = cv2.resize(coarse, (coarse.shape[1] * 16, coarse.shape[0] * 16), interpolation=cv2.INTER_CUBIC)
+    frames = (texture[i // 2:i // 2 + height, 2 * i:2 * i + width] for i in range(num_frames))
+    temporary = path.with_suffix(".tmp.mp4")
+    write_video(temporary, frames, fps=FPS)
+    temporary.replace(path)
+    return path
+
+
+def _install_decord060() -> tuple[bool, str]:
+    """pip-install decord 0.6.0 into its own folder (no deps, so the venv's numpy stays in charge)."""
+    marker = DECORD060_DIR / "decord" / "__init__.py"
+    if not marker.exists():
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                   "--target", str(DECORD060_DIR), "decord==0.6.0"]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            return False, "pip install decord==0.6.0 timed out"
+        if done.returncode != 0:
+            return False, f"pip install decord==0.6.0 failed: {done.stderr.strip().splitlines()[-1:]}"
+    check = subprocess.run([sys.executable, "-c", "import decord; print(decord.__version__)"],
+                           env=_child_env("decord-0.6.0"), capture_output=True, text=True, timeout=60)
+    if check.returncode != 0 or not check.stdout.strip().startswith("0.6"):
+        return False, f"decord 0.6.0 does not import here: {(check.stderr.strip().splitlines() or ['?'])[-1]}"
+    return True, f"decord {check.stdout.strip()} from {DECORD060_DIR}"
+
+
+def _child_env(backend: str) -> dict:
+    env = dict(os.environ)
+    env.pop("MOTIONMATCH_DECODER", None)
+    paths = [str(PROJECT_ROOT)]
+    if backend == "decord-0.6.0":
+        paths.insert(0, str(DECORD060_DIR))
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
+def _run_child(spec: dict) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    try:
+        done = subprocess.run(command, env=_child_env(spec["backend"]), capture_output=True, text=True,
+                              timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {CHILD_TIMEOUT_S} s"}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return {"error": f"child failed (exit {done.returncode}): {last}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _patterns(num_frames: int) -> dict[str, list[int]]:
+    uniform = [round(i * (num_frames - 1) / (UNIFORM_FRAMES - 1)) for i in range(UNIFORM_FRAMES)]
+    middle = max(0, min(num_frames - CONSECUTIVE_FRAMES, num_frames // 2))
+    return {"uniform": uniform, "consecutive": list(range(middle, middle + min(CONSECUTIVE_FRAMES, num_frames)))}
+
+
+def _markdown(rows: list[dict]) -> str:
+    lines = ["| video | pattern | backend | frames | frames/s | vs PyAV | peak RSS MiB | note |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row['video']} | {row['pattern']} | {row['backend']} | | | | | {row['error']} |")
+            continue
+        ratio = f"{row['speedup_vs_pyav']:.2f}x" if row.get("speedup_vs_pyav") else ""
+        lines.append(f"| {row['video']} | {row['pattern']} | {row['backend']} | {row['frames']} | "
+                     f"{row['frames_per_s']:.1f} | {ratio} | {row['peak_rss_mib']:.0f} | {row.get('note', '')} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; print a markdown table; write bench/out/decode.json; return the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="540p only, a 10 s video, 2 repeats (< 2 minutes)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (best is kept)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "decode.json", help="where to write the JSON results")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        result = _child(json.loads(args.child))
+        print(json.dumps(result))
+        return result
+
+    started = time.perf_counter()
+    quick = args.quick
+    repeats = args.repeats or (2 if quick else 3)
+    num_frames = 300 if quick else 600
+    resolutions = ["540p"] if quick else ["540p", "1080p"]
+    VIDEO_DIR.mkdir(parents=True, exist_ok=True)
+
+    backends = list(BACKENDS)
+    notes: dict[str, str] = {}
+    try:
+        import decord  # noqa: F401  (decord2, from the virtualenv)
+    except Exception as err:  # noqa: BLE001
+        backends = [b for b in backends if b not in ("decord2", "motionmatch-decord")]
+        notes["decord2"] = f"skipped: decord2 does not import ({err})"
+    ok, message = _install_decord060()
+    if not ok:
+        backends.remove("decord-0.6.0")
+        notes["decord-0.6.0"] = f"skipped: {message}"
+    else:
+        notes["decord-0.6.0"] = message
+
+    rows: list[dict] = []
+    for resolution in resolutions:
+        video = _generate_video(resolution, RESOLUTIONS[resolution], num_frames)
+        for pattern, indices in _patterns(num_frames).items():
+            by_backend = {}
+            for backend in backends:
+                spec = {"backend": backend, "path": str(video), "indices": indices, "repeats": repeats}
+                result = _run_child(spec)
+                row = {"video": f"{resolution} {num_frames}f", "pattern": pattern, "backend": backend,
+                       "frames": len(indices)}
+                if "error" in result:
+                    row["error"] = result["error"]
+                else:
+                    best = min(result["seconds"])
+                    row.update({"seconds_best": best, "seconds_all": result["seconds"],
+                                "frames_per_s": len(indices) / best, "peak_rss_mib": result["peak_rss_mib"],
+                                "rss_before_decode_mib": result["rss_before_decode_mib"],
+                                "mean_pixel": result["mean_pixel"], "library": result["library"]})
+                by_backend[backend] = row
+                rows.append(row)
+            reference = by_backend.get("pyav", {}).get("frames_per_s")
+            pixel_reference = by_backend.get("pyav", {}).get("mean_pixel")
+            for row in by_backend.values():
+                if reference and "frames_per_s" in row:
+                    row["speedup_vs_pyav"] = row["frames_per_s"] / reference
+                if pixel_reference is not None and "mean_pixel" in row and abs(row["mean_pixel"] - pixel_reference) > 1:
+                    row["note"] = f"frames differ from PyAV's (mean {row['mean_pixel']:.1f} vs {pixel_reference:.1f})"
+
+    table = _markdown(rows)
+    results = {
+        "mode": "quick" if quick else "full", "repeats": repeats, "num_frames": num_frames, "fps": FPS,
+        "uniform_frames": UNIFORM_FRAMES, "consecutive_frames": CONSECUTIVE_FRAMES,
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "notes": notes, "rows": rows, "table_markdown": table,
+        "seconds_total": time.perf_counter() - started,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(table)
+    for backend, note in notes.items():
+        print(f"- {backend}: {note}")
+    print(f"\n{len(rows)} measurements in {results['seconds_total']:.0f} s; JSON: {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

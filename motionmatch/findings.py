@@ -1,0 +1,138 @@
+"""The evaluation suite behind notebook 05 and ``motionmatch evaluate``.
+
+It runs every protocol of :mod:`motionmatch.evaluate` on one embeddings table and returns
+the tables a findings report shows; :func:`write_findings` saves them as CSV and JSON.
+Nothing here computes a metric itself.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import evaluate
+from .errors import ParameterError
+
+HEADLINE_METRICS = ("P@10", "AP", "R@1", "R@5", "R@10", "nDCG@10")
+PROTOCOL_CHOICES = ("all", "leave-one-out", "domains", "train-test")
+
+
+@dataclass
+class Findings:
+    """Everything the evaluation report shows, computed once."""
+
+    encoder_id: str
+    n_clips: int
+    n_videos: int
+    headline: pd.DataFrame  # one row per (protocol, exclusion): mean and 95% CI per metric
+    exclusion: pd.DataFrame | None = None  # leave-one-out with exclude none / video / group
+    domains: pd.DataFrame | None = None  # every (query domain, gallery domain) pair
+    per_class: pd.DataFrame | None = None  # leave-one-out, group excluded, by label
+    train_test: dict[str, evaluate.RetrievalResult] = field(default_factory=dict)  # clip / video level
+    scores: dict[str, Any] | None = None  # score_statistics
+    confusion: pd.DataFrame | None = None
+    confused_examples: pd.DataFrame | None = None
+    hubness: dict[str, Any] | None = None
+
+
+def _headline_row(name: str, exclude: str, summary: pd.DataFrame | pd.Series) -> dict:
+    row = summary.iloc[0] if isinstance(summary, pd.DataFrame) else summary
+    out = {"protocol": name, "exclude": exclude, "queries": int(row["n_queries"])}
+    for metric in HEADLINE_METRICS:
+        if metric in row:
+            out[metric] = row[metric]
+            out[f"{metric} 95% CI"] = f"[{row[f'{metric}_lo']:.3f}, {row[f'{metric}_hi']:.3f}]"
+    return out
+
+
+def run_findings(table: pd.DataFrame, protocol: str = "all", n_boot: int = 1000, seed: int = 0,
+                 progress: bool = True) -> Findings:
+    """Run the chosen protocols (``all`` = every one the table supports)."""
+    if protocol not in PROTOCOL_CHOICES:
+        raise ParameterError(f"protocol must be one of {PROTOCOL_CHOICES}, got {protocol!r}")
+    if len(table) == 0:
+        raise ParameterError("the embeddings table is empty — extract embeddings first")
+    encoders = sorted(set(table["encoder_id"])) if "encoder_id" in table else ["unknown"]
+    if len(encoders) != 1:
+        raise ParameterError(f"the table mixes encoders {encoders}; evaluate one encoder at a time")
+    has_split = "split" in table and {"train", "test"} <= set(table["split"].astype(str))
+    steps = []
+    if protocol in ("all", "leave-one-out"):
+        steps += ["exclusion", "per_class", "scores", "confusion", "hubness"]
+    if protocol in ("all", "domains") and table["domain"].nunique() > 1:
+        steps += ["domains"]
+    if protocol == "train-test" and not has_split:
+        raise ParameterError("protocol train-test needs a split column with 'train' and 'test' "
+                             "(load the dataset with its official split files)")
+    if protocol in ("all", "train-test") and has_split:
+        steps += ["train_test"]
+
+    found = Findings(encoder_id=encoders[0], n_clips=len(table), n_videos=table["video_path"].nunique(),
+                     headline=pd.DataFrame())
+    rows = []
+    for step in tqdm(steps, desc="evaluate", disable=not progress):
+        if step == "exclusion":
+            found.exclusion = evaluate.exclusion_comparison(table, n_boot=n_boot, seed=seed)
+            rows += [_headline_row("leave-one-out", ex, found.exclusion.loc[[ex]]) for ex in found.exclusion.index]
+        elif step == "per_class":
+            found.per_class = evaluate.per_class(evaluate.leave_one_out(table, "group", n_boot=n_boot, seed=seed),
+                                                 n_boot=n_boot, seed=seed)
+        elif step == "scores":
+            found.scores = evaluate.score_statistics(table, exclude="group", seed=seed)
+        elif step == "confusion":
+            found.confusion = evaluate.confusion_top1(table, exclude="group")
+            found.confused_examples = evaluate.confused_examples(table, n=5, exclude="group")
+        elif step == "hubness":
+            found.hubness = evaluate.hubness(table, k=10, exclude="group")
+        elif step == "domains":
+            found.domains = evaluate.same_vs_cross_domain(table, exclude="group", n_boot=n_boot, seed=seed)
+            for kind in ("same", "cross"):
+                result = evaluate.evaluate_retrieval(table, protocol=f"{kind}-domain", exclude="group",
+                                                     n_boot=n_boot, seed=seed)
+                rows.append(_headline_row(f"{kind}-domain", "group", result.summary))
+        elif step == "train_test":
+            for level in ("clip", "video"):
+                result = evaluate.train_test_retrieval(table, level=level, n_boot=n_boot, seed=seed)
+                found.train_test[level] = result
+                rows.append(_headline_row(f"train-test ({level} level)", "video", result.summary))
+    found.headline = pd.DataFrame(rows)
+    return found
+
+
+def write_findings(found: Findings, out_dir: str | Path) -> list[Path]:
+    """CSV per table and one JSON with everything; returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    found.headline.to_csv(out / "headline.csv", index=False)
+    written.append(out / "headline.csv")
+    for name in ("exclusion", "domains", "per_class", "confusion", "confused_examples"):
+        frame = getattr(found, name)
+        if frame is not None:
+            frame.to_csv(out / f"{name}.csv")
+            written.append(out / f"{name}.csv")
+    if found.hubness is not None:
+        found.hubness["hubs"].to_csv(out / "hubs.csv", index=False)
+        written.append(out / "hubs.csv")
+    for level, result in found.train_test.items():
+        written += evaluate.write_results(result, out, name=f"train_test_{level}")
+    summary = {
+        "encoder_id": found.encoder_id, "n_clips": found.n_clips, "n_videos": found.n_videos,
+        "headline": evaluate.results_to_json(found.headline),
+        "score_statistics": evaluate.results_to_json(found.scores) if found.scores else None,
+        "hubness": evaluate.results_to_json(found.hubness) if found.hubness else None,
+    }
+    (out / "findings.json").write_text(json.dumps(summary, indent=2))
+    written.append(out / "findings.json")
+    return written
+
+
+def format_headline(found: Findings) -> str:
+    """The headline table as fixed-width text for the terminal."""
+    columns = ["protocol", "exclude", "queries"] + [c for m in ("P@10", "AP", "R@1", "R@5")
+                                                     for c in (m, f"{m} 95% CI") if c in found.headline]
+    return found.headline[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}")

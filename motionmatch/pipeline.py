@@ -1,0 +1,427 @@
+"""Extraction and indexing: videos -> embeddings table -> Milvus, without losing work.
+
+Extraction writes one small parquet file per finished video into an output folder
+(``<out>/parts/<key>.parquet``), atomically (write to a temporary name, then rename).
+A run that is killed and started again skips every video whose part exists and whose
+content fingerprint still matches, so nothing finished is recomputed and no row is
+written twice. ``pandas.read_parquet(out / "parts")`` reads the whole table.
+
+Bad inputs never stop a run: each one is recorded in ``failures.csv`` with the file,
+the stage and the reason, and the summary counts embedded, skipped and failed videos.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import stat
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .clips import ClipSpec, sample_clips
+from .config import VIDEO_EXTENSIONS
+from .decode import fingerprint_file
+from .errors import MotionMatchError, ParameterError, VideoError
+
+MANIFEST_COLUMNS = ("path", "label", "domain", "group", "split")
+TABLE_COLUMNS = (
+    "clip_id", "video_path", "video_fingerprint", "clip_index", "start_s", "end_s",
+    "padded_frames", "label", "domain", "group", "split", "encoder_id", "embedding",
+)
+FAILURE_COLUMNS = ("path", "stage", "reason", "hint")
+
+
+# ----------------------------------------------------------------------------- discovery
+@dataclass
+class Failure:
+    """One input that was skipped, and why."""
+
+    path: str
+    stage: str  # discover | decode | encode | index
+    reason: str
+    hint: str = ""
+
+
+def discover_videos(root: str | Path, domain: str | None = None) -> tuple[pd.DataFrame, list[Failure]]:
+    """Find video files under ``root``; the label is the file's parent folder name.
+
+    Never raises on odd entries: a directory named like a video, a symlink loop, an
+    unreadable folder or file each become a :class:`Failure` and the walk continues.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise ParameterError(f"video folder {root} does not exist — pass an existing folder or a manifest CSV")
+    if not root.is_dir():
+        raise ParameterError(f"{root} is not a folder — pass a folder of videos or a manifest CSV (*.csv)")
+    rows: list[dict] = []
+    failures: list[Failure] = []
+    domain = domain or root.name
+
+    def on_error(err: OSError) -> None:
+        failures.append(Failure(str(err.filename), "discover", f"cannot list folder: {err.strerror}",
+                                "check its permissions"))
+
+    seen_dirs: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError as err:
+            on_error(err)
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:  # a symlink loop: do not walk it twice
+            failures.append(Failure(dirpath, "discover", "symlink loop (folder already visited)",
+                                    "remove the link or point it elsewhere"))
+            dirnames[:] = []
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        for name in sorted(dirnames):
+            if name.lower().endswith(VIDEO_EXTENSIONS):
+                failures.append(Failure(str(Path(dirpath) / name), "discover",
+                                        "a directory named like a video", "rename it or move it out of the folder"))
+        dirnames[:] = sorted(d for d in dirnames if not d.lower().endswith(VIDEO_EXTENSIONS))
+        for name in sorted(filenames):
+            if not name.lower().endswith(VIDEO_EXTENSIONS):
+                continue
+            path = Path(dirpath) / name
+            try:
+                path.stat()
+            except OSError as err:
+                reason = "symlink loop" if err.errno == 40 else f"cannot stat file: {err.strerror}"
+                failures.append(Failure(str(path), "discover", reason, "fix or remove the link"))
+                continue
+            label = path.parent.name if path.parent != root else "unlabelled"
+            rows.append({"path": str(path), "label": label, "domain": domain, "group": path.stem, "split": ""})
+    return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)), failures
+
+
+def load_source(source: str | Path, dataset: str | None = None, **dataset_kwargs) -> tuple[pd.DataFrame, list[Failure]]:
+    """Turn what the user pointed at into a manifest: a folder, a manifest CSV, or a named dataset."""
+    source = Path(source)
+    if dataset and dataset not in ("folder", "manifest"):
+        from .datasets import load_dataset
+
+        manifest = load_dataset(dataset, source, **dataset_kwargs)
+        return _normalise_manifest(manifest), []
+    if source.suffix.lower() == ".csv":
+        if not source.is_file():
+            raise ParameterError(f"manifest {source} does not exist — check the path")
+        from .datasets import load_manifest
+
+        return _normalise_manifest(load_manifest(source)), []
+    return discover_videos(source, dataset_kwargs.get("domain"))
+
+
+def _normalise_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
+    manifest = manifest.copy()
+    for column in MANIFEST_COLUMNS:
+        if column not in manifest.columns:
+            manifest[column] = ""
+    manifest = manifest[list(MANIFEST_COLUMNS)].fillna("")
+    return manifest.astype({c: str for c in MANIFEST_COLUMNS})
+
+
+# ----------------------------------------------------------------------------- extraction
+@dataclass
+class ExtractSummary:
+    """What an extraction run did; printed at the end of the CLI and notebook 01."""
+
+    out_dir: str
+    encoder_id: str
+    videos_total: int = 0
+    embedded: int = 0
+    skipped_done: int = 0
+    failed: int = 0
+    clips_embedded: int = 0
+    seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["failures"] = [asdict(f) for f in self.failures]
+        return out
+
+    def __str__(self) -> str:
+        text = (f"{self.videos_total} videos: {self.embedded} embedded, {self.skipped_done} already done, "
+                f"{self.failed} failed; {self.clips_embedded} clips in {self.seconds:.1f} s "
+                f"[{self.encoder_id}] -> {self.out_dir}")
+        if self.failures:
+            text += f"\nfailures ({len(self.failures)}, see failures.csv):"
+            for failure in self.failures[:20]:
+                text += f"\n  {failure.path}: {failure.reason}"
+        return text
+
+
+def parts_dir(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "parts"
+
+
+def _part_path(out_dir: Path, video_path: str) -> Path:
+    return parts_dir(out_dir) / (hashlib.sha1(video_path.encode("utf-8")).hexdigest()[:20] + ".parquet")
+
+
+def _check_run_meta(out_dir: Path, meta: dict, overwrite: bool) -> None:
+    meta_path = out_dir / "extract_meta.json"
+    if meta_path.exists() and not overwrite:
+        previous = json.loads(meta_path.read_text())
+        if previous != meta:
+            raise ParameterError(
+                f"{out_dir} holds embeddings made with different settings "
+                f"(encoder {previous.get('encoder_id')}, clips {previous.get('clip_spec')}); "
+                f"this run asks for encoder {meta['encoder_id']}, clips {meta['clip_spec']}. "
+                "Use another output folder, or pass overwrite=True (--overwrite) to start again.")
+    if overwrite and parts_dir(out_dir).exists():
+        for part in parts_dir(out_dir).glob("*.parquet"):
+            part.unlink()
+    parts_dir(out_dir).mkdir(parents=True, exist_ok=True)
+    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def _decode_job(path: str, spec: ClipSpec) -> tuple[str, str, list, list | None, str | None]:
+    """Runs in a worker process: fingerprint + decode one video's clips."""
+    try:
+        fingerprint = fingerprint_file(path)
+        clips = sample_clips(path, spec)
+        windows = [c.window for c in clips]
+        frames = [c.frames for c in clips]
+        return path, fingerprint, windows, frames, None
+    except VideoError as err:
+        return path, "", [], None, f"{err.reason}|{err.hint}"
+    except Exception as err:  # a decoder crash must not stop the run
+        return path, "", [], None, f"unexpected decoder error: {type(err).__name__}: {err}|re-encode the file or remove it"
+
+
+def _iter_decoded(paths: Sequence[str], spec: ClipSpec, workers: int, prefetch: int) -> Iterator[tuple]:
+    """Decode videos ahead of the encoder, in worker processes, with a bounded window.
+
+    At most ``prefetch`` decoded videos are held at once, so memory stays flat however
+    large the folder is.
+    """
+    if workers <= 0:
+        for path in paths:
+            yield _decode_job(path, spec)
+        return
+    import multiprocessing
+
+    # spawn, not fork: forking a process that already runs torch's thread pools can deadlock.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: list[Future] = []
+        iterator = iter(paths)
+        for path in iterator:
+            pending.append(pool.submit(_decode_job, path, spec))
+            if len(pending) >= prefetch:
+                break
+        while pending:
+            done = pending.pop(0)
+            next_path = next(iterator, None)
+            if next_path is not None:
+                pending.append(pool.submit(_decode_job, next_path, spec))
+            yield done.result()
+
+
+def write_failures(out_dir: str | Path, failures: Iterable[Failure]) -> Path:
+    path = Path(out_dir) / "failures.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(FAILURE_COLUMNS))
+        writer.writeheader()
+        for failure in failures:
+            writer.writerow(asdict(failure))
+    return path
+
+
+def extract_embeddings(
+    manifest: pd.DataFrame,
+    encoder,
+    out_dir: str | Path,
+    clip_spec: ClipSpec | None = None,
+    batch_size: int = 8,
+    workers: int = 0,
+    overwrite: bool = False,
+    prune: bool = False,
+    discovery_failures: Sequence[Failure] = (),
+    progress: bool = True,
+) -> ExtractSummary:
+    """Embed every video in ``manifest`` with ``encoder`` into ``out_dir``; resumable.
+
+    ``workers`` > 0 decodes in that many processes while the encoder runs.
+    ``prune`` deletes parts of videos no longer in the manifest.
+    """
+    if batch_size <= 0:
+        raise ParameterError(f"batch_size must be > 0, got {batch_size}")
+    if workers < 0:
+        raise ParameterError(f"workers must be >= 0, got {workers}")
+    clip_spec = clip_spec or ClipSpec(frames_per_clip=encoder.frames_per_clip)
+    tubelet = int(encoder.preprocessing().get("tubelet_size", 1) or 1)
+    if clip_spec.frames_per_clip % tubelet:
+        raise ParameterError(
+            f"frames_per_clip={clip_spec.frames_per_clip} is not a multiple of the encoder's tubelet size {tubelet}; "
+            f"use e.g. {tubelet * max(1, clip_spec.frames_per_clip // tubelet)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"encoder_id": encoder.encoder_id, "preprocessing": encoder.preprocessing(), "clip_spec": asdict(clip_spec)}
+    _check_run_meta(out_dir, json.loads(json.dumps(meta)), overwrite)
+
+    manifest = _normalise_manifest(manifest).drop_duplicates("path")
+    summary = ExtractSummary(out_dir=str(out_dir), encoder_id=encoder.encoder_id, videos_total=len(manifest))
+    summary.failures.extend(discovery_failures)
+    started = time.perf_counter()
+
+    wanted = {}
+    todo: list[str] = []
+    for row in manifest.itertuples(index=False):
+        wanted[row.path] = row
+        part = _part_path(out_dir, row.path)
+        if part.exists() and _part_is_current(part, row.path):
+            summary.skipped_done += 1
+        else:
+            todo.append(row.path)
+    if prune:
+        keep = {_part_path(out_dir, p).name for p in wanted}
+        for part in parts_dir(out_dir).glob("*.parquet"):
+            if part.name not in keep:
+                part.unlink()
+
+    bar = tqdm(total=len(todo), desc=f"extract [{encoder.encoder_id}]", unit="video", disable=not progress)
+    for path, fingerprint, windows, frames, error in _iter_decoded(todo, clip_spec, workers, prefetch=max(2, 2 * workers)):
+        bar.update(1)
+        if error is not None:
+            reason, _, hint = error.partition("|")
+            summary.failures.append(Failure(path, "decode", reason, hint))
+            continue
+        try:
+            vectors = encoder.encode(frames, batch_size=batch_size)
+        except MotionMatchError:
+            raise  # a configuration problem (weights, parameters): stop, it would fail for every video
+        except Exception as err:
+            summary.failures.append(Failure(path, "encode", f"{type(err).__name__}: {err}",
+                                            "check the clip size and the encoder settings"))
+            continue
+        row = wanted[path]
+        _write_part(out_dir, row, fingerprint, windows, vectors, encoder.encoder_id)
+        summary.embedded += 1
+        summary.clips_embedded += len(windows)
+    bar.close()
+    summary.failed = len([f for f in summary.failures if f.stage in ("decode", "encode")])
+    summary.seconds = time.perf_counter() - started
+    write_failures(out_dir, summary.failures)
+    (out_dir / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2))
+    return summary
+
+
+def _part_is_current(part: Path, video_path: str) -> bool:
+    """A finished part is reused only if the file's content has not changed since."""
+    try:
+        stored = pd.read_parquet(part, columns=["video_fingerprint"])["video_fingerprint"]
+        return len(stored) > 0 and stored.iloc[0] == fingerprint_file(video_path)
+    except (VideoError, OSError):
+        return False
+    except Exception:  # a part cut short by a crash: recompute it
+        return False
+
+
+def _write_part(out_dir: Path, row, fingerprint: str, windows, vectors: np.ndarray, encoder_id: str) -> None:
+    from .store import make_clip_id  # the store owns the primary-key scheme
+
+    records = []
+    for window, vector in zip(windows, vectors):
+        records.append({
+            "clip_id": make_clip_id(row.path, window.clip_index, encoder_id),
+            "video_path": row.path,
+            "video_fingerprint": fingerprint,
+            "clip_index": int(window.clip_index),
+            "start_s": float(window.start_s),
+            "end_s": float(window.end_s),
+            "padded_frames": int(window.padded_frames),
+            "label": row.label, "domain": row.domain, "group": row.group, "split": row.split,
+            "encoder_id": encoder_id,
+            "embedding": np.asarray(vector, dtype=np.float32),
+        })
+    frame = pd.DataFrame(records, columns=list(TABLE_COLUMNS))
+    target = _part_path(out_dir, row.path)
+    temporary = target.with_suffix(".parquet.tmp")
+    frame.to_parquet(temporary, index=False)
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+
+
+def load_embeddings(out_dir: str | Path) -> pd.DataFrame:
+    """Read the embeddings table written by :func:`extract_embeddings` (all parts)."""
+    folder = parts_dir(out_dir)
+    parts = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not parts:
+        raise ParameterError(f"no embeddings in {out_dir} — run extraction first (notebook 01 or `motionmatch extract`)")
+    table = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    table["embedding"] = [np.asarray(v, dtype=np.float32) for v in table["embedding"]]
+    return table.sort_values(["video_path", "clip_index"], kind="stable").reset_index(drop=True)
+
+
+def embedding_matrix(table: pd.DataFrame) -> np.ndarray:
+    """The table's vectors as one (n, dim) float32 matrix."""
+    if len(table) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack(table["embedding"].to_numpy()).astype(np.float32, copy=False)
+
+
+# ----------------------------------------------------------------------------- indexing
+@dataclass
+class IndexSummary:
+    collection: str
+    uri: str
+    rows_before: int
+    rows_after: int
+    videos_upserted: int
+    videos_unchanged: int
+    videos_replaced: int
+    videos_removed: int
+
+    def __str__(self) -> str:
+        return (f"{self.collection} @ {self.uri}: {self.rows_before} -> {self.rows_after} rows; "
+                f"{self.videos_upserted} videos written ({self.videos_replaced} changed), "
+                f"{self.videos_unchanged} unchanged, {self.videos_removed} removed")
+
+
+def index_embeddings(table: pd.DataFrame, store, encoder_id: str, preprocessing: dict,
+                     remove_missing: bool = False, batch_size: int = 512, extra_vectors: dict | None = None,
+                     clip_spec: dict | None = None) -> IndexSummary:
+    """Sync the embeddings table into the store: idempotent, fingerprint-aware.
+
+    Unchanged videos are not rewritten; a video whose content fingerprint changed has its
+    old rows deleted before the new ones are written (it may have fewer clips now);
+    with ``remove_missing`` rows of videos absent from the table are dropped.
+    """
+    if len(table) == 0:
+        raise ParameterError("the embeddings table is empty — nothing to index")
+    encoders_in_table = sorted(set(table["encoder_id"]))
+    if encoders_in_table != [encoder_id]:
+        from .errors import EncoderMismatchError
+
+        raise EncoderMismatchError(f"the table holds embeddings from {encoders_in_table}, but indexing was asked "
+                                   f"for {encoder_id}; extract again with the same encoder")
+    dim = int(len(table["embedding"].iloc[0]))
+    store.ensure_collection(encoder_id=encoder_id, dim=dim, preprocessing=preprocessing, extra_vectors=extra_vectors,
+                            clip_spec=clip_spec)
+    rows_before = store.count()
+    existing = store.videos()
+    stored_fp = dict(zip(existing["video_path"], existing["video_fingerprint"])) if len(existing) else {}
+    table_fp = table.groupby("video_path", sort=False)["video_fingerprint"].first()
+
+    changed = [p for p, fp in table_fp.items() if p in stored_fp and stored_fp[p] != fp]
+    new = [p for p in table_fp.index if p not in stored_fp]
+    unchanged = len(table_fp) - len(changed) - len(new)
+    removed = [p for p in stored_fp if p not in table_fp.index] if remove_missing else []
+    if changed or removed:
+        store.delete_videos(changed + removed)
+    to_write = table[table["video_path"].isin(set(changed) | set(new))]
+    if len(to_write):
+        store.upsert(to_write, batch_size=batch_size, encoder_id=encoder_id, preprocessing=preprocessing)
+    return IndexSummary(store.collection, store.uri, rows_before, store.count(),
+                        len(changed) + len(new), unchanged, len(changed), len(removed))

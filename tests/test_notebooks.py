@@ -1,0 +1,124 @@
+"""The numbered notebooks, executed headlessly by papermill with tiny parameters.
+
+Each notebook records key values with ``motionmatch.notebook.record``; the tests assert on
+those. The executed copies of the key notebooks are then re-run by ``pytest --nbval-lax``,
+which compares the cells marked ``# NBVAL_CHECK_OUTPUT`` against the papermill run.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from motionmatch.notebook import read_records
+from motionmatch.report import list_notebooks, render_html, run_notebook
+
+NOTEBOOKS = {p.name.split("-")[0]: p for p in list_notebooks()}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Run 01 -> 06 in order on a tiny generated sample set; return (out_dir, records by prefix)."""
+    work = tmp_path_factory.mktemp("notebooks")
+    sample = work / "sample"
+    from motionmatch.synthetic import generate_sample_dataset
+
+    generate_sample_dataset(sample, seed=1, videos_per_class_per_domain=3, groups_per_class_per_domain=3,
+                            num_frames=24, size=(96, 64))
+    shared = {
+        "embeddings_dir": str(work / "embeddings"),
+        "milvus_uri": str(work / "motionmatch.db"),
+    }
+    parameters = {
+        "01": dict(shared, source=str(sample / "manifest.csv"), encoder="flow", frames_per_clip=8, clips_per_video=2),
+        "02": dict(shared),
+        "03": dict(shared, k=5),
+        "04": dict(embeddings_dir=shared["embeddings_dir"], n_boot=200, umap_neighbors=10),
+        "05": dict(embeddings_dir=shared["embeddings_dir"], out_dir=str(work / "evaluation"), n_boot=200),
+        "06": dict(shared, n_boot=200, max_epochs=5),
+    }
+    out = work / "reports"
+    records = {}
+    for prefix, notebook in NOTEBOOKS.items():
+        wanted = parameters.get(prefix, {})
+        from motionmatch.report import notebook_parameters
+
+        declared = notebook_parameters(notebook)
+        executed = run_notebook(notebook, out, {k: v for k, v in wanted.items() if k in declared}, html=False)
+        records[prefix] = read_records(executed)
+    return out, records, work
+
+
+def test_all_numbered_notebooks_are_present():
+    assert sorted(NOTEBOOKS) == ["01", "02", "03", "04", "05", "06"]
+
+
+def test_01_extracts_every_sample_video_with_unit_vectors(run):
+    _, records, _ = run
+    r = records["01"]
+    assert r["encoder_id"] == "flow:v1"
+    assert r["videos_failed"] == 0
+    assert r["n_clips"] == r["videos_total"] * 2
+    assert r["max_norm_error"] == pytest.approx(0, abs=1e-5)
+
+
+def test_02_indexing_twice_leaves_the_same_rows(run):
+    _, records, _ = run
+    r = records["02"]
+    assert r["rows_after_first"] == records["01"]["n_clips"]
+    assert r["rows_after_second"] == r["rows_after_first"]
+
+
+def test_03_query_in_the_index_finds_itself_first(run):
+    _, records, _ = run
+    r = records["03"]
+    assert r["self_hit_is_query"] is True
+    assert r["self_hit_score"] == pytest.approx(1.0, abs=1e-3)
+    assert r["grouped_distinct_videos"] == r["grouped_hits"]
+
+
+def test_04_score_statistics_are_consistent(run):
+    _, records, _ = run
+    r = records["04"]
+    assert r["gap"] == pytest.approx(r["relevant_mean"] - r["irrelevant_mean"], abs=1e-9)
+    assert 0.0 <= r["auc"] <= 1.0 and 0.0 <= r["frac_in_band"] <= 1.0
+    assert 0.0 <= r["cross_domain_p10"] <= 1.0 and 0.0 <= r["same_domain_p10"] <= 1.0
+    # the flow descriptor separates motion: same-label pairs score higher than different-label pairs
+    assert r["auc"] > 0.6
+
+
+def test_05_reports_leakage_and_writes_tables(run):
+    _, records, work = run
+    r = records["05"]
+    assert r["P@10 leave-one-out exclude=video"] >= r["P@10 leave-one-out exclude=group"] - 1e-9
+    assert r["leakage_p10"] == pytest.approx(r["P@10 leave-one-out exclude=video"] - r["P@10 leave-one-out exclude=group"])
+    assert (work / "evaluation" / "findings.json").exists()
+    assert (work / "evaluation" / "headline.csv").exists()
+
+
+def test_06_compares_methods_against_zero_shot(run):
+    _, records, _ = run
+    r = records["06"]
+    assert r["zero_shot_cross_p10"] >= 0.0
+    assert r["best_cross_p10"] >= 0.0
+    assert r["improvement_cross_p10"] == pytest.approx(r["best_cross_p10"] - r["zero_shot_cross_p10"], abs=1e-9)
+
+
+def test_html_report_names_the_encoder_and_embeds_plotly(run):
+    out, _, _ = run
+    html = render_html(out / NOTEBOOKS["04"].name).read_text(encoding="utf-8")
+    assert "FlowEncoder" in html[: html.find("UMAP")]  # the encoder is named before any finding
+    assert "Plotly.newPlot" in html or "plotly" in html.lower()
+    assert "cdn.plot.ly" not in html  # figures render with no internet
+
+
+def test_nbval_lax_reruns_key_cells_identically(run):
+    out, _, _ = run
+    executed = [str(out / NOTEBOOKS[p].name) for p in ("01", "02", "03")]
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
+                             "--nbval-current-env", *executed],
+                            cwd=out, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
