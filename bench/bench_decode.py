@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
         "uniform_frames": UNIFORM_FRAMES, "consecutive_frames": CONSECUTIVE_FRAMES,
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "notes": notes, "rows": rows, "table_markdown": table,
+        "summary": table + "".join(f"\n- {backend}: {note}" for backend, note in notes.items()),
         "seconds_total": time.perf_counter() - started,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -96,9 +96,9 @@ MILVUS_CONFIGS = (
     MilvusIndexConfig("HNSW", {"M": 16, "efConstruction": 100}, ({"ef": 32}, {"ef": 64}, {"ef": 128}),
                       quick_max_size=10_000),
     MilvusIndexConfig("HNSW", {"M": 32, "efConstruction": 200}, ({"ef": 64}, {"ef": 128}),
-                      max_size=10_000, quick_max_size=10_000),
+                      max_size=10_000, quick_max_size=0),
     MilvusIndexConfig("IVF_FLAT", {"nlist": 128}, ({"nprobe": 8}, {"nprobe": 16}, {"nprobe": 32})),
-    MilvusIndexConfig("IVF_FLAT", {"nlist": 512}, ({"nprobe": 16}, {"nprobe": 64}), quick_max_size=10_000),
+    MilvusIndexConfig("IVF_FLAT", {"nlist": 512}, ({"nprobe": 16}, {"nprobe": 64}), quick_max_size=0),
 )
 
 

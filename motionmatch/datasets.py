@@ -261,26 +261,32 @@ def _folder_group(stem: str, label: str) -> str:
     return match["prefix"] if match else stem
 
 
+def folder_label_and_group(root: Path, path: Path) -> tuple[str, str]:
+    """Label and group of a video found under ``root`` by :func:`load_folder`'s rules."""
+    parts = path.relative_to(root).parts
+    label = parts[0] if len(parts) > 1 else "unlabelled"
+    return label, _folder_group(path.stem, label)
+
+
 def load_folder(root: str | Path, domain: str | None = None) -> pd.DataFrame:
     """``root/<label>/*.<video>`` -> manifest. domain defaults to the root folder's name.
 
     Each video is its own group, unless its name carries a UCF-style ``_gNN_`` group tag
     (``v_Walk_g03_c02.mp4`` -> group ``Walk_g03``). Videos directly in ``root`` are labelled
-    ``unlabelled``; deeper folders take the label of their first-level folder.
+    ``unlabelled``; deeper folders take the label of their first-level folder. The walk is
+    :func:`motionmatch.pipeline.discover_videos`, which survives symlink loops and unreadable
+    entries; those are warned about and listed in ``manifest.attrs["skipped"]``.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise ParameterError(f"{root} is not a folder — pass a folder with one subfolder of videos per label")
-    domain = domain or root.resolve().name
-    rows = []
-    for path in sorted(p for p in root.rglob("*") if _is_video(p)):
-        parts = path.relative_to(root).parts
-        label = parts[0] if len(parts) > 1 else "unlabelled"
-        rows.append({"path": str(path), "label": label, "domain": domain, "group": _folder_group(path.stem, label),
-                     "split": ""})
-    if not rows:
+    from .pipeline import discover_videos
+
+    manifest, failures = discover_videos(root, domain)
+    if len(manifest) == 0:
         raise ParameterError(f"no videos found in {root} (looked for {', '.join(VIDEO_EXTENSIONS)})")
-    return _frame(rows)
+    manifest.attrs["skipped"] = [(f.path, f.reason) for f in failures]
+    if failures:
+        warnings.warn(f"{root}: {len(failures)} entries skipped, e.g. {failures[0].path}: {failures[0].reason}",
+                      stacklevel=2)
+    return manifest
 
 
 def load_manifest(csv_path: str | Path) -> pd.DataFrame:

@@ -440,6 +440,8 @@ def _check_file_exists_for_fingerprint(path: str) -> None:
         raise VideoError(path, "file not found", hint="check the path (and the manifest's folder for relative paths)")
     if os.path.isdir(path):
         raise VideoError(path, "is a directory, not a video file", hint="point at the video files inside it, or rename the folder")
+    if not stat.S_ISREG(os.stat(path).st_mode):  # opening a FIFO for reading would block forever
+        raise VideoError(path, "is not a regular file (device, socket or pipe)", hint="copy the video to a regular file")
     if not os.access(path, os.R_OK):
         raise VideoError(path, "permission denied (cannot read the file)", hint="fix the permissions (chmod +r)")
 

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .clips import ClipSpec, sample_clips
 from .config import VIDEO_EXTENSIONS
 from .decode import fingerprint_file
-from .errors import MotionMatchError, ParameterError, VideoError
+from .errors import MotionMatchError, ParameterError, StoreError, VideoError
 
 MANIFEST_COLUMNS = ("path", "label", "domain", "group", "split")
 TABLE_COLUMNS = (
@@ -51,7 +51,7 @@ class Failure:
 
 
 def discover_videos(root: str | Path, domain: str | None = None) -> tuple[pd.DataFrame, list[Failure]]:
-    """Find video files under ``root``; the label is the file's parent folder name.
+    """Find video files under ``root``; label and group follow :func:`datasets.load_folder`'s rules.
 
     Never raises on odd entries: a directory named like a video, a symlink loop, an
     unreadable folder or file each become a :class:`Failure` and the walk continues.
@@ -61,9 +61,11 @@ def discover_videos(root: str | Path, domain: str | None = None) -> tuple[pd.Dat
         raise ParameterError(f"video folder {root} does not exist — pass an existing folder or a manifest CSV")
     if not root.is_dir():
         raise ParameterError(f"{root} is not a folder — pass a folder of videos or a manifest CSV (*.csv)")
+    from .datasets import folder_label_and_group
+
     rows: list[dict] = []
     failures: list[Failure] = []
-    domain = domain or root.name
+    domain = domain or root.resolve().name
 
     def on_error(err: OSError) -> None:
         failures.append(Failure(str(err.filename), "discover", f"cannot list folder: {err.strerror}",
@@ -98,8 +100,8 @@ def discover_videos(root: str | Path, domain: str | None = None) -> tuple[pd.Dat
                 reason = "symlink loop" if err.errno == 40 else f"cannot stat file: {err.strerror}"
                 failures.append(Failure(str(path), "discover", reason, "fix or remove the link"))
                 continue
-            label = path.parent.name if path.parent != root else "unlabelled"
-            rows.append({"path": str(path), "label": label, "domain": domain, "group": path.stem, "split": ""})
+            label, group = folder_label_and_group(root, path)
+            rows.append({"path": str(path), "label": label, "domain": domain, "group": group, "split": ""})
     return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)), failures
 
 
@@ -389,6 +391,25 @@ class IndexSummary:
                 f"{self.videos_unchanged} unchanged, {self.videos_removed} removed")
 
 
+def _ensure_collection_among_writers(store, attempts: int = 25, wait_s: float = 0.2, **collection_spec) -> None:
+    """``store.ensure_collection``, tolerating another writer that creates the same collection at the same moment.
+
+    On a server, two processes can both see the collection missing; the slower one's create fails
+    ("already exists") or finds it half made (no index yet). A new collection is therefore retried
+    for a few seconds, while the server answers, and then checked like any existing one.
+    """
+    existed = store.exists()
+    for attempt in range(attempts):
+        try:
+            store.ensure_collection(**collection_spec)
+            return
+        except StoreError:
+            if existed or attempt == attempts - 1:
+                raise
+            store.exists()  # raises at once when the server itself is gone
+            time.sleep(wait_s)
+
+
 def index_embeddings(table: pd.DataFrame, store, encoder_id: str, preprocessing: dict,
                      remove_missing: bool = False, batch_size: int = 512, extra_vectors: dict | None = None,
                      clip_spec: dict | None = None) -> IndexSummary:
@@ -407,8 +428,8 @@ def index_embeddings(table: pd.DataFrame, store, encoder_id: str, preprocessing:
         raise EncoderMismatchError(f"the table holds embeddings from {encoders_in_table}, but indexing was asked "
                                    f"for {encoder_id}; extract again with the same encoder")
     dim = int(len(table["embedding"].iloc[0]))
-    store.ensure_collection(encoder_id=encoder_id, dim=dim, preprocessing=preprocessing, extra_vectors=extra_vectors,
-                            clip_spec=clip_spec)
+    _ensure_collection_among_writers(store, encoder_id=encoder_id, dim=dim, preprocessing=preprocessing,
+                                     extra_vectors=extra_vectors, clip_spec=clip_spec)
     rows_before = store.count()
     existing = store.videos()
     stored_fp = dict(zip(existing["video_path"], existing["video_fingerprint"])) if len(existing) else {}

@@ -49,16 +49,19 @@ def run_notebook(notebook: str | Path, out_dir: str | Path, parameters: dict[str
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
-    previous = os.environ.get("PLOTLY_RENDERER")
-    os.environ["PLOTLY_RENDERER"] = "notebook"
+    # The kernel inherits these: plotly.js embedded in the page; no progress bars in shared reports.
+    settings = {"PLOTLY_RENDERER": "notebook", "TQDM_DISABLE": "1"}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name=kernel_name,
                                    cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout_s)
     finally:
-        if previous is None:
-            os.environ.pop("PLOTLY_RENDERER", None)
-        else:
-            os.environ["PLOTLY_RENDERER"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     if html:
         render_html(executed)
     return executed
@@ -69,8 +72,13 @@ def render_html(executed_notebook: str | Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
+    from .notebook import RECORD_MIME
+
     executed_notebook = Path(executed_notebook)
     nb = nbformat.read(str(executed_notebook), as_version=4)
+    for cell in nb.cells:  # recorded test values are for machines, not readers
+        if cell.get("outputs"):
+            cell["outputs"] = [o for o in cell["outputs"] if RECORD_MIME not in o.get("data", {})]
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True

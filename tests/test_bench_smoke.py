@@ -65,7 +65,8 @@ def test_recommendation_and_targets_are_well_formed(result):
     for target in result["targets"].values():
         assert target["passed"] is None and "not measured" in target["note"]
     assert result["index_types"]["FLAT"] == "supported"
-    assert result["index_types"]["DISKANN"].startswith("unsupported")
+    assert set(result["index_types"]) == set(bench_search.PROBED_INDEX_TYPES)
+    assert all(v == "supported" or v.startswith(("unsupported: ", "accepted")) for v in result["index_types"].values())
 
 
 def test_mixture_data_is_deterministic_and_unit_norm():

@@ -7,6 +7,7 @@ which compares the cells marked ``# NBVAL_CHECK_OUTPUT`` against the papermill r
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from motionmatch.notebook import read_records
-from motionmatch.report import list_notebooks, render_html, run_notebook
+from motionmatch.report import list_notebooks, notebook_parameters, render_html, run_notebook
 
 NOTEBOOKS = {p.name.split("-")[0]: p for p in list_notebooks()}
 
@@ -43,17 +44,27 @@ def run(tmp_path_factory):
     out = work / "reports"
     records = {}
     for prefix, notebook in NOTEBOOKS.items():
-        wanted = parameters.get(prefix, {})
-        from motionmatch.report import notebook_parameters
-
-        declared = notebook_parameters(notebook)
-        executed = run_notebook(notebook, out, {k: v for k, v in wanted.items() if k in declared}, html=False)
+        executed = run_notebook(notebook, out, parameters.get(prefix, {}), html=False)
         records[prefix] = read_records(executed)
     return out, records, work
 
 
 def test_all_numbered_notebooks_are_present():
     assert sorted(NOTEBOOKS) == ["01", "02", "03", "04", "05", "06"]
+
+
+@pytest.mark.parametrize("prefix", sorted(NOTEBOOKS))
+def test_every_parameter_is_visible_to_papermill(prefix):
+    """A parameter papermill cannot parse would be silently ignored when passed with -p."""
+    import json
+    import re
+
+    notebook = NOTEBOOKS[prefix]
+    cells = json.loads(notebook.read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell is tagged parameters"
+    written = re.findall(r"^(\w+)\s*:", "".join(tagged[0]["source"]), flags=re.M)
+    assert set(written) == set(notebook_parameters(notebook))
 
 
 def test_01_extracts_every_sample_video_with_unit_vectors(run):
@@ -110,9 +121,11 @@ def test_06_compares_methods_against_zero_shot(run):
 def test_html_report_names_the_encoder_and_embeds_plotly(run):
     out, _, _ = run
     html = render_html(out / NOTEBOOKS["04"].name).read_text(encoding="utf-8")
-    assert "FlowEncoder" in html[: html.find("UMAP")]  # the encoder is named before any finding
-    assert "Plotly.newPlot" in html or "plotly" in html.lower()
-    assert "cdn.plot.ly" not in html  # figures render with no internet
+    assert "FlowEncoder" in html[: html.find("Do the scores bunch")]  # the encoder is named before any finding
+    assert "Plotly.newPlot" in html  # figures are in the page...
+    assert "plotly.js v" in html or "plotly.js" in html  # ...with plotly.js itself embedded
+    remote_scripts = re.findall(r"<script[^>]+src=[\"']https?://[^\"']*plotly", html)
+    assert not remote_scripts  # no plotly fetched from a CDN: figures render with no internet
 
 
 def test_nbval_lax_reruns_key_cells_identically(run):

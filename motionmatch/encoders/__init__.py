@@ -1,0 +1,77 @@
+"""Clip encoders: V-JEPA 2 (the motion model), FlowEncoder (weight-free), CLIP (appearance baseline).
+
+Importing this package is cheap: torch, transformers and OpenCV load when an encoder is built.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ParameterError
+from .base import Encoder, l2_normalize
+
+ENCODER_NAMES = ("vjepa2", "vjepa2-tiny", "flow", "clip", "clip-tiny")
+
+
+def build_encoder(name: str, **kwargs: Any) -> Encoder:
+    """Build an encoder by name.
+
+    - ``"vjepa2"``: ``VJEPA2Encoder.from_pretrained(model_id=DEFAULT_MODEL_ID, device=, precision=,
+      attn_implementation=, frames_per_clip=, compile=)``; WeightsUnavailableError when offline without weights.
+    - ``"vjepa2-tiny"``: ``VJEPA2Encoder.tiny(seed=0, **settings)``, random weights, for tests.
+    - ``"flow"``: ``FlowEncoder(FlowSettings(**kwargs))``, weight-free optical-flow histograms.
+    - ``"clip"`` / ``"clip-tiny"``: the CLIP image encoder, frame-pooled (real / tiny random weights).
+    """
+    if name == "vjepa2":
+        from .vjepa2 import VJEPA2Encoder
+
+        model_id = kwargs.pop("model_id", None) or _default("DEFAULT_MODEL_ID")
+        return VJEPA2Encoder.from_pretrained(model_id, **kwargs)
+    if name == "vjepa2-tiny":
+        from .vjepa2 import VJEPA2Encoder
+
+        return VJEPA2Encoder.tiny(**kwargs)
+    if name == "flow":
+        from .flow import FlowEncoder, FlowSettings
+
+        return FlowEncoder(_make_settings(FlowSettings, kwargs, "flow"))
+    if name == "clip":
+        from .visual import CLIPVisualEncoder
+
+        model_id = kwargs.pop("model_id", None) or _default("DEFAULT_CLIP_MODEL_ID")
+        return CLIPVisualEncoder.from_pretrained(model_id, **kwargs)
+    if name == "clip-tiny":
+        from .visual import CLIPVisualEncoder
+
+        return CLIPVisualEncoder.tiny(**kwargs)
+    raise ParameterError(f"unknown encoder {name!r}; valid names: {', '.join(ENCODER_NAMES)}")
+
+
+def _default(name: str) -> str:
+    from .. import config
+
+    return getattr(config, name)
+
+
+def _make_settings(settings_class: type, kwargs: dict[str, Any], encoder_name: str) -> Any:
+    import dataclasses
+
+    names = [field.name for field in dataclasses.fields(settings_class)]
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        raise ParameterError(f"unknown setting(s) {unknown} for encoder {encoder_name!r}; valid: {names}")
+    return settings_class(**kwargs)
+
+
+def __getattr__(attribute: str) -> Any:
+    """Lazy access to the encoder classes (``from motionmatch.encoders import VJEPA2Encoder``)."""
+    lazy = {"VJEPA2Encoder": "vjepa2", "VJEPA2Settings": "vjepa2", "FlowEncoder": "flow", "FlowSettings": "flow",
+            "CLIPVisualEncoder": "visual", "CLIPSettings": "visual"}
+    if attribute in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(f".{lazy[attribute]}", __name__), attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
+
+
+__all__ = ["Encoder", "ENCODER_NAMES", "build_encoder", "l2_normalize", "VJEPA2Encoder", "VJEPA2Settings",
+           "FlowEncoder", "FlowSettings", "CLIPVisualEncoder", "CLIPSettings"]

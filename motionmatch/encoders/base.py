@@ -1,0 +1,360 @@
+"""What every encoder shares: the protocol, L2 normalisation, clip checks, frame preprocessing in torch,
+and finding pretrained weights without hanging on a machine that is offline.
+
+torch, transformers and huggingface_hub are imported inside the functions that need them, so
+``import motionmatch.encoders`` stays cheap.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import urlparse
+
+import numpy as np
+
+from ..errors import ParameterError, WeightsUnavailableError
+
+if TYPE_CHECKING:
+    import torch
+
+HUB_CONNECT_TIMEOUT_S = 3.0  # how long to wait for a TCP connection to the hub before calling it unreachable
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_TRUE_VALUES = {"1", "true", "yes", "on"}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the pipeline, the CLI and the notebooks need from an encoder (docs/ARCHITECTURE.md)."""
+
+    encoder_id: str  # e.g. "vjepa2:facebook/vjepa2-vitl-fpc64-256" or "flow:v1"; stored with every vector
+    dim: int  # length of one embedding
+    frames_per_clip: int  # frames per clip the encoder expects (the ClipSpec default)
+
+    def preprocessing(self) -> dict:
+        """JSON-serialisable description of how frames become model input."""
+
+    def encode(self, clips: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
+        """(n, dim) float32, L2-normalised embeddings of n clips, each (T, H, W, 3) uint8 RGB."""
+
+
+# ----------------------------------------------------------------------------- vectors and clips
+def l2_normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows scaled to unit L2 norm, as float32. All-zero rows stay zero instead of becoming NaN."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def check_clips(clips: Sequence[np.ndarray], frames_multiple_of: int = 1, min_frames: int = 1) -> list[np.ndarray]:
+    """Validate clips ((T, H, W, 3) uint8 RGB each); return them as a list of contiguous arrays.
+
+    ``frames_multiple_of`` enforces e.g. V-JEPA 2's tubelet size (frames are embedded in pairs).
+    """
+    if isinstance(clips, np.ndarray) and clips.ndim == 4:
+        raise ParameterError(f"encode() takes a sequence of clips, each (T, H, W, 3); got one array of shape "
+                             f"{clips.shape}: wrap a single clip in a list ([clip])")
+    checked = []
+    for index, clip in enumerate(clips):
+        clip = np.asarray(clip)
+        if clip.ndim != 4 or clip.shape[-1] != 3 or clip.dtype != np.uint8:
+            raise ParameterError(f"clip {index} must be a (T, H, W, 3) uint8 RGB array; got shape {clip.shape}, "
+                                 f"dtype {clip.dtype} (convert with frames.astype(np.uint8) and keep 3 channels)")
+        frames, height, width = clip.shape[:3]
+        if frames < min_frames or height < 1 or width < 1:
+            raise ParameterError(f"clip {index} has shape {clip.shape}; it needs at least {min_frames} frame(s) "
+                                 "of at least 1x1 pixels")
+        if frames % frames_multiple_of:
+            raise ParameterError(f"clip {index} has {frames} frames, not a multiple of the encoder's tubelet size "
+                                 f"{frames_multiple_of}; set frames_per_clip to a multiple of {frames_multiple_of} "
+                                 f"(e.g. {frames_multiple_of * max(1, frames // frames_multiple_of)})")
+        checked.append(np.ascontiguousarray(clip))
+    return checked
+
+
+def check_batch_size(batch_size: int) -> int:
+    """batch_size as a positive int, or a ParameterError."""
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ParameterError(f"batch_size must be a positive integer; got {batch_size!r}")
+    return int(batch_size)
+
+
+def batches(items: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most ``batch_size`` items."""
+    for start in range(0, len(items), batch_size):
+        yield items[start:start + batch_size]
+
+
+def evenly_spaced_indices(length: int, count: int) -> list[int]:
+    """``count`` indices spread evenly over ``range(length)`` (first and last included; repeats when short)."""
+    if count == 1:
+        return [(length - 1) // 2]
+    return [int(round(i)) for i in np.linspace(0, length - 1, count)]
+
+
+# ----------------------------------------------------------------------------- frame preprocessing in torch
+_PIL_RESAMPLE_NAMES = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL.Image.Resampling codes in HF configs
+
+
+def resample_name(resample: int | str) -> str:
+    """A transformers ``resample`` value (PIL code or name) as an interpolate mode name."""
+    if isinstance(resample, str) and resample.lower() in ("nearest", "bilinear", "bicubic"):
+        return resample.lower()
+    if isinstance(resample, (int, np.integer)) and int(resample) in _PIL_RESAMPLE_NAMES:
+        return _PIL_RESAMPLE_NAMES[int(resample)]
+    raise ParameterError(f"unsupported resample value {resample!r} in the preprocessor config; "
+                         "MotionMatch implements nearest (0), bilinear (2) and bicubic (3)")
+
+
+@dataclass(frozen=True)
+class FramePreprocessing:
+    """Resize (shortest edge) -> centre crop -> rescale -> normalise, as transformers' torchvision processors do.
+
+    The values come from a checkpoint's preprocessor config or the processor class defaults; see
+    ``VJEPA2Encoder`` and ``CLIPVisualEncoder``.
+    """
+
+    resize_shortest_edge: int  # the shorter side is resized to this many pixels (aspect ratio kept)
+    crop_size: int  # then a centred crop_size x crop_size square is cut out
+    mean: tuple[float, float, float]  # per-channel mean on the 0..1 scale
+    std: tuple[float, float, float]  # per-channel standard deviation on the 0..1 scale
+    resample: str = "bilinear"  # interpolation: "nearest", "bilinear" or "bicubic" (antialiased)
+    rescale_factor: float = 1 / 255  # uint8 -> 0..1
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable values (lists, not tuples)."""
+        values = asdict(self)
+        values["mean"], values["std"] = list(self.mean), list(self.std)
+        return values
+
+    def apply(self, frames: "torch.Tensor") -> "torch.Tensor":
+        """(N, 3, H, W) uint8 frames (any device) -> (N, 3, crop, crop) float32 model input on the same device."""
+        import torch
+
+        frames = resize_shortest_edge_uint8(frames, self.resize_shortest_edge, self.resample)
+        frames = center_crop(frames, self.crop_size)
+        # transformers fuses rescale and normalise: (x - mean/rescale) / (std/rescale), in float32
+        mean = torch.tensor(self.mean, device=frames.device) * (1.0 / self.rescale_factor)
+        std = torch.tensor(self.std, device=frames.device) * (1.0 / self.rescale_factor)
+        return (frames.to(torch.float32) - mean[:, None, None]) / std[:, None, None]
+
+
+def shortest_edge_size(height: int, width: int, shortest_edge: int) -> tuple[int, int]:
+    """Output (height, width) for a shortest-edge resize: transformers' get_resize_output_image_size rule."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = shortest_edge, int(shortest_edge * long / short)
+    return (new_long, new_short) if width <= height else (new_short, new_long)
+
+
+def _native_uint8_resize(device: "torch.device", mode: str) -> bool:
+    """Whether torchvision resizes uint8 directly (no float round trip) here: CPU bilinear with AVX2, CPU bicubic."""
+    import torch
+
+    if device.type != "cpu":
+        return False
+    if mode == "bilinear":  # torchvision's own test, kept literally (an "AVX512" CPU takes the float path)
+        return "AVX2" in torch.backends.cpu.get_cpu_capability()
+    return mode == "bicubic"
+
+
+def resize_shortest_edge_uint8(frames: "torch.Tensor", shortest_edge: int, mode: str = "bilinear") -> "torch.Tensor":
+    """Antialiased resize of (N, 3, H, W) uint8 frames so the shorter side is ``shortest_edge``; returns uint8.
+
+    Mirrors torchvision's ``resize`` on uint8 tensors (what transformers' processors call): native uint8
+    kernels where torchvision uses them, otherwise float32 -> interpolate -> clamp -> round -> uint8.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    height, width = frames.shape[-2:]
+    size = shortest_edge_size(height, width, shortest_edge)
+    if size == (height, width):
+        return frames
+    options = {"mode": mode} if mode == "nearest" else {"mode": mode, "antialias": True, "align_corners": False}
+    if mode == "nearest" or _native_uint8_resize(frames.device, mode):
+        return F.interpolate(frames, size=size, **options)
+    resized = F.interpolate(frames.to(torch.float32), size=size, **options)
+    return resized.clamp_(0, 255).round_().to(torch.uint8)
+
+
+def center_crop(frames: "torch.Tensor", crop_size: int) -> "torch.Tensor":
+    """Centre crop of (..., H, W) to crop_size x crop_size, zero-padding first if smaller (transformers' rule)."""
+    import torch.nn.functional as F
+
+    height, width = frames.shape[-2:]
+    if crop_size > width or crop_size > height:
+        pad_w, pad_h = max(0, crop_size - width), max(0, crop_size - height)
+        frames = F.pad(frames, (pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2), value=0)
+        height, width = frames.shape[-2:]
+    top, left = int((height - crop_size) / 2.0), int((width - crop_size) / 2.0)
+    return frames[..., top:top + crop_size, left:left + crop_size]
+
+
+def frames_to_tensor(clip: np.ndarray, device: "torch.device") -> "torch.Tensor":
+    """(T, H, W, 3) uint8 numpy -> (T, 3, H, W) uint8 tensor on ``device`` (moved before any arithmetic)."""
+    import torch
+
+    return torch.from_numpy(clip).to(device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
+
+
+# ----------------------------------------------------------------------------- finding pretrained weights
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE_VALUES
+
+
+def hub_offline_requested() -> bool:
+    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) asks for no network access."""
+    return _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face hub URL in use (HF_ENDPOINT or https://huggingface.co)."""
+    return os.environ.get("HF_ENDPOINT", "").rstrip("/") or "https://huggingface.co"
+
+
+def hub_is_reachable(timeout_s: float = HUB_CONNECT_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the hub (or the HTTPS proxy in use) opens within ``timeout_s``.
+
+    Name resolution runs in a daemon thread so a hanging DNS lookup cannot stall the caller.
+    """
+    target = urlparse(hub_endpoint())
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or os.environ.get("ALL_PROXY") \
+        or os.environ.get("all_proxy")
+    if proxy:
+        target = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+    host = target.hostname or "huggingface.co"
+    port = target.port or (443 if target.scheme == "https" else 80)
+    outcome: list[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    worker = threading.Thread(target=connect, name="motionmatch-hub-probe", daemon=True)
+    worker.start()
+    worker.join(timeout_s + 0.5)
+    return bool(outcome and outcome[0])
+
+
+def _download_advice(model_id: str, what: str, fallback: str) -> str:
+    folder = model_id.rstrip("/").split("/")[-1]
+    return (f"To use {what}: (1) on a connected machine run `hf download {model_id} --local-dir {folder}` "
+            f"(older huggingface_hub: `huggingface-cli download {model_id} --local-dir {folder}`), copy the folder "
+            f"here and pass it with `--model /path/to/{folder}` (Python: model_id='/path/to/{folder}'); "
+            f"(2) or populate the Hugging Face cache (HF_HOME) with it and set HF_HUB_OFFLINE=1; "
+            f"(3) or {fallback}.")
+
+
+def _cached_snapshot(repo_id: str) -> str | None:
+    """The cache snapshot folder holding config.json and weights for ``repo_id``, or None (no network used)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    config_path = try_to_load_from_cache(repo_id, "config.json")
+    if not isinstance(config_path, str):
+        return None
+    snapshot = Path(config_path).parent
+    if any((snapshot / name).exists() for name in WEIGHT_FILES):
+        return str(snapshot)
+    return None
+
+
+def resolve_pretrained(model_id: str, what: str = "these weights",
+                       fallback: str = "use `--encoder flow`, the weight-free motion descriptor") -> str:
+    """A folder or hub id that ``from_pretrained`` can load now, or WeightsUnavailableError within seconds.
+
+    Order: an existing local folder (must hold config.json); a complete copy in the local Hugging
+    Face cache (returned as its snapshot folder, so loading needs no network); the hub id itself
+    when the hub answers. When none applies (offline by HF_HUB_OFFLINE or by an unreachable hub)
+    the error says how to get the weights onto this machine.
+    """
+    model_id = str(model_id).strip()
+    if not model_id:
+        raise WeightsUnavailableError(f"no model id or folder given for {what}; pass a hub id or a local folder")
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise WeightsUnavailableError(f"{path} is a folder but holds no config.json, so it is not a saved "
+                                          f"transformers model; point to the folder made by `hf download` or "
+                                          f"save_pretrained() for {what}")
+        return str(path)
+    looks_like_path = model_id.startswith((".", "/", "~")) or path.exists() or not _REPO_ID.match(model_id)
+    if looks_like_path:
+        raise WeightsUnavailableError(f"model folder {model_id!r} does not exist (and it is not a hub id like "
+                                      f"'owner/name'). {_download_advice(model_id, what, fallback)}")
+    snapshot = _cached_snapshot(model_id)
+    if snapshot is not None:
+        return snapshot
+    if hub_offline_requested():
+        reason = "HF_HUB_OFFLINE=1 is set"
+    elif not hub_is_reachable():
+        reason = f"the hub ({hub_endpoint()}) cannot be reached from this machine"
+    else:
+        return model_id  # not cached, but the hub answers: from_pretrained downloads it
+    from huggingface_hub import constants
+
+    raise WeightsUnavailableError(f"weights {model_id!r} for {what} are not in the local Hugging Face cache "
+                                  f"({constants.HF_HUB_CACHE}) and {reason}. "
+                                  f"{_download_advice(model_id, what, fallback)}")
+
+
+def read_processor_config(resolved: str, section: str, filenames: Sequence[str]) -> dict | None:
+    """The preprocessor values stored with a checkpoint, or None when it has none.
+
+    Looks, like transformers' Auto*Processor, first in processor_config.json's nested ``section``
+    ("video_processor" / "image_processor"), then in ``filenames`` in order. ``resolved`` is what
+    :func:`resolve_pretrained` returned (a folder, or a hub id to look up in the local cache only).
+    """
+    import json
+
+    def locate(name: str) -> Path | None:
+        folder = Path(resolved)
+        if folder.is_dir():
+            candidate = folder / name
+            return candidate if candidate.is_file() else None
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(resolved, name))
+        except Exception:  # noqa: BLE001 - absent file, offline, gated: the class defaults apply
+            return None
+
+    nested = locate("processor_config.json")
+    if nested is not None:
+        values = json.loads(nested.read_text(encoding="utf-8"))
+        if isinstance(values.get(section), dict):
+            return values[section]
+    for name in filenames:
+        found = locate(name)
+        if found is not None:
+            return json.loads(found.read_text(encoding="utf-8"))
+    return None
+
+
+def square_crop_size(value: Any, source: str) -> int:
+    """A crop size from a processor config (int or {"height", "width"}) as one int; non-square is an error."""
+    if isinstance(value, dict):
+        height, width = value.get("height"), value.get("width", value.get("height"))
+        if height is None or height != width:
+            raise ParameterError(f"crop_size {value} in {source} is not square; MotionMatch supports square crops only")
+        return int(height)
+    return int(value)
+
+
+def loading_failed(model_id: str, what: str, error: Exception, fallback: str) -> WeightsUnavailableError:
+    """A WeightsUnavailableError for a from_pretrained call that failed after the weights were located."""
+    return WeightsUnavailableError(f"loading {what} from {model_id!r} failed: {type(error).__name__}: {error}. "
+                                   f"{_download_advice(model_id, what, fallback)}")
+
+
+__all__ = ["Encoder", "FramePreprocessing", "l2_normalize", "check_clips", "check_batch_size", "batches",
+           "evenly_spaced_indices", "resolve_pretrained", "read_processor_config", "hub_is_reachable",
+           "hub_offline_requested", "resize_shortest_edge_uint8", "center_crop", "shortest_edge_size"]
