@@ -30,10 +30,10 @@ data: venv
 	$(PY) -m motionmatch.cli generate-sample --out $(SAMPLE_DIR) --seed $(SEED)
 
 demo: venv data
-	$(PY) scripts/run_notebooks.py --out reports --videos $(SAMPLE_DIR)
+	$(PY) -m motionmatch.cli report --out reports --videos $(SAMPLE_DIR)
 
 test: venv
-	$(PY) -m pytest tests -p no:cacheprovider
+	$(PY) -m pytest tests -p no:cacheprovider --durations=15
 
 bench: venv
 	$(PY) -m bench $(BENCH_ARGS)

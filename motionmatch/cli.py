@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,02")
     report.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="extra notebook parameter (JSON value), repeatable")
+
+    from .cli_beyond import add_subcommands
+
+    add_subcommands(commands)  # calibrate | train-head | hybrid-index
     return parser
 
 
@@ -255,6 +259,9 @@ def cmd_report(args) -> int:
 
 COMMANDS = {"generate-sample": cmd_generate_sample, "extract": cmd_extract, "index": cmd_index,
             "search": cmd_search, "evaluate": cmd_evaluate, "report": cmd_report}
+from .cli_beyond import COMMANDS as BEYOND_COMMANDS  # noqa: E402  (beyond-zero-shot commands)
+
+COMMANDS.update(BEYOND_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ SPEC = ClipSpec(frames_per_clip=16, frame_stride=1, clips_per_video=CLIPS_PER_VI
 SPEC_ARGS = ["--encoder", "flow", "--frames-per-clip", "16", "--frame-stride", "1",
              "--clips-per-video", str(CLIPS_PER_VIDEO)]
 CLI_TIMEOUT_S = 120
+pytestmark = pytest.mark.timeout(300)  # nothing may hang: a stuck test fails after 5 minutes
 INDEX_LINE = re.compile(r"(\d+) -> (\d+) rows; (\d+) videos written \((\d+) changed\), (\d+) unchanged, (\d+) removed")
 
 

@@ -32,6 +32,7 @@ from motionmatch.synthetic import MOTION_CLASSES, render_motion_clip, write_vide
 
 SPEC_ARGS = ["--encoder", "flow", "--frames-per-clip", "8", "--frame-stride", "2", "--clips-per-video", "2"]
 CLI_TIMEOUT_S = 120
+pytestmark = pytest.mark.timeout(300)  # nothing may hang: a stuck test fails after 5 minutes
 EVIL_LABELS = ['say "hi"', "back\\slash\\", '" or 1==1 or label == "', "line\nbreak", "it's ' or ''=='",
                "tab\tand ) or (1==1", "walk"]
 
@@ -105,7 +106,8 @@ def test_query_embedded_another_way_is_refused_naming_both(evil_index):
     flow, tiny = build_encoder("flow"), build_encoder("vjepa2-tiny")
     clip = sample_clips(table.video_path.iloc[0], ClipSpec(frames_per_clip=4, frame_stride=2, clips_per_video=1))[0]
     tiny_vector = tiny.encode([clip.frames])
-    changed = dict(flow.preprocessing(), short_side=112)
+    held_side = flow.preprocessing()["short_side"]
+    changed = dict(flow.preprocessing(), short_side=held_side + 48)
     with MotionStore(evil_index["uri"], "evil") as store:
         with pytest.raises(EncoderMismatchError) as other_encoder:
             store.search(tiny_vector, k=3, encoder_id=tiny.encoder_id, preprocessing=tiny.preprocessing())
@@ -115,13 +117,13 @@ def test_query_embedded_another_way_is_refused_naming_both(evil_index):
             store.search(tiny_vector, k=3)  # no ids given: the dimension still gives it away
     text = str(other_encoder.value)
     assert f"'{tiny.encoder_id}'" in text and f"'{flow.encoder_id}'" in text
-    assert "short_side: asked 112, held 80" in str(other_preprocessing.value)
+    assert f"short_side: asked {held_side + 48}, held {held_side}" in str(other_preprocessing.value)
     assert f"{tiny.dim}-d" in str(undeclared.value) and f"{flow.dim}-d" in str(undeclared.value)
     assert f"'{flow.encoder_id}'" in str(undeclared.value)
     record_tally("guards", f"query embedded by {tiny.encoder_id} against a {flow.encoder_id} collection",
                  "EncoderMismatchError naming both encoders", "no search ran")
-    record_tally("guards", "query with the right encoder but other preprocessing (short_side 112)",
-                 "EncoderMismatchError: short_side: asked 112, held 80", "no search ran")
+    record_tally("guards", f"query with the right encoder but other preprocessing (short_side {held_side + 48})",
+                 f"EncoderMismatchError: short_side: asked {held_side + 48}, held {held_side}", "no search ran")
 
 
 # ----------------------------------------------------------------------------- concurrency
@@ -141,9 +143,21 @@ def test_second_process_on_a_lite_file_is_pointed_to_server_mode(evil_index):
                  f"{len(evil_index['table'])} rows intact afterwards")
 
 
+def _run_together(commands: dict[str, list[str]]) -> dict[str, str]:
+    """Start every command at once, wait for all; return each one's stdout (asserting exit 0)."""
+    env = dict(os.environ, TQDM_DISABLE="1")
+    running = {name: subprocess.Popen([sys.executable, "-m", "motionmatch.cli", *args], cwd=PROJECT_ROOT, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for name, args in commands.items()}
+    outputs = {name: process.communicate(timeout=CLI_TIMEOUT_S) for name, process in running.items()}
+    for name, process in running.items():
+        assert process.returncode == 0, f"{name}:\n{outputs[name][0][-2000:]}\n{outputs[name][1][-3000:]}"
+    return {name: out for name, (out, _) in outputs.items()}
+
+
 @pytest.mark.server
 @pytest.mark.slow
-def test_parallel_extract_and_index_runs_into_one_server_collection(tmp_path):
+def test_parallel_extract_and_index_runs_into_one_server_collection(tmp_path, milvus_server):
     videos = [_video(tmp_path / "videos" / MOTION_CLASSES[i % 5] / f"v{i}.mp4", seed=100 + i, label_index=i)
               for i in range(8)]
     manifests = {}
@@ -151,38 +165,57 @@ def test_parallel_extract_and_index_runs_into_one_server_collection(tmp_path):
         manifests[name] = tmp_path / f"manifest_{name}.csv"
         pd.DataFrame({"path": [str(p) for p in chosen], "label": [p.parent.name for p in chosen],
                       "domain": "studio", "group": [p.stem for p in chosen]}).to_csv(manifests[name], index=False)
-    process, uri = start_milvus_server(tmp_path / "server")
-    try:
-        env = dict(os.environ, TQDM_DISABLE="1")
-        runs = {}
-        for name, manifest in manifests.items():
-            out = tmp_path / f"emb_{name}"
-            script = (f"{sys.executable} -m motionmatch.cli extract '{manifest}' --out '{out}' {' '.join(SPEC_ARGS)} && "
-                      f"{sys.executable} -m motionmatch.cli index --embeddings '{out}' --milvus-uri {uri} "
-                      f"--collection shared")
-            runs[name] = subprocess.Popen(["bash", "-c", script], cwd=PROJECT_ROOT, env=env,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        outputs = {name: run.communicate(timeout=CLI_TIMEOUT_S) for name, run in runs.items()}
-        for name, run in runs.items():
-            assert run.returncode == 0, f"run {name}:\n{outputs[name][0][-2000:]}\n{outputs[name][1][-3000:]}"
-        # each run's own index summary (they show whether the two syncs overlapped)
-        summaries = [next(line for line in outputs[name][0].splitlines() if " rows; " in line).split(": ", 1)[1]
-                     for name in runs]
-        tables = [pipeline.load_embeddings(tmp_path / f"emb_{name}") for name in manifests]
-        unique = pd.concat(tables).drop_duplicates("clip_id")
-        assert len(unique) == 8 * 2
-        with MotionStore(uri, "shared") as store:
-            stored = store.fetch_table(["clip_id", "video_path", "embedding"])
-            assert store.count() == len(unique) == len(stored)
-        assert stored.clip_id.is_unique and set(stored.clip_id) == set(unique.clip_id)
-        merged = stored.merge(unique[["clip_id", "embedding"]], on="clip_id", suffixes=("", "_table"))
-        np.testing.assert_allclose(np.stack(merged.embedding), np.stack(merged.embedding_table), atol=1e-6)
-    finally:
-        stop_milvus_server(process)
-    record_tally("concurrency", "two `extract && index` runs in parallel into one server collection "
-                 "(6 + 6 videos, 4 shared)", "both exit 0; no corruption (vectors equal the tables); "
-                 f"index summaries: {summaries[0]} | {summaries[1]}",
+    # both runs extract at the same time, then both index at the same time (so the two syncs overlap)
+    _run_together({name: ["extract", str(manifest), "--out", str(tmp_path / f"emb_{name}"), *SPEC_ARGS]
+                   for name, manifest in manifests.items()})
+    indexed = _run_together({name: ["index", "--embeddings", str(tmp_path / f"emb_{name}"), "--milvus-uri",
+                                    milvus_server, "--collection", "parallel_runs"] for name in manifests})
+    summaries = [next(line for line in out.splitlines() if " rows; " in line).split(": ", 1)[1]
+                 for out in indexed.values()]
+    tables = [pipeline.load_embeddings(tmp_path / f"emb_{name}") for name in manifests]
+    unique = pd.concat(tables).drop_duplicates("clip_id")
+    assert len(unique) == 8 * 2
+    with MotionStore(milvus_server, "parallel_runs") as store:
+        stored = store.fetch_table(["clip_id", "video_path", "embedding"])
+        assert store.count() == len(unique) == len(stored)
+    assert stored.clip_id.is_unique and set(stored.clip_id) == set(unique.clip_id)
+    merged = stored.merge(unique[["clip_id", "embedding"]], on="clip_id", suffixes=("", "_table"))
+    np.testing.assert_allclose(np.stack(merged.embedding), np.stack(merged.embedding_table), atol=1e-6)
+    record_tally("concurrency", "two `extract` then two `index` runs at the same time into one server collection "
+                 "(6 + 6 videos, 4 shared)", "all exit 0; no corruption (vectors equal the tables); "
+                 f"index summaries: {summaries[0]} / {summaries[1]}",
                  f"{len(stored)} rows = {len(unique)} unique clips, no duplicates")
+
+
+@pytest.mark.server
+def test_writers_creating_the_same_collection_at_once_all_succeed(milvus_server):
+    """Regression: the slower of two concurrent creators used to fail ('already exists' / 'File exists')."""
+    table = make_random_table(24, 16, seed=3)
+    writers, rounds = 3, 3
+    for round_index in range(rounds):
+        collection = f"created_at_once_{round_index}"
+        barrier, errors, summaries = threading.Barrier(writers), [], []
+
+        def index() -> None:
+            with MotionStore(milvus_server, collection) as store:
+                barrier.wait()  # every writer sees the collection missing, then all create it
+                try:
+                    summaries.append(pipeline.index_embeddings(table, store, "test:random", {"seed": 3}))
+                except Exception as error:  # noqa: BLE001 - collected and shown below
+                    errors.append(error)
+
+        threads = [threading.Thread(target=index) for _ in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+        with MotionStore(milvus_server, collection) as store:
+            assert store.count() == len(table)
+            assert store.encoder_info()["encoder_id"] == "test:random"
+    record_tally("concurrency", f"{writers} writers index into one new server collection at the same instant "
+                 f"(barrier), {rounds} rounds", "all succeed (before the fix the slower ones failed: 'already exists')",
+                 f"{len(table)} rows each round, no duplicates")
 
 
 # ----------------------------------------------------------------------------- server faults

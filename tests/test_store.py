@@ -12,6 +12,7 @@ import pytest
 from conftest import RANDOM_ENCODER_ID, make_random_table
 
 from motionmatch.errors import EncoderMismatchError, ParameterError, StoreError
+from motionmatch import store as store_module
 from motionmatch.store import MotionStore, build_filter, make_clip_id, quote_string
 
 PREPROCESSING = {"resize": 16, "mean": [0.5, 0.5, 0.5], "frames": 4}
@@ -40,7 +41,7 @@ def check_create_is_idempotent_and_refuses_other_encoders(uri: str, collection: 
         first = store.ensure_collection(RANDOM_ENCODER_ID, DIM, PREPROCESSING, recreate=True)
         again = store.ensure_collection(RANDOM_ENCODER_ID, DIM, dict(reversed(PREPROCESSING.items())))
         assert first == again and first["encoder_id"] == RANDOM_ENCODER_ID and first["dim"] == DIM
-        assert again["preprocessing"] == PREPROCESSING and again["index_type"] == "FLAT"
+        assert again["preprocessing"] == PREPROCESSING and again["index_type"] == store_module.DEFAULT_INDEX_TYPE
         properties = store.client.describe_collection(collection)["properties"]
         assert properties["motionmatch.encoder_id"] == RANDOM_ENCODER_ID and properties["motionmatch.dim"] == str(DIM)
 

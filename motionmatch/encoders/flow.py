@@ -52,6 +52,7 @@ class FlowSettings:
     orientation_bins: int = 8  # direction bins over 360 degrees (soft-assigned)
     magnitude_edges: tuple[float, ...] = (0.5, 1.5, 4.0)  # px/frame at short_side scale; bins [thr,e0),...,[e_last,inf)
     motion_threshold: float = 0.15  # px/frame after camera compensation below which a pixel counts as still
+    ignore_border: int = 4  # px at short_side scale along each edge left out (Farneback invents flow there)
     noise_factor: float = 3.0  # ... or below this many times the median residual of the camera fit (flow noise)
     camera_model: str = "affine"  # global camera motion removed per frame pair: "affine", "median" or "none"
     camera_inlier_fraction: float = 0.7  # share of best-fitting pixels the affine camera model is refitted on
@@ -66,6 +67,7 @@ class FlowSettings:
         checks = {"frames_per_clip": self.frames_per_clip >= 2, "short_side": self.short_side >= 16,
                   "temporal_segments": self.temporal_segments >= 1, "grid": self.grid >= 1,
                   "orientation_bins": self.orientation_bins >= 4, "motion_threshold": self.motion_threshold >= 0,
+                  "ignore_border": 0 <= self.ignore_border < self.short_side // 4,
                   "camera_model": self.camera_model in ("affine", "median", "none"),
                   "camera_inlier_fraction": 0.2 <= self.camera_inlier_fraction <= 1.0,
                   "turning_lag_fraction": 0 < self.turning_lag_fraction < 1,
@@ -76,6 +78,7 @@ class FlowSettings:
             raise ParameterError(f"invalid FlowSettings field(s) {bad}: {self}; frames_per_clip >= 2, short_side >= 16, "
                                  "temporal_segments/grid >= 1, orientation_bins >= 4, camera_model in affine/median/none, "
                                  "0.2 <= camera_inlier_fraction <= 1, 0 < turning_lag_fraction < 1, "
+                                 "0 <= ignore_border < short_side / 4, "
                                  "magnitude_edges increasing and above motion_threshold")
 
     @property
@@ -125,6 +128,7 @@ class FlowEncoder:
             grey = np.concatenate([grey, grey])
         height, width = grey.shape[1:]
         pairs = len(grey) - 1
+        border = min(settings.ignore_border, (min(height, width) - 1) // 4)
         xs, ys = self._coordinates(height, width)
         camera = _CameraFit(xs, ys, settings.camera_model, settings.camera_inlier_fraction)
         cell_index = self._cell_index(height, width)
@@ -136,6 +140,8 @@ class FlowEncoder:
 
         for pair in range(pairs):
             flow, noise = camera.remove(self._flow(grey[pair], grey[pair + 1]))
+            if border:
+                flow[:border], flow[-border:], flow[:, :border], flow[:, -border:] = 0, 0, 0, 0
             u, v = flow[..., 0].ravel(), flow[..., 1].ravel()
             magnitude = np.hypot(u, v)
             moving = magnitude > max(settings.motion_threshold, settings.noise_factor * noise)
