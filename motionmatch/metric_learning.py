@@ -18,10 +18,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sys
+import types
+
 import numpy as np
 import pandas as pd
 import torch
-from pytorch_metric_learning import losses, miners, samplers
+
+
+def _block_faiss_torch_patch() -> None:
+    """Keep pytorch-metric-learning from monkey-patching faiss.
+
+    PML's ``utils.inference`` (pulled in by its miners and samplers) imports
+    ``faiss.contrib.torch_utils``, which replaces ``faiss.Index.search`` with a wrapper that
+    rejects the ``params=`` keyword. Milvus Lite (same process, same faiss) passes exactly
+    that keyword for HNSW and IVF searches, so every indexed search would fail after a head
+    was trained. MotionMatch never uses PML's faiss inference, so the patch module is
+    replaced by an empty one before PML is imported.
+    """
+    name = "faiss.contrib.torch_utils"
+    if name not in sys.modules:
+        sys.modules[name] = types.ModuleType(name, "not loaded: see motionmatch.metric_learning")
+
+
+_block_faiss_torch_patch()
+from pytorch_metric_learning import losses, miners, samplers  # noqa: E402
 from sklearn.model_selection import GroupShuffleSplit
 from torch import nn
 from tqdm.auto import tqdm

@@ -15,7 +15,6 @@ Only the Python standard library, numpy, PyAV and ``motionmatch.synthetic`` are 
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -154,15 +153,6 @@ def write_hostile_folder(root: str | Path, fps: float = 12) -> list[HostileCase]
     (bad / "dangling.mp4").symlink_to(bad / "deleted_long_ago.mp4")
     add("dangling_symlink", bad / "dangling.mp4", "discover", "no such file", "a symlink to a file that is gone")
     return cases
-
-
-def remove_hostile_folder(root: str | Path) -> None:
-    """Delete a folder written by :func:`write_hostile_folder` (restores permissions first)."""
-    root = Path(root)
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            path.chmod(0o644)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- the robustness tally

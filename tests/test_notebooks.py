@@ -34,7 +34,8 @@ def run(tmp_path_factory):
         "milvus_uri": str(work / "motionmatch.db"),
     }
     parameters = {
-        "01": dict(shared, source=str(sample / "manifest.csv"), encoder="flow", frames_per_clip=8, clips_per_video=2),
+        "01": dict(embeddings_dir=shared["embeddings_dir"], source=str(sample / "manifest.csv"), encoder="flow",
+                   frames_per_clip=8, clips_per_video=2),
         "02": dict(shared),
         "03": dict(shared, k=5),
         "04": dict(embeddings_dir=shared["embeddings_dir"], n_boot=200, umap_neighbors=10),
