@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("generate-sample", help="write the synthetic labelled motion videos + manifest.csv")
     sample.add_argument("--out", default=str(config.SAMPLE_VIDEOS_DIR))
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--videos-per-class", type=_positive("--videos-per-class"), default=6)
+    sample.add_argument("--videos-per-class", type=_positive("--videos-per-class"), default=8)
 
     extract = commands.add_parser("extract", help="embed the clips of a folder / manifest / dataset (resumable)")
     extract.add_argument("source", help="folder of videos, manifest CSV, or dataset root (with --dataset)")

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .clips import ClipSpec, sample_clips
 from .config import VIDEO_EXTENSIONS
 from .decode import fingerprint_file
-from .errors import MotionMatchError, ParameterError, StoreError, VideoError
+from .errors import MotionMatchError, ParameterError, VideoError
 
 MANIFEST_COLUMNS = ("path", "label", "domain", "group", "split")
 TABLE_COLUMNS = (
@@ -391,25 +391,6 @@ class IndexSummary:
                 f"{self.videos_unchanged} unchanged, {self.videos_removed} removed")
 
 
-def _ensure_collection_among_writers(store, attempts: int = 25, wait_s: float = 0.2, **collection_spec) -> None:
-    """``store.ensure_collection``, tolerating another writer that creates the same collection at the same moment.
-
-    On a server, two processes can both see the collection missing; the slower one's create fails
-    ("already exists") or finds it half made (no index yet). A new collection is therefore retried
-    for a few seconds, while the server answers, and then checked like any existing one.
-    """
-    existed = store.exists()
-    for attempt in range(attempts):
-        try:
-            store.ensure_collection(**collection_spec)
-            return
-        except StoreError:
-            if existed or attempt == attempts - 1:
-                raise
-            store.exists()  # raises at once when the server itself is gone
-            time.sleep(wait_s)
-
-
 def index_embeddings(table: pd.DataFrame, store, encoder_id: str, preprocessing: dict,
                      remove_missing: bool = False, batch_size: int = 512, extra_vectors: dict | None = None,
                      clip_spec: dict | None = None) -> IndexSummary:
@@ -428,8 +409,8 @@ def index_embeddings(table: pd.DataFrame, store, encoder_id: str, preprocessing:
         raise EncoderMismatchError(f"the table holds embeddings from {encoders_in_table}, but indexing was asked "
                                    f"for {encoder_id}; extract again with the same encoder")
     dim = int(len(table["embedding"].iloc[0]))
-    _ensure_collection_among_writers(store, encoder_id=encoder_id, dim=dim, preprocessing=preprocessing,
-                                     extra_vectors=extra_vectors, clip_spec=clip_spec)
+    store.ensure_collection(encoder_id=encoder_id, dim=dim, preprocessing=preprocessing, extra_vectors=extra_vectors,
+                            clip_spec=clip_spec)
     rows_before = store.count()
     existing = store.videos()
     stored_fp = dict(zip(existing["video_path"], existing["video_fingerprint"])) if len(existing) else {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 import logging
 import math
 import os
@@ -437,6 +438,29 @@ class MotionStore:
         return summary
 
     def ensure_collection(self, encoder_id: str, dim: int, preprocessing: dict,
+                          extra_vectors: Mapping[str, int] | None = None, index_type: str = DEFAULT_INDEX_TYPE,
+                          index_params: Mapping[str, Any] | None = None, recreate: bool = False,
+                          clip_spec: Mapping[str, Any] | None = None) -> dict:
+        """Create the collection if it is missing, else check it holds this encoder's vectors.
+
+        Several writers may create the same collection on a server at the same moment; the
+        slower one's create fails ("already exists") or finds it half made (no index yet).
+        A collection that did not exist before this call is therefore retried for a few
+        seconds while the server answers, then checked like any existing one.
+        """
+        existed = self.exists()
+        kwargs = {k: v for k, v in locals().items() if k not in ("self", "existed")}
+        for attempt in range(25):
+            try:
+                return self._ensure_collection_once(**kwargs)
+            except StoreError:
+                if existed or attempt == 24:
+                    raise
+                self.exists()  # raises at once when the server itself is gone
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
+
+    def _ensure_collection_once(self, encoder_id: str, dim: int, preprocessing: dict,
                           extra_vectors: Mapping[str, int] | None = None, index_type: str = DEFAULT_INDEX_TYPE,
                           index_params: Mapping[str, Any] | None = None, recreate: bool = False,
                           clip_spec: Mapping[str, Any] | None = None) -> dict:
