@@ -284,7 +284,8 @@ def run_pipeline(paths: Sequence[Path], spec, encoder, out_dir: Path, batch_size
         raise RuntimeError(f"the pipeline failed on {summary.failed} video(s): {summary.failures[:3]}")
     table = load_embeddings(out_dir)
     run = PathRun("pipeline", int(summary.clips_embedded), wall,
-                  note=f"extract_embeddings, workers={workers}, batch_size={batch_size}")
+                  note=f"extract_embeddings, workers={workers}, batch_size={batch_size} (one video per call: "
+                       f"{min(batch_size, spec.clips_per_video)} clips)")
     run.embeddings = {(row.video_path, int(row.clip_index)): np.asarray(row.embedding)
                       for row in table.itertuples(index=False)}
     return run

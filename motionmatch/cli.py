@@ -11,30 +11,9 @@ import sys
 from pathlib import Path
 
 from . import config
+from .cli_args import DEFAULT_EMBEDDINGS_DIR, non_negative_int, positive_int
 from .errors import MotionMatchError, ParameterError
 
-DEFAULT_EMBEDDINGS_DIR = config.INTERIM_DIR / "embeddings"
-
-
-def _positive(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {value}")
-        return value
-    return parse
-
-
-def _non_negative(name: str):
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {value}")
-        return value
-    return parse
 
 
 def _add_store_args(parser: argparse.ArgumentParser) -> None:
@@ -59,18 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("generate-sample", help="write the synthetic labelled motion videos + manifest.csv")
     sample.add_argument("--out", default=str(config.SAMPLE_VIDEOS_DIR))
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--videos-per-class", type=_positive("--videos-per-class"), default=8)
+    sample.add_argument("--videos-per-class", type=positive_int("--videos-per-class"), default=8)
 
     extract = commands.add_parser("extract", help="embed the clips of a folder / manifest / dataset (resumable)")
     extract.add_argument("source", help="folder of videos, manifest CSV, or dataset root (with --dataset)")
     extract.add_argument("--dataset", default=None, choices=[None, "folder", "manifest", "ucf101", "hmdb51", "kinetics"])
     extract.add_argument("--out", default=str(DEFAULT_EMBEDDINGS_DIR), help="embeddings folder (default: %(default)s)")
     _add_encoder_args(extract)
-    extract.add_argument("--frames-per-clip", type=_non_negative("--frames-per-clip"), default=0, help="0 = encoder default")
-    extract.add_argument("--frame-stride", type=_positive("--frame-stride"), default=2)
-    extract.add_argument("--clips-per-video", type=_positive("--clips-per-video"), default=4)
-    extract.add_argument("--batch-size", type=_positive("--batch-size"), default=8)
-    extract.add_argument("--workers", type=_non_negative("--workers"), default=0, help="decoding processes")
+    extract.add_argument("--frames-per-clip", type=non_negative_int("--frames-per-clip"), default=0, help="0 = encoder default")
+    extract.add_argument("--frame-stride", type=positive_int("--frame-stride"), default=2)
+    extract.add_argument("--clips-per-video", type=positive_int("--clips-per-video"), default=4)
+    extract.add_argument("--batch-size", type=positive_int("--batch-size"), default=8)
+    extract.add_argument("--workers", type=non_negative_int("--workers"), default=0, help="decoding processes")
     extract.add_argument("--overwrite", action="store_true", help="discard earlier results in --out")
     extract.add_argument("--prune", action="store_true", help="drop results of videos no longer in the source")
 
@@ -83,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="find clips whose motion is like a query video's")
     search.add_argument("query", help="query video file")
     _add_store_args(search)
-    search.add_argument("-k", type=_positive("-k"), default=10)
+    search.add_argument("-k", type=positive_int("-k"), default=10)
     search.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
                         help="scalar filter, repeatable (e.g. --filter domain=studio)")
     search.add_argument("--one-per-video", action="store_true", help="at most one hit per video (group_by)")
@@ -93,13 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--embeddings", default=None, help="an embeddings folder (skip extraction)")
     evaluate.add_argument("--dataset", default=None, choices=[None, "folder", "manifest", "ucf101", "hmdb51", "kinetics"])
     evaluate.add_argument("--root", default=None, help="dataset root (with --dataset)")
-    evaluate.add_argument("--split", type=_positive("--split"), default=1, help="official split number")
+    evaluate.add_argument("--split", type=positive_int("--split"), default=1, help="official split number")
     evaluate.add_argument("--protocol", default="all", choices=["all", "leave-one-out", "domains", "train-test"],
                           help="all = every protocol the data supports")
     evaluate.add_argument("--out", default=str(config.PROCESSED_DIR / "evaluation"))
-    evaluate.add_argument("--n-boot", type=_positive("--n-boot"), default=1000)
+    evaluate.add_argument("--n-boot", type=positive_int("--n-boot"), default=1000)
     _add_encoder_args(evaluate)
-    evaluate.add_argument("--clips-per-video", type=_positive("--clips-per-video"), default=4)
+    evaluate.add_argument("--clips-per-video", type=positive_int("--clips-per-video"), default=4)
 
     report = commands.add_parser("report", help="run the notebooks with papermill; write reports/*.html")
     report.add_argument("--out", default=str(config.REPORTS_DIR))
@@ -254,7 +233,20 @@ def cmd_report(args) -> int:
     only = [p for p in args.only.split(",") if p]
     done = run_all(args.out, parameters, only=only)
     print(f"wrote {len(done)} reports to {args.out}: " + ", ".join(p.with_suffix('.html').name for p in done))
+    print(format_recorded_values(done))
     return 0
+
+
+def format_recorded_values(executed_notebooks) -> str:
+    """The values each executed notebook recorded, as the run's closing summary."""
+    from .notebook import read_records
+
+    lines = ["summary (values recorded by the notebooks):"]
+    for notebook in executed_notebooks:
+        for name, value in read_records(notebook).items():
+            shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+            lines.append(f"  {notebook.stem[:2]}  {name:<45} {shown}")
+    return "\n".join(lines)
 
 
 COMMANDS = {"generate-sample": cmd_generate_sample, "extract": cmd_extract, "index": cmd_index,

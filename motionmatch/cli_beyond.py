@@ -13,43 +13,18 @@ Wire into ``motionmatch.cli``: ``add_subcommands(commands)`` in ``build_parser``
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
 from . import config
+from .cli_args import DEFAULT_EMBEDDINGS_DIR, positive_float, positive_int
 from .errors import ParameterError
 
-DEFAULT_EMBEDDINGS_DIR = config.INTERIM_DIR / "embeddings"
 DEFAULT_CALIBRATION_PATH = config.INTERIM_DIR / "calibration.npz"
 DEFAULT_HEAD_PATH = config.INTERIM_DIR / "head.pt"
 DEFAULT_HYBRID_COLLECTION = "motionmatch_hybrid"
-
-
-def _positive_int(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {value}")
-        return value
-    return parse
-
-
-def _positive_float(name: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {value}")
-        return value
-    return parse
 
 
 def add_subcommands(subparsers) -> None:
@@ -63,12 +38,12 @@ def add_subcommands(subparsers) -> None:
     head = subparsers.add_parser("train-head", help="train a projection head (triplet / NT-Xent) on an embeddings table")
     head.add_argument("--embeddings", default=str(DEFAULT_EMBEDDINGS_DIR), help="embeddings folder (default: %(default)s)")
     head.add_argument("--loss", default="triplet", choices=["triplet", "ntxent"])
-    head.add_argument("--margin", type=_positive_float("--margin"), default=0.2, help="triplet margin")
-    head.add_argument("--temperature", type=_positive_float("--temperature"), default=0.07, help="NT-Xent temperature")
+    head.add_argument("--margin", type=positive_float("--margin"), default=0.2, help="triplet margin")
+    head.add_argument("--temperature", type=positive_float("--temperature"), default=0.07, help="NT-Xent temperature")
     head.add_argument("--miner", default="semihard", choices=["semihard", "hard", "all", "batch-hard"])
     head.add_argument("--out-dim", type=int, default=0, help="output dimension; 0 = min(512, input)")
     head.add_argument("--hidden-dim", type=int, default=0, help="0 = one linear layer")
-    head.add_argument("--max-epochs", type=_positive_int("--max-epochs"), default=50)
+    head.add_argument("--max-epochs", type=positive_int("--max-epochs"), default=50)
     head.add_argument("--val-fraction", type=float, default=0.2, help="share of groups held out for early stopping")
     head.add_argument("--seed", type=int, default=0)
     head.add_argument("--out", default=str(DEFAULT_HEAD_PATH), help="output file (default: %(default)s)")
