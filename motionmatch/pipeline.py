@@ -17,6 +17,7 @@ import json
 import os
 import stat
 import time
+from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -201,32 +202,79 @@ def _decode_job(path: str, spec: ClipSpec) -> tuple[str, str, list, list | None,
         return path, "", [], None, f"unexpected decoder error: {type(err).__name__}: {err}|re-encode the file or remove it"
 
 
-def _iter_decoded(paths: Sequence[str], spec: ClipSpec, workers: int, prefetch: int) -> Iterator[tuple]:
+def _workers_can_start(workers: int, context) -> bool:
+    """Whether a fresh pool's worker processes can run a trivial job at all."""
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            pool.submit(os.getpid).result()
+        return True
+    except BrokenProcessPool:
+        return False
+
+
+WORKER_DIED = ("the decode worker process died while decoding this file (a decoder crash or out of memory)"
+               "|re-encode the file (e.g. ffmpeg -i in.mp4 -c:v libx264 out.mp4) or remove it")
+
+
+def _iter_decoded(paths: Sequence[str], spec: ClipSpec, workers: int, prefetch: int,
+                  job=_decode_job) -> Iterator[tuple]:
     """Decode videos ahead of the encoder, in worker processes, with a bounded window.
 
     At most ``prefetch`` decoded videos are held at once, so memory stays flat however
-    large the folder is.
+    large the folder is. A worker that dies (a decoder crash, the kernel's OOM killer) costs
+    only the video it was decoding: the pool is restarted, the videos that were in flight are
+    decoded again one at a time to find the one that kills its worker, that one is reported as
+    failed and the others carry on. Workers that cannot start at all (a script without a
+    ``__main__`` guard) raise ParameterError with what to do.
+    ``job`` (a picklable ``(path, spec) -> tuple``) is the per-video work; tests inject faults through it.
     """
     if workers <= 0:
         for path in paths:
-            yield _decode_job(path, spec)
+            yield job(path, spec)
         return
     import multiprocessing
 
     # spawn, not fork: forking a process that already runs torch's thread pools can deadlock.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending: list[Future] = []
-        iterator = iter(paths)
-        for path in iterator:
-            pending.append(pool.submit(_decode_job, path, spec))
-            if len(pending) >= prefetch:
-                break
-        while pending:
-            done = pending.pop(0)
-            next_path = next(iterator, None)
-            if next_path is not None:
-                pending.append(pool.submit(_decode_job, next_path, spec))
-            yield done.result()
+    context = multiprocessing.get_context("spawn")
+    queue = list(paths)
+    isolate: list[str] = []  # in flight when a pool broke: retried alone, one at a time
+    checked_start = False
+    while queue or isolate:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            pending: list[tuple[str, Future]] = []
+            solo = False
+            broken = False
+            while queue or isolate or pending:
+                if not pending:
+                    solo = bool(isolate)
+                    if solo:
+                        path = isolate.pop(0)
+                        pending.append((path, pool.submit(job, path, spec)))
+                if not solo:
+                    while queue and len(pending) < prefetch:
+                        path = queue.pop(0)
+                        pending.append((path, pool.submit(job, path, spec)))
+                path, done = pending.pop(0)
+                try:
+                    result = done.result()
+                except BrokenProcessPool as err:
+                    broken = True
+                    if not checked_start:
+                        checked_start = True
+                        if not _workers_can_start(workers, context):
+                            raise ParameterError(
+                                "the decode worker processes cannot start. They are started with 'spawn', which "
+                                "re-imports the calling script: in a script, call extraction under "
+                                "`if __name__ == \"__main__\":`, or pass workers=0 (decode in this process). "
+                                f"Finished videos are kept; run again to resume. ({err})") from err
+                    if solo:
+                        yield (path, "", [], None, WORKER_DIED)
+                    else:
+                        isolate.extend([path] + [p for p, _ in pending])
+                    break
+                yield result
+            if not broken:
+                return
 
 
 def write_failures(out_dir: str | Path, failures: Iterable[Failure]) -> Path:

@@ -63,11 +63,13 @@ SCALAR_FIELDS: dict[str, tuple[str, int]] = {
 HIT_FIELDS = ["clip_id", "video_path", "clip_index", "start_s", "end_s", "label", "domain", "group", "split"]
 
 INDEX_TYPES = ("FLAT", "HNSW", "IVF_FLAT")
-# Chosen by bench/bench_search.py (bench/RESULTS.md): Milvus Lite's FLAT is 18-63x slower than the numpy
-# floor; HNSW M=16 keeps recall@10 >= 0.99 from 1e4 to 1e5 vectors at the same latency as IVF_FLAT,
-# whose nprobe=8 default fell to 0.94 recall at 1e4.
+# Chosen by bench/bench_search.py's `recommend` (bench/RESULTS.md): Milvus Lite's FLAT is 18-63x slower
+# than the numpy floor; HNSW M=16 ef=64 keeps recall@10 >= 0.99 from 1e4 to 1e5 vectors within 10 % of
+# the fastest p50, while IVF_FLAT nlist=128 nprobe=8 fell to 0.94 recall at 1e4.
 DEFAULT_INDEX_TYPE = "HNSW"
 DEFAULT_INDEX_PARAMS: dict[str, dict] = {"FLAT": {}, "HNSW": {"M": 16, "efConstruction": 100}, "IVF_FLAT": {"nlist": 128}}
+# Search-time parameters; HNSW's ef is raised to k when k is larger (HNSW needs ef >= k).
+DEFAULT_SEARCH_PARAMS: dict[str, dict] = {"FLAT": {}, "HNSW": {"ef": 64}, "IVF_FLAT": {"nprobe": 32}}
 MAX_TOPK = 16384  # Milvus caps limit (and offset + limit) per request
 QUERY_BATCH = 1000
 
@@ -772,7 +774,9 @@ class MotionStore:
             index = self._call("describe index", "describe_index", self.collection, field) or {}
             self._index_types[field] = str(index.get("index_type", "FLAT")).upper()
         index_type = self._index_types[field]
-        params = {"HNSW": {"ef": max(64, k)}, "IVF_FLAT": {"nprobe": 32}}.get(index_type, {})
+        params = dict(DEFAULT_SEARCH_PARAMS.get(index_type, {}))
+        if "ef" in params:
+            params["ef"] = max(params["ef"], k)
         return {"metric_type": "COSINE", "params": params}
 
     @staticmethod

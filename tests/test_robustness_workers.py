@@ -1,0 +1,65 @@
+"""A decode worker process that dies costs only the video it was decoding.
+
+Real worker processes (spawn), real videos, real decoding; the fault is injected by a job function
+that ends its process with ``os._exit`` on one file, as a decoder crash or the OOM killer would.
+"""
+from __future__ import annotations
+
+import pytest
+
+from motionmatch.clips import ClipSpec
+from motionmatch.errors import ParameterError
+from motionmatch.pipeline import _iter_decoded
+from motionmatch.synthetic import render_motion_clip, write_video
+
+import hostile
+
+SPEC = ClipSpec(frames_per_clip=4, frame_stride=1, clips_per_video=2)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("workers")
+    rng = np.random.default_rng(0)
+    paths = []
+    for name in ("a", "b", "crash_c", "d", "e"):
+        path = root / f"{name}.mp4"
+        write_video(path, render_motion_clip("translate_left", "studio", rng, num_frames=12, size=(64, 48)), fps=12)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_dying_worker_fails_only_its_video(videos, workers):
+    results = list(_iter_decoded(videos, SPEC, workers=workers, prefetch=2 * workers, job=hostile.decode_or_die))
+    by_path = {result[0]: result for result in results}
+    assert sorted(by_path) == sorted(videos) and len(results) == len(videos)  # every video once, none lost
+    crashed = next(p for p in videos if "crash" in p)
+    assert by_path[crashed][3] is None and "worker process died" in by_path[crashed][4]
+    for path in videos:
+        if path != crashed:
+            assert by_path[path][4] is None and len(by_path[path][3]) == SPEC.clips_per_video
+    hostile.record_tally("faults injected and survived", f"decode worker killed on 1 of 5 videos (workers={workers})",
+                         "only that video failed; the pool restarted", f"{len(videos) - 1} videos decoded")
+
+
+def test_workers_that_cannot_start_say_what_to_do(videos, tmp_path):
+    """A script without a __main__ guard: spawn re-runs it in each worker, so no worker can start."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_main_guard.py"
+    script.write_text(
+        "import pandas as pd\n"
+        "from motionmatch.encoders import build_encoder\n"
+        "from motionmatch.clips import ClipSpec\n"
+        "from motionmatch.pipeline import extract_embeddings\n"
+        f"manifest = pd.DataFrame({{'path': {videos[:2]!r}}})\n"
+        f"extract_embeddings(manifest, build_encoder('flow', frames_per_clip=4), {str(tmp_path / 'out')!r},\n"
+        "                   clip_spec=ClipSpec(4, 1, 2), workers=1, progress=False)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert done.returncode != 0
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert "ParameterError" in last_line and "__main__" in last_line and "workers=0" in last_line
