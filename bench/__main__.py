@@ -6,12 +6,18 @@ Each benchmark is a module ``bench.bench_<name>`` exposing ``main(argv=None) -> 
 ``--quick``, prints its own markdown table and writes ``bench/out/<name>.json``. A module that is not
 there is reported as missing; one that raises is reported as failed and the others still run.
 The collected results go to ``bench/out/results.json``; a summary is printed at the end (each result's
-``summary`` markdown, when it has one). Exit status 1 if any benchmark failed.
+``summary`` markdown, when it has one) and written as markdown: the full run (all benchmarks) to
+``bench/RESULTS.md``, which is committed, anything else to ``bench/out/RESULTS-<mode>.md``. It starts
+with one table of every benchmark's targets (PASS / FAIL / NOT MEASURED, with the measured value).
+Exit status 1 if any benchmark failed.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
+import os
+import platform
 import importlib.util
 import json
 import sys
@@ -20,7 +26,10 @@ import traceback
 from pathlib import Path
 
 BENCHMARKS = ("decode", "embed", "memory", "search")  # run in this order (the pipeline's order)
-OUT_DIR = Path(__file__).resolve().parent / "out"
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+TITLES = {"decode": "Decoding", "embed": "Embedding", "memory": "Memory", "search": "Search"}
 
 
 def run(names: list[str], quick: bool) -> dict[str, dict]:
@@ -57,6 +66,52 @@ def summary_markdown(outcomes: dict[str, dict], quick: bool) -> str:
     return "\n".join(lines)
 
 
+def _target_rows(outcomes: dict[str, dict]) -> list[str]:
+    """One markdown row per target any benchmark judged: benchmark, target, measured, verdict."""
+    rows = []
+    for name, outcome in outcomes.items():
+        result = outcome.get("result") if isinstance(outcome.get("result"), dict) else {}
+        for target in (result.get("targets") or {}).values():
+            text = target.get("target") or target.get("rule", "")
+            measured = target.get("measured")
+            if measured is None:
+                if "p50_ms" in target:
+                    measured = (f"{target['judged_on']}: p50 {target['p50_ms']:.1f} ms, "
+                                f"recall@10 {target['recall_at_10']:.3f}")
+                elif target.get("passing_settings"):
+                    measured = (f"numpy p50 {target['numpy_p50_ms']:.1f} ms; passing: "
+                                + ", ".join(target["passing_settings"]))
+                else:
+                    measured = target.get("note", "")
+            verdict = {True: "**PASS**", False: "**FAIL**", None: "NOT MEASURED"}[target.get("passed")]
+            rows.append(f"| {name} | {text} | {measured} | {verdict} |")
+    return rows
+
+
+def results_markdown(outcomes: dict[str, dict], quick: bool, command: str) -> str:
+    """The whole run as markdown: machine, targets table, then each benchmark's own summary."""
+    load = "/".join(f"{x:.2f}" for x in os.getloadavg())
+    lines = [f"# Benchmark results ({'quick' if quick else 'full'} mode)", "",
+             f"Written by `{command}` on {datetime.date.today().isoformat()}: {os.cpu_count()} CPUs, "
+             f"{platform.platform()}, python {platform.python_version()}; load average {load} at the end. "
+             "Absolute times on this shared machine are noisy: read the ratios, which are measured side by "
+             "side in one run. Every number below is printed by that command (JSON in `bench/out/`).", "",
+             "## Targets", "", "| benchmark | target | measured | verdict |", "|---|---|---|---|",
+             *_target_rows(outcomes), ""]
+    for name, outcome in outcomes.items():
+        lines += [f"## {TITLES.get(name, name)}", ""]
+        result = outcome.get("result") if isinstance(outcome.get("result"), dict) else None
+        if outcome["status"] != "ok" or result is None:
+            lines += [f"{outcome['status']}: {outcome.get('error', '')}", ""]
+            continue
+        sub_command = result.get("command") or f"python -m bench.bench_{name}{' --quick' if quick else ''}"
+        lines += [f"Command: `{sub_command.strip()}` ({outcome['seconds']:.0f} s).", ""]
+        if name == "search" and result.get("table_markdown"):
+            lines += [result["table_markdown"], ""]
+        lines += [result.get("summary") or "(no summary)", ""]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="each benchmark's quick mode")
@@ -75,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         {"mode": "quick" if args.quick else "full", "seconds": time.perf_counter() - started, "benchmarks": outcomes},
         indent=2, default=str))
     print("\n" + summary_markdown(outcomes, args.quick))
+    command = "python -m bench" + ("" if argv is None and len(sys.argv) <= 1 else " " + " ".join(
+        argv if argv is not None else sys.argv[1:]))
+    full_run = not args.quick and set(names) == set(BENCHMARKS)
+    target = RESULTS_MD if full_run else OUT_DIR / f"RESULTS-{'quick' if args.quick else 'partial'}.md"
+    target.write_text(results_markdown(outcomes, args.quick, "make bench" if full_run and argv is None
+                                       and len(sys.argv) <= 1 else command))
+    print(f"\nwrote {target}")
     return 1 if any(o["status"] == "failed" for o in outcomes.values()) else 0
 
 

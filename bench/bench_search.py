@@ -298,6 +298,14 @@ def bench_faiss_ivf(matrix: np.ndarray, single: np.ndarray, batch: np.ndarray, t
     return rows
 
 
+class MemoryCapReached(RuntimeError):
+    """Milvus Lite's resident memory passed the cap while inserting; carries how far it got."""
+
+    def __init__(self, rows: int, rss_bytes: int, cap_bytes: int):
+        super().__init__(f"RSS {rss_bytes / 2**30:.1f} GiB > cap {cap_bytes / 2**30:.1f} GiB after {rows:,} rows")
+        self.rows, self.rss_bytes, self.cap_bytes = rows, rss_bytes, cap_bytes
+
+
 class MilvusLiteBench:
     """One Milvus Lite file in a tmp folder with one collection (``id`` INT64, ``vec`` FLOAT_VECTOR)."""
 
@@ -313,12 +321,21 @@ class MilvusLiteBench:
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
         self.client.create_collection(self.COLLECTION, schema=schema)
 
-    def insert(self, matrix: np.ndarray, batch_rows: int = INSERT_BATCH) -> float:
-        """Insert every row (id = row number) in batches, then flush; returns rows per second."""
+    def insert(self, matrix: np.ndarray, batch_rows: int = INSERT_BATCH, cap_bytes: int | None = None) -> float:
+        """Insert every row (id = row number) in batches, then flush; returns rows per second.
+
+        With ``cap_bytes``, raises MemoryCapReached as soon as this process and its children hold more
+        resident memory than that (checked after every batch), so a size that does not fit the machine
+        is measured as far as it goes instead of being killed by the OOM killer.
+        """
         t0 = time.perf_counter()
         for start in range(0, len(matrix), batch_rows):
             stop = min(len(matrix), start + batch_rows)
             self.client.insert(self.COLLECTION, [{"id": i, "vec": matrix[i]} for i in range(start, stop)])
+            if cap_bytes is not None:
+                rss = PeakRss.current_bytes()
+                if rss > cap_bytes:
+                    raise MemoryCapReached(stop, rss, cap_bytes)
         self.client.flush(self.COLLECTION)
         self._wait_for_background_work()
         return len(matrix) / (time.perf_counter() - t0)
@@ -570,6 +587,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=None, help="single queries timed per setting (200; quick 50)")
     parser.add_argument("--time-cap-s", type=float, default=None,
                         help="stop timing single queries of one setting after this many seconds (min 20 queries)")
+    parser.add_argument("--memory-cap-gb", type=float, default=None,
+                        help="stop a Milvus Lite insert whose resident memory passes this (default: 75%% of RAM)")
     parser.add_argument("--budget-s", type=float, default=None,
                         help="skip Milvus Lite at a size whose estimated insert time exceeds what is left "
                              f"(default {FULL_BUDGET_S:g}; quick {QUICK_BUDGET_S:g})")
@@ -593,6 +612,7 @@ def main(argv: list[str] | None = None) -> dict:
     n_single = args.queries or (50 if quick else 200)
     time_cap_s = args.time_cap_s or (4.0 if quick else 12.0)
     budget_s = args.budget_s or (QUICK_BUDGET_S if quick else FULL_BUDGET_S)
+    cap_bytes = int((args.memory_cap_gb or 0.75 * psutil.virtual_memory().total / 2**30) * 2**30)
     only = {t.strip().upper() for t in args.index_types.split(",")} if args.index_types else None
     faiss_ok = not args.no_faiss
     if faiss_ok:
@@ -625,22 +645,35 @@ def main(argv: list[str] | None = None) -> dict:
                            f"the {budget_s:.0f} s budget are left (raise --budget-s to include it)")
         else:
             with tempfile.TemporaryDirectory(prefix="bench_search_") as folder:
+                baseline_rss = PeakRss.current_bytes()
                 store = MilvusLiteBench(folder, args.dim)
                 try:
-                    with PeakRss() as insert_rss:
-                        insert_rate = store.insert(matrix)
-                    segments[str(size)] = store.segment_rows()
-                    print(f"[search] {size:,}: milvus-lite insert {insert_rate:,.0f} rows/s, peak RSS "
-                          f"{insert_rss.peak_mb:,.0f} MB", file=sys.stderr, flush=True)
-                    for config in _configs_for(size, quick, only):
-                        config_rows = bench_milvus(store, config, size, single, batch, truth_batch, time_cap_s,
-                                                   insert_rate)
-                        for row in config_rows:
-                            row.peak_rss_mb = max(row.peak_rss_mb or 0.0, insert_rss.peak_mb)
-                        size_rows += config_rows
-                        print(f"[search] {size:,}: {config.label} built in {config_rows[0].build_s:.1f} s; p50 "
-                              + ", ".join(f"{r.search or 'default'} {r.p50_ms:.1f} ms (recall {r.recall_at_10:.3f})"
-                                          for r in config_rows), file=sys.stderr, flush=True)
+                    try:
+                        with PeakRss() as insert_rss:
+                            insert_rate = store.insert(matrix, cap_bytes=cap_bytes)
+                    except MemoryCapReached as err:
+                        per_row = (err.rss_bytes - baseline_rss) / err.rows
+                        skipped.append(
+                            f"milvus-lite at {size:,} vectors: resident memory (this process and its children) "
+                            f"reached {err.rss_bytes / 2**30:.1f} GiB after {err.rows:,} rows, over the "
+                            f"{err.cap_bytes / 2**30:.1f} GiB cap (--memory-cap-gb); {per_row / 1024:.1f} KiB per "
+                            f"inserted row above the {baseline_rss / 2**30:.1f} GiB before the insert, so {size:,} "
+                            f"rows need ~{(baseline_rss + per_row * size) / 2**30:.1f} GiB; this machine has "
+                            f"{psutil.virtual_memory().total / 2**30:.0f} GiB")
+                        insert_rate = None
+                    if insert_rate is not None:
+                        segments[str(size)] = store.segment_rows()
+                        print(f"[search] {size:,}: milvus-lite insert {insert_rate:,.0f} rows/s, peak RSS "
+                              f"{insert_rss.peak_mb:,.0f} MB", file=sys.stderr, flush=True)
+                        for config in _configs_for(size, quick, only):
+                            config_rows = bench_milvus(store, config, size, single, batch, truth_batch, time_cap_s,
+                                                       insert_rate)
+                            for row in config_rows:
+                                row.peak_rss_mb = max(row.peak_rss_mb or 0.0, insert_rss.peak_mb)
+                            size_rows += config_rows
+                            print(f"[search] {size:,}: {config.label} built in {config_rows[0].build_s:.1f} s; p50 "
+                                  + ", ".join(f"{r.search or 'default'} {r.p50_ms:.1f} ms (recall {r.recall_at_10:.3f})"
+                                              for r in config_rows), file=sys.stderr, flush=True)
                 finally:
                     store.close()
         if faiss_ok:

@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("generate-sample", help="write the synthetic labelled motion videos + manifest.csv")
     sample.add_argument("--out", default=str(config.SAMPLE_VIDEOS_DIR))
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--videos-per-class", type=positive_int("--videos-per-class"), default=8)
+    sample.add_argument("--videos-per-class", type=positive_int("--videos-per-class"), default=32,
+                        help="videos per motion class and domain (default 32)")
+    sample.add_argument("--groups-per-class", type=positive_int("--groups-per-class"), default=16,
+                        help="groups (same look, like one UCF101 gGG) per class and domain (default 16); "
+                             "metric learning needs many groups to train on")
 
     extract = commands.add_parser("extract", help="embed the clips of a folder / manifest / dataset (resumable)")
     extract.add_argument("source", help="folder of videos, manifest CSV, or dataset root (with --dataset)")
@@ -108,11 +112,20 @@ def _parse_filters(pairs: list[str]) -> dict:
 def cmd_generate_sample(args) -> int:
     from .synthetic import generate_sample_dataset
 
+    import pandas as pd
+
+    from .synthetic import DOMAINS, MOTION_CLASSES
+
     manifest = Path(args.out) / "manifest.csv"
+    expected = len(MOTION_CLASSES) * len(DOMAINS) * args.videos_per_class
     if manifest.exists():
-        print(f"sample set already present: {manifest}")
-        return 0
-    path = generate_sample_dataset(args.out, seed=args.seed, videos_per_class_per_domain=args.videos_per_class)
+        present = len(pd.read_csv(manifest))
+        if present == expected:
+            print(f"sample set already present: {manifest} ({present} videos)")
+            return 0
+        print(f"{manifest} lists {present} videos, {expected} were asked for: generating the sample set again")
+    path = generate_sample_dataset(args.out, seed=args.seed, videos_per_class_per_domain=args.videos_per_class,
+                                   groups_per_class_per_domain=args.groups_per_class)
     print(f"wrote {path}")
     return 0
 

@@ -327,8 +327,8 @@ def render_motion_clip(motion: str, domain: str, rng: np.random.Generator, num_f
 
 
 # ----------------------------------------------------------------------------- the sample dataset
-def generate_sample_dataset(out_dir: str | os.PathLike, seed: int = 0, videos_per_class_per_domain: int = 8,
-                            groups_per_class_per_domain: int = 4, num_frames: int = 48, fps: float = 24,
+def generate_sample_dataset(out_dir: str | os.PathLike, seed: int = 0, videos_per_class_per_domain: int = 32,
+                            groups_per_class_per_domain: int = 16, num_frames: int = 48, fps: float = 24,
                             size: tuple[int, int] = (160, 120), progress: bool = True) -> Path:
     """Write the labelled synthetic motion videos under ``out_dir`` and return its ``manifest.csv``.
 

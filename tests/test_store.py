@@ -343,3 +343,21 @@ def test_upsert_derives_missing_clip_ids(tmp_db_uri):
         store.upsert(table.drop(columns="clip_id"), progress=False)
         assert set(store.fetch_table(["clip_id"]).clip_id) == set(table.clip_id)
 
+
+
+def test_store_defaults_are_the_search_benchmarks_winner():
+    """The index the package builds by default is the one bench/RESULTS.md recommends (issue 5)."""
+    import json
+    import re
+    from pathlib import Path
+
+    from motionmatch import store
+
+    results = Path(__file__).resolve().parents[1] / "bench" / "RESULTS.md"
+    match = re.search(r"RECOMMENDED = (\{.*?\})`", results.read_text(encoding="utf-8"))
+    assert match, "bench/RESULTS.md holds no `RECOMMENDED = {...}` line: run `make bench`"
+    recommended = json.loads(match.group(1))
+    index_type = recommended["index_type"]
+    assert store.DEFAULT_INDEX_TYPE == index_type
+    assert store.DEFAULT_INDEX_PARAMS[index_type] == recommended["params"]
+    assert store.DEFAULT_SEARCH_PARAMS[index_type] == recommended["search_params"]
