@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "notes": notes, "rows": rows, "table_markdown": table,
         "comparison": comparison,
-        "summary": table + "".join(f"\n- {backend}: {note}" for backend, note in notes.items())
+        "summary": table + "\n" + "".join(f"\n- {backend}: {note}" for backend, note in notes.items())
         + (f"\n- {comparison['text']}" if comparison else ""),
         "seconds_total": time.perf_counter() - started,
     }

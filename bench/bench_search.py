@@ -458,7 +458,8 @@ def recommend(rows: list[Row]) -> tuple[dict | None, Row | None]:
 
     A setting (index, build and search parameters) qualifies when its recall@10 is >= TARGET_RECALL at
     every size where it was measured (a default must hold up on small collections as well as large
-    ones). Among those, at the largest size, take the lowest p50; among the settings within 10 % of it
+    ones). Those that also meet the latency target (p50 within TARGET_RATIO_AT_1E5 x numpy's) come first,
+    when there are any. Among them, at the largest size, take the lowest p50; among the settings within 10 % of it
     (the same within this machine's noise), prefer the highest recall@10 at its worst size, then the
     shorter build. Returns ``({"index_type", "params", "search_params"}, row)``.
     """
@@ -476,6 +477,8 @@ def recommend(rows: list[Row]) -> tuple[dict | None, Row | None]:
 
     good = [r for r in at_size if holds_up(r)] or [r for r in at_size if (r.recall_at_10 or 0.0) >= TARGET_RECALL] \
         or at_size
+    # the latency target (p50 within TARGET_RATIO_AT_1E5 x the numpy floor) decides first, where any setting meets it
+    good = [r for r in good if (r.p50_ratio_vs_numpy or np.inf) <= TARGET_RATIO_AT_1E5] or good
     fastest = min(r.p50_ms for r in good)
     near = [r for r in good if r.p50_ms <= 1.10 * fastest]
     best = min(near, key=lambda r: (-worst_recall(r), r.build_s or 0.0, r.p50_ms))

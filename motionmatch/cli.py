@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+if not sys.stderr.isatty():  # a log file, CI: redraw progress bars every 10 s, not many times a second
+    os.environ.setdefault("TQDM_MININTERVAL", "10")
 
 from . import config
 from .cli_args import DEFAULT_EMBEDDINGS_DIR, non_negative_int, positive_int
@@ -92,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,02")
     report.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="extra notebook parameter (JSON value), repeatable")
+    report.add_argument("--extra-embeddings", action="append", default=[], metavar="NAME=DIR",
+                        help="another encoder's embeddings of the same clips for notebook 06's hybrid, e.g. "
+                             "visual=data/interim/embeddings_clip (repeatable)")
 
     from .cli_beyond import add_subcommands
 
@@ -243,6 +250,15 @@ def cmd_report(args) -> int:
             parameters[name] = json.loads(value)
         except json.JSONDecodeError:
             parameters[name] = value
+    extra = {}
+    for pair in args.extra_embeddings:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not (Path(folder) / "extract_meta.json").is_file():
+            raise ParameterError(f"--extra-embeddings expects NAME=DIR with DIR an embeddings folder written by "
+                                 f"`motionmatch extract` (it holds extract_meta.json); got {pair!r}")
+        extra[name] = str(Path(folder).resolve())
+    if extra:
+        parameters["extra_embeddings"] = extra
     only = [p for p in args.only.split(",") if p]
     done = run_all(args.out, parameters, only=only)
     print(f"wrote {len(done)} reports to {args.out}: " + ", ".join(p.with_suffix('.html').name for p in done))

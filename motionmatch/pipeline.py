@@ -15,7 +15,6 @@ import csv
 import hashlib
 import json
 import os
-import stat
 import time
 from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures import Future, ProcessPoolExecutor

@@ -155,6 +155,30 @@ def write_hostile_folder(root: str | Path, fps: float = 12) -> list[HostileCase]
     return cases
 
 
+# ----------------------------------------------------------------------------- the CLI, as a user runs it
+CLI_TIMEOUT_S = 180
+
+
+def cli(*args: str, timeout: float = CLI_TIMEOUT_S):
+    """Run ``python -m motionmatch.cli ARGS`` in a subprocess, with a timeout (nothing may hang the suite)
+    and without progress bars; returns the ``subprocess.CompletedProcess``."""
+    import subprocess
+    import sys
+
+    from motionmatch.config import PROJECT_ROOT
+
+    env = dict(os.environ, TQDM_DISABLE="1")
+    return subprocess.run([sys.executable, "-m", "motionmatch.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=PROJECT_ROOT, env=env)
+
+
+def cli_ok(*args: str) -> str:
+    """``cli`` that must succeed; returns its stdout (the failure message shows both streams)."""
+    done = cli(*args)
+    assert done.returncode == 0, f"motionmatch {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
 # ----------------------------------------------------------------------------- the robustness tally
 TALLY_ENV_VAR = "MOTIONMATCH_TALLY"  # a JSON-lines file; the robustness tests append one line per check
 

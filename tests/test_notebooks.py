@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -42,6 +41,15 @@ def run(tmp_path_factory):
         "05": dict(embeddings_dir=shared["embeddings_dir"], out_dir=str(work / "evaluation"), n_boot=200),
         "06": dict(shared, n_boot=200, max_epochs=5),
     }
+    # a second encoder's table of the same clips, for notebook 06's hybrid (CLIP with tiny random weights)
+    from motionmatch.clips import ClipSpec
+    from motionmatch.encoders import build_encoder
+    from motionmatch.pipeline import extract_embeddings, load_source
+
+    manifest, _ = load_source(sample / "manifest.csv")
+    extract_embeddings(manifest, build_encoder("clip-tiny"), work / "embeddings_visual",
+                       clip_spec=ClipSpec(frames_per_clip=8, clips_per_video=2), progress=False)
+    parameters["06"]["extra_embeddings"] = {"visual": str(work / "embeddings_visual")}
     out = work / "reports"
     records = {}
     for prefix, notebook in NOTEBOOKS.items():
@@ -117,6 +125,8 @@ def test_06_compares_methods_against_zero_shot(run):
     assert r["zero_shot_cross_p10"] >= 0.0
     assert r["best_cross_p10"] >= 0.0
     assert r["improvement_cross_p10"] == pytest.approx(r["best_cross_p10"] - r["zero_shot_cross_p10"], abs=1e-9)
+    assert r["extra_vectors"] == ["visual"]  # the CLIP table was given...
+    assert "visual" in r["hybrid_fields"]  # ...and became a vector field of the Milvus hybrid collection
 
 
 def test_html_report_names_the_encoder_and_embeds_plotly(run):

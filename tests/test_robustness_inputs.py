@@ -9,28 +9,23 @@ and valid-but-odd videos are embedded. Bad parameters are refused before any wor
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hostile import IS_ROOT, ROOT_SKIP_REASON, HostileCase, record_tally, write_hostile_folder
+from hostile import CLI_TIMEOUT_S, IS_ROOT, ROOT_SKIP_REASON, HostileCase, cli, record_tally, write_hostile_folder
 
 from motionmatch import pipeline
 from motionmatch.clips import ClipSpec
-from motionmatch.config import PROJECT_ROOT
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import ParameterError, StoreError
 from motionmatch.store import MotionStore
 
 SPEC = ClipSpec(frames_per_clip=8, frame_stride=2, clips_per_video=2)
 SPEC_ARGS = ["--encoder", "flow", "--frames-per-clip", "8", "--frame-stride", "2", "--clips-per-video", "2"]
-CLI_TIMEOUT_S = 180
 pytestmark = pytest.mark.timeout(300)  # an in-process hang (e.g. opening a FIFO) fails instead of blocking the suite
 CASE_NAMES = ["plain_0", "plain_1", "one_frame", "uhd_4k", "tall_16x1000", "wide_1000x16", "rotated_90",
               "variable_frame_rate", "unicode_spaces", "zero_bytes", "truncated", "text_as_mp4", "audio_only",
@@ -38,11 +33,6 @@ CASE_NAMES = ["plain_0", "plain_1", "one_frame", "uhd_4k", "tall_16x1000", "wide
               "symlink_loop_file_2", "dangling_symlink"]
 
 
-def cli(*args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """Run ``python -m motionmatch.cli ARGS`` with a timeout, so nothing can hang the suite."""
-    env = dict(os.environ, TQDM_DISABLE="1")
-    return subprocess.run([sys.executable, "-m", "motionmatch.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=PROJECT_ROOT, env=env)
 
 
 @pytest.fixture(scope="module")

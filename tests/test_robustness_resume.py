@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hostile import record_tally
+from hostile import CLI_TIMEOUT_S, cli_ok, record_tally
 
 from motionmatch import pipeline
 from motionmatch.clips import ClipSpec
@@ -32,22 +32,12 @@ CLIPS_PER_VIDEO = 2
 SPEC = ClipSpec(frames_per_clip=16, frame_stride=1, clips_per_video=CLIPS_PER_VIDEO)
 SPEC_ARGS = ["--encoder", "flow", "--frames-per-clip", "16", "--frame-stride", "1",
              "--clips-per-video", str(CLIPS_PER_VIDEO)]
-CLI_TIMEOUT_S = 120
 pytestmark = pytest.mark.timeout(300)  # nothing may hang: a stuck test fails after 5 minutes
 INDEX_LINE = re.compile(r"(\d+) -> (\d+) rows; (\d+) videos written \((\d+) changed\), (\d+) unchanged, (\d+) removed")
 
 
-def cli(*args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """Run ``python -m motionmatch.cli ARGS``; never hangs (timeout) and never prints a progress bar."""
-    env = dict(os.environ, TQDM_DISABLE="1")
-    return subprocess.run([sys.executable, "-m", "motionmatch.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=PROJECT_ROOT, env=env)
 
 
-def cli_ok(*args: str) -> str:
-    done = cli(*args)
-    assert done.returncode == 0, f"motionmatch {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
 
 
 def index_counts(stdout: str) -> dict[str, int]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_random_table, start_milvus_server, stop_milvus_server
-from hostile import record_tally
+from hostile import CLI_TIMEOUT_S, cli, cli_ok, record_tally
 
 from motionmatch import pipeline
 from motionmatch.clips import ClipSpec, sample_clips
@@ -31,22 +31,13 @@ from motionmatch.store import MotionStore
 from motionmatch.synthetic import MOTION_CLASSES, render_motion_clip, write_video
 
 SPEC_ARGS = ["--encoder", "flow", "--frames-per-clip", "8", "--frame-stride", "2", "--clips-per-video", "2"]
-CLI_TIMEOUT_S = 120
 pytestmark = pytest.mark.timeout(300)  # nothing may hang: a stuck test fails after 5 minutes
 EVIL_LABELS = ['say "hi"', "back\\slash\\", '" or 1==1 or label == "', "line\nbreak", "it's ' or ''=='",
                "tab\tand ) or (1==1", "walk"]
 
 
-def cli(*args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TQDM_DISABLE="1")
-    return subprocess.run([sys.executable, "-m", "motionmatch.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=PROJECT_ROOT, env=env)
 
 
-def cli_ok(*args: str) -> str:
-    done = cli(*args)
-    assert done.returncode == 0, f"motionmatch {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
 
 
 def _video(path: Path, seed: int, label_index: int = 0) -> Path:
@@ -246,9 +237,9 @@ def test_server_killed_mid_upsert_then_restarted_and_the_upsert_rerun(tmp_path):
             while (seen := watcher.count()) < 8 * batch and time.monotonic() < deadline:
                 time.sleep(0.02)
         assert writer.is_alive(), "the upsert finished before the server could be killed: make the table larger"
+        killed_at = time.monotonic()
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
-        killed_at = time.monotonic()
         writer.join(timeout=60)
         assert not writer.is_alive()
         error = outcome.get("error")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from motionmatch.clips import ClipSpec
-from motionmatch.errors import ParameterError
 from motionmatch.pipeline import _iter_decoded
 from motionmatch.synthetic import render_motion_clip, write_video
 
