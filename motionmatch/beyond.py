@@ -890,13 +890,16 @@ def _field_encoder_id(fitted: FittedVectors, table: pd.DataFrame) -> str:
 
 
 def index_hybrid(table: pd.DataFrame, store, fields: Sequence[FittedVectors], preprocessing: Mapping[str, Any],
-                 recreate: bool = True, clip_spec: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 recreate: bool = True, clip_spec: Mapping[str, Any] | None = None,
+                 index_type: str | None = None) -> dict[str, Any]:
     """Write ``table`` into a multi-vector collection (one field per fitted representation) and store the transforms.
 
     The first field becomes the collection's ``embedding`` (its encoder_id records the calibration,
     if any); the others become extra vector fields (see :func:`hybrid_field_names`). Returns
-    ``{"rows", "fields": {name: dim}, "encoder_id", "arrays"}``.
+    ``{"rows", "fields": {name: dim}, "encoder_id", "arrays"}``. ``index_type`` defaults to the store's.
     """
+    from .store import DEFAULT_INDEX_TYPE
+
     names = hybrid_field_names([f.spec for f in fields])
     vectors = {name: f.transform(table) for name, f in zip(names, fields)}
     encoder_id = _field_encoder_id(fields[0], table)
@@ -907,7 +910,7 @@ def index_hybrid(table: pd.DataFrame, store, fields: Sequence[FittedVectors], pr
     dims = {name: int(v.shape[1]) for name, v in vectors.items()}
     store.ensure_collection(encoder_id=encoder_id, dim=dims["embedding"], preprocessing=dict(preprocessing),
                             extra_vectors={n: d for n, d in dims.items() if n != "embedding"}, recreate=recreate,
-                            clip_spec=clip_spec)
+                            clip_spec=clip_spec, index_type=index_type or DEFAULT_INDEX_TYPE)
     rows = store.upsert(out, vector_columns={name: name for name in names}, progress=False)
     calibration, head = _fields_artifacts(fields)
     arrays = save_transforms(store, calibration=calibration, head=head)
@@ -940,6 +943,7 @@ def milvus_hybrid_check(fit_table: pd.DataFrame, test_table: pd.DataFrame, store
     the queries ask Milvus for k + (most items any query must skip) hits with a ``domain`` filter,
     then drop their own clip / video / group client-side and keep k.
 
+    The fields get exact (FLAT) indexes here, so that differences come from the fusion alone.
     Weighted fusion is a sum of per-item cosines, so with every gallery item among each field's
     candidates it matches the numpy fusion exactly (up to float rounding and ties). RRF scores tie
     often (ranks (1, 3) and (3, 1) fuse to the same value) and Milvus orders ties its own way, so
@@ -966,7 +970,8 @@ def milvus_hybrid_check(fit_table: pd.DataFrame, test_table: pd.DataFrame, store
     preprocessing = dict(preprocessing or {"base_encoder": encoder_id, "hybrid_fields": [s.label for s in spec.fields]})
 
     with MotionStore(store_uri, collection) as store:
-        stored = index_hybrid(test_table, store, fitted, preprocessing, recreate=True)
+        # exact (FLAT) indexes, so that the comparison measures the fusion, not the ANN index's recall
+        stored = index_hybrid(test_table, store, fitted, preprocessing, recreate=True, index_type="FLAT")
     # reopen: the query side knows only the URI and the collection
     with MotionStore(store_uri, collection) as store:
         calibration, head = load_transforms(store, expected_encoder_id=encoder_id)
