@@ -91,9 +91,9 @@ def _target_rows(outcomes: dict[str, dict]) -> list[str]:
                 if "p50_ms" in target:
                     measured = (f"{target['judged_on']}: p50 {target['p50_ms']:.1f} ms, "
                                 f"recall@10 {target['recall_at_10']:.3f}")
-                elif target.get("passing_settings"):
-                    measured = (f"numpy p50 {target['numpy_p50_ms']:.1f} ms; passing: "
-                                + ", ".join(target["passing_settings"]))
+                elif "passing_settings" in target and target.get("passed") is not None:
+                    measured = (f"numpy p50 {target['numpy_p50_ms']:.1f} ms; closest: {target.get('closest', '-')}; "
+                                f"passing: {', '.join(target['passing_settings']) or 'none'}")
                 else:
                     measured = target.get("note", "")
             verdict = {True: "**PASS**", False: "**FAIL**", None: "NOT MEASURED"}[target.get("passed")]

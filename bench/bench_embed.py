@@ -272,10 +272,11 @@ def run_naive(paths: Sequence[Path], spec, model, preprocessor: ModelCardPreproc
 
 
 # ----------------------------------------------------------------------------- the MotionMatch paths
-def run_pipeline(paths: Sequence[Path], spec, encoder, out_dir: Path, batch_size: int, workers: int) -> PathRun:
+def run_pipeline(paths: Sequence[Path], spec, encoder, out_dir: Path, batch_size: int, workers: int | None) -> PathRun:
     """``extract_embeddings`` end to end (decode worker, preprocessing, encoder, parquet parts)."""
-    from motionmatch.pipeline import extract_embeddings, load_embeddings
+    from motionmatch.pipeline import default_decode_workers, extract_embeddings, load_embeddings
 
+    workers = default_decode_workers() if workers is None else workers
     started = time.perf_counter()
     summary = extract_embeddings(manifest_for(paths), encoder, out_dir, clip_spec=spec, batch_size=batch_size,
                                  workers=workers, overwrite=True, progress=False)
@@ -556,7 +557,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--videos", type=int, default=None, help="generated videos for the CPU run (24; quick 8)")
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds of naive/pipeline (2; quick 1)")
     parser.add_argument("--model", choices=sorted(MODELS), default="cpu", help="the CPU run's model size")
-    parser.add_argument("--workers", type=int, default=1, help="decode worker processes of the pipeline")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decode worker processes of the pipeline (default: the package's, default_decode_workers())")
     parser.add_argument("--compile-timeout-s", type=float, default=None,
                         help="time limit of the torch.compile child (100; 0 or --quick skips it)")
     parser.add_argument("--gpu", action="store_true", help="run the accelerator section (default: when CUDA is there)")

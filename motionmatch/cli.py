@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--frame-stride", type=positive_int("--frame-stride"), default=2)
     extract.add_argument("--clips-per-video", type=positive_int("--clips-per-video"), default=4)
     extract.add_argument("--batch-size", type=positive_int("--batch-size"), default=8)
-    extract.add_argument("--workers", type=non_negative_int("--workers"), default=0, help="decoding processes")
+    extract.add_argument("--workers", type=non_negative_int("--workers"), default=None,
+                         help="decoding processes ahead of the encoder (default: CPU cores - 2, at most 4; 0 on 2 cores)")
     extract.add_argument("--overwrite", action="store_true", help="discard earlier results in --out")
     extract.add_argument("--prune", action="store_true", help="drop results of videos no longer in the source")
 

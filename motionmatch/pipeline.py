@@ -286,13 +286,23 @@ def write_failures(out_dir: str | Path, failures: Iterable[Failure]) -> Path:
     return path
 
 
+def default_decode_workers() -> int:
+    """Decode worker processes to run by default: CPU cores - 2, at most 4.
+
+    On a 2-core machine this is 0: torch's threads already use both cores, and `make bench`
+    measured extraction 1.74x faster than the naive path with one worker against 2.26x with
+    decoding inline. With cores to spare (a GPU machine) workers overlap decoding with the model.
+    """
+    return max(0, min(4, (os.cpu_count() or 1) - 2))
+
+
 def extract_embeddings(
     manifest: pd.DataFrame,
     encoder,
     out_dir: str | Path,
     clip_spec: ClipSpec | None = None,
     batch_size: int = 8,
-    workers: int = 0,
+    workers: int | None = None,
     overwrite: bool = False,
     prune: bool = False,
     discovery_failures: Sequence[Failure] = (),
@@ -300,13 +310,16 @@ def extract_embeddings(
 ) -> ExtractSummary:
     """Embed every video in ``manifest`` with ``encoder`` into ``out_dir``; resumable.
 
-    ``workers`` > 0 decodes in that many processes while the encoder runs.
+    ``workers`` > 0 decodes in that many processes while the encoder runs; 0 decodes inline;
+    None picks :func:`default_decode_workers`.
     ``prune`` deletes parts of videos no longer in the manifest.
     """
     if batch_size <= 0:
         raise ParameterError(f"batch_size must be > 0, got {batch_size}")
+    if workers is None:
+        workers = default_decode_workers()
     if workers < 0:
-        raise ParameterError(f"workers must be >= 0, got {workers}")
+        raise ParameterError(f"workers must be >= 0 (or None for the default), got {workers}")
     clip_spec = clip_spec or ClipSpec(frames_per_clip=encoder.frames_per_clip)
     tubelet = int(encoder.preprocessing().get("tubelet_size", 1) or 1)
     if clip_spec.frames_per_clip % tubelet:
