@@ -32,3 +32,18 @@ def non_negative_int(name: str) -> Callable[[str], int]:
 
 def positive_float(name: str) -> Callable[[str], float]:
     return _number(name, float, 0.0, inclusive=False)
+
+
+def decode_workers_value(value) -> int | None:
+    """A ``workers`` setting from a notebook or config: "auto" -> None (the package's default), else an int >= 0."""
+    from .errors import ParameterError
+
+    if value is None or str(value).strip().lower() == "auto":
+        return None
+    try:
+        workers = int(str(value).strip())
+    except ValueError:
+        workers = -1
+    if workers < 0:
+        raise ParameterError(f"workers must be \"auto\" or a whole number >= 0 (0 decodes inline), got {value!r}")
+    return workers
