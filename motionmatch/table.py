@@ -1,0 +1,134 @@
+"""The bottom layer: the embeddings table's shape and the helpers every other layer needs.
+
+Nothing here imports from the rest of the package except ``config``, ``errors`` and
+``validation``, so every module may import it and there are no cycles (sentence-transformers'
+``util/`` is the model). What lives here:
+
+- the column names of a manifest, an embeddings table and ``failures.csv``;
+- :func:`make_clip_id`, the one primary-key scheme;
+- :func:`l2_normalize` and :func:`embedding_matrix` (the table's vectors as one matrix);
+- :func:`effective_groups`, the group of every row as evaluation sees it;
+- :func:`read_extract_meta` and :func:`load_embeddings`, the one way to read an extraction run
+  (its ``extract_meta.json`` and its parquet parts).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import ParameterError
+
+MANIFEST_COLUMNS = ("path", "label", "domain", "group", "split")
+REQUIRED_MANIFEST_COLUMNS = ("path", "label", "domain", "group")
+TABLE_COLUMNS = (
+    "clip_id", "video_path", "video_fingerprint", "clip_index", "start_s", "end_s",
+    "padded_frames", "label", "domain", "group", "split", "encoder_id", "embedding",
+)
+FAILURE_COLUMNS = ("path", "stage", "reason", "hint")
+EXTRACT_META = "extract_meta.json"
+PARTS_DIR = "parts"
+# Keys of extract_meta.json that describe a run but do not decide whether its parts can be reused.
+META_NOTE_KEYS = ("encoder_note",)
+
+
+def make_clip_id(video_path: str | Path, clip_index: int, encoder_id: str) -> str:
+    """Deterministic primary key (40 hex chars) of one clip of one video under one encoder."""
+    key = f"{Path(video_path).as_posix()}|{int(clip_index)}|{encoder_id}"
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling of a value (sorted keys, no spaces) used to compare settings."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as error:
+        raise ParameterError(f"value must be JSON-serialisable (str, numbers, lists, dicts): {error}") from error
+
+
+def l2_normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows scaled to unit L2 norm, as float32. All-zero rows stay zero instead of becoming NaN."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str = "the embeddings table") -> None:
+    """ParameterError naming what is missing when ``table`` is not a DataFrame with ``columns``."""
+    if not isinstance(table, pd.DataFrame):
+        raise ParameterError(f"{what} must be a pandas DataFrame (load it with motionmatch.table.load_embeddings), "
+                             f"got {type(table).__name__}")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ParameterError(f"{what} lacks column(s) {missing}; it has {list(table.columns)} — "
+                             "load it with motionmatch.table.load_embeddings")
+
+
+def embedding_matrix(table: pd.DataFrame, column: str = "embedding") -> np.ndarray:
+    """The table's vectors (``column``) as one (n, dim) float32 matrix; (0, 0) for an empty table."""
+    require_columns(table, (column,))
+    if len(table) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    try:
+        return np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in table[column]])
+    except ValueError as err:
+        raise ParameterError(f"column '{column}': vectors differ in length ({err}); "
+                             "was the table built with one encoder?") from None
+
+
+def effective_groups(table: pd.DataFrame) -> np.ndarray:
+    """The group of every row as evaluation sees it: a blank group means "the video is its own group"."""
+    require_columns(table, ("video_path", "group"))
+    group = table["group"].fillna("").astype(str).to_numpy()
+    video = table["video_path"].astype(str).to_numpy()
+    return np.where(group == "", np.char.add("video:", video.astype(str)), np.char.add("group:", group.astype(str)))
+
+
+def table_encoder_id(table: pd.DataFrame) -> str:
+    """The single encoder_id of a table ('' when the column is absent); mixed encoders are an error."""
+    if "encoder_id" not in table.columns or len(table) == 0:
+        return ""
+    ids = sorted(set(table["encoder_id"].astype(str)))
+    if len(ids) != 1:
+        raise ParameterError(f"the table mixes encoders {ids}; vectors of different encoders are not comparable")
+    return ids[0]
+
+
+def parts_dir(embeddings_dir: str | Path) -> Path:
+    """Where an extraction run keeps one parquet part per finished video."""
+    return Path(embeddings_dir) / PARTS_DIR
+
+
+def read_extract_meta(embeddings_dir: str | Path) -> dict[str, Any]:
+    """The settings an extraction run recorded (``extract_meta.json``): encoder_id, preprocessing, clip_spec, ...
+
+    The one place that reads it; a missing or broken file is a ParameterError saying what to run.
+    """
+    path = Path(embeddings_dir) / EXTRACT_META
+    if not path.is_file():
+        raise ParameterError(f"{embeddings_dir} has no {EXTRACT_META} — run extraction first "
+                             "(notebook 01 or `motionmatch extract SOURCE --out DIR`)")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ParameterError(f"{path} cannot be read ({err}); extract again with --overwrite") from None
+    missing = [key for key in ("encoder_id", "preprocessing", "clip_spec") if key not in meta]
+    if missing:
+        raise ParameterError(f"{path} lacks {missing}; it was not written by this version — extract again with --overwrite")
+    return meta
+
+
+def load_embeddings(embeddings_dir: str | Path) -> pd.DataFrame:
+    """The embeddings table of an extraction run (all its parts), sorted by video and clip."""
+    folder = parts_dir(embeddings_dir)
+    parts = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not parts:
+        raise ParameterError(f"no embeddings in {embeddings_dir} — run extraction first "
+                             "(notebook 01 or `motionmatch extract`)")
+    table = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    table["embedding"] = [np.asarray(v, dtype=np.float32) for v in table["embedding"]]
+    return table.sort_values(["video_path", "clip_index"], kind="stable").reset_index(drop=True)
