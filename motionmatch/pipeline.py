@@ -30,6 +30,8 @@ from .clips import ClipSpec, sample_clips
 from .config import VIDEO_EXTENSIONS
 from .decode import fingerprint_file
 from .errors import MotionMatchError, ParameterError, VideoError
+from .estimate import ExtractionEstimate
+from .table import META_NOTE_KEYS
 
 MANIFEST_COLUMNS = ("path", "label", "domain", "group", "split")
 TABLE_COLUMNS = (
@@ -174,7 +176,8 @@ def _check_run_meta(out_dir: Path, meta: dict, overwrite: bool) -> None:
     meta_path = out_dir / "extract_meta.json"
     if meta_path.exists() and not overwrite:
         previous = json.loads(meta_path.read_text())
-        if previous != meta:
+        decisive = lambda m: {k: v for k, v in m.items() if k not in META_NOTE_KEYS}  # noqa: E731
+        if decisive(previous) != decisive(meta):
             raise ParameterError(
                 f"{out_dir} holds embeddings made with different settings "
                 f"(encoder {previous.get('encoder_id')}, clips {previous.get('clip_spec')}); "
@@ -307,8 +310,14 @@ def extract_embeddings(
     prune: bool = False,
     discovery_failures: Sequence[Failure] = (),
     progress: bool = True,
+    encoder_note: str = "",
+    print_fn=print,
 ) -> ExtractSummary:
     """Embed every video in ``manifest`` with ``encoder`` into ``out_dir``; resumable.
+
+    ``encoder_note`` (plain words on the encoder, e.g. why ``auto`` fell back) is recorded in
+    ``extract_meta.json`` so every report can open with it. After the first encoded video the
+    estimated total time is printed with ``print_fn`` (see :mod:`motionmatch.estimate`).
 
     ``workers`` > 0 decodes in that many processes while the encoder runs; 0 decodes inline;
     None picks :func:`default_decode_workers`.
@@ -329,6 +338,8 @@ def extract_embeddings(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"encoder_id": encoder.encoder_id, "preprocessing": encoder.preprocessing(), "clip_spec": asdict(clip_spec)}
+    if encoder_note:
+        meta["encoder_note"] = encoder_note
     _check_run_meta(out_dir, json.loads(json.dumps(meta)), overwrite)
 
     manifest = _normalise_manifest(manifest).drop_duplicates("path")
@@ -351,6 +362,9 @@ def extract_embeddings(
             if part.name not in keep:
                 part.unlink()
 
+    estimate = ExtractionEstimate(total_clips=len(todo) * clip_spec.clips_per_video, encoder_id=encoder.encoder_id,
+                                  device=str(getattr(encoder, "device", "cpu")), frames_per_clip=clip_spec.frames_per_clip,
+                                  clips_per_video=clip_spec.clips_per_video, videos=len(todo), print_fn=print_fn)
     bar = tqdm(total=len(todo), desc=f"extract [{encoder.encoder_id}]", unit="video", disable=not progress)
     for path, fingerprint, windows, frames, error in _iter_decoded(todo, clip_spec, workers, prefetch=max(2, 2 * workers)):
         bar.update(1)
@@ -359,7 +373,9 @@ def extract_embeddings(
             summary.failures.append(Failure(path, "decode", reason, hint))
             continue
         try:
+            encode_started = time.perf_counter()
             vectors = encoder.encode(frames, batch_size=batch_size)
+            estimate.observe(len(frames), time.perf_counter() - encode_started)
         except MotionMatchError:
             raise  # a configuration problem (weights, parameters): stop, it would fail for every video
         except Exception as err:
