@@ -32,3 +32,7 @@ class EncoderMismatchError(MotionMatchError):
 
 class StoreError(MotionMatchError):
     """Milvus could not be reached or refused an operation."""
+
+
+class MissingPackageError(MotionMatchError, ImportError):
+    """An optional package a method needs is not installed; the message names the pip package to install."""
