@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 LONG_RUN_S = 30 * 60  # past this, the estimate says how to shrink the run
+PREFIX = "estimate: "  # the estimate's first line starts with this; its advice lines are indented by two spaces
+# (motionmatch.report.EstimateEcho relies on both to pass the estimate from a notebook to the terminal)
 
 
 def format_duration(seconds: float) -> str:
@@ -28,11 +30,14 @@ def format_duration(seconds: float) -> str:
 
 @dataclass
 class ExtractionEstimate:
-    """Estimate an extraction's total time from its first timed batch; print it once.
+    """Estimate an extraction's total time from its first encoded video; print it once.
 
     ``total_clips`` is what the run will embed; ``device`` is where the encoder runs (``cpu``
-    or ``cuda``). ``observe(clips, seconds)`` is called after every encoder call; the first call
-    prints (and returns) the estimate, later calls return None.
+    or ``cuda``). ``observe(clips, seconds)`` is called after every encoder call with the clips
+    just embedded and the encoder's time; the first call prints (and returns) the estimate, later
+    calls return None. The estimate uses the wall time since the estimate was created (the start
+    of the loop), so decoding the first video counts too; ``seconds`` is shown as the encoder's
+    share. The first video also pays warm-up (first kernels, ``torch.compile``), so it errs high.
     """
 
     total_clips: int
@@ -41,7 +46,7 @@ class ExtractionEstimate:
     frames_per_clip: int = 0
     clips_per_video: int = 0
     videos: int = 0
-    long_run_s: float = LONG_RUN_S
+    long_run_s: float | None = None  # past this many seconds, print advice; None = LONG_RUN_S (read when used)
     print_fn: Callable[[str], None] = print
     started: float = field(default_factory=time.perf_counter)
     message: str | None = None
@@ -49,34 +54,46 @@ class ExtractionEstimate:
     estimated_total_s: float | None = None
 
     def observe(self, clips: int, seconds: float) -> str | None:
+        """Print the estimate after the first encoder call (``clips`` embedded in ``seconds``); None afterwards."""
         if self.message is not None or clips <= 0 or self.total_clips <= 0:
             return None
-        self.seconds_per_clip = seconds / clips
+        elapsed = max(float(seconds), time.perf_counter() - self.started)  # decode + encode of the first video
+        self.seconds_per_clip = elapsed / clips
         self.estimated_total_s = self.seconds_per_clip * self.total_clips
-        text = (f"estimate: the first {clips} clip(s) took {seconds:.2f} s ({self.seconds_per_clip:.3f} s/clip on "
-                f"{self.device}, {self.encoder_id}); {self.total_clips} clips in all -> about "
-                f"{format_duration(self.estimated_total_s)}")
-        if self.estimated_total_s > self.long_run_s:
+        text = (f"{PREFIX}the first {clips} clip(s) took {elapsed:.2f} s, {seconds:.2f} s of it in the encoder "
+                f"({self.seconds_per_clip:.3f} s/clip on {self.device}, {self.encoder_id}); {self.total_clips} clips "
+                f"in all -> about {format_duration(self.estimated_total_s)}")
+        if self.estimated_total_s > self.threshold_s:
             text += "\n" + self.advice()
         self.message = text
         self.print_fn(text)
         return text
 
+    @property
+    def threshold_s(self) -> float:
+        """Seconds past which the run counts as long: ``long_run_s``, else the module's LONG_RUN_S."""
+        return float(LONG_RUN_S if self.long_run_s is None else self.long_run_s)
+
     def advice(self) -> str:
-        """What to change when the run is too long: fewer videos, fewer clips, fewer frames, or a GPU."""
-        lines = [f"this run is long (more than {format_duration(self.long_run_s)}). To shrink it:"]
+        """What to change when the run is too long: fewer videos, fewer clips, fewer frames, or a GPU.
+
+        Each line names the notebook / ``motionmatch report --param`` parameter and the
+        ``motionmatch extract`` option, since either may have started the run.
+        """
+        lines = [f"  this run is long (more than {format_duration(self.threshold_s)}). To shrink it:"]
         if self.videos:
-            lines.append(f"  - fewer videos: a smaller sample (e.g. `motionmatch generate-sample --videos-per-class 4`) "
-                         f"or a smaller manifest ({self.videos} videos now)")
+            lines.append(f"    - fewer videos ({self.videos} now): a smaller sample "
+                         "(`--param sample_videos_per_class=4`, or `motionmatch generate-sample --videos-per-class 4`) "
+                         "or a smaller manifest")
         if self.clips_per_video:
-            lines.append(f"  - fewer clips per video: --clips-per-video 1 (now {self.clips_per_video}; the time "
-                         "scales with it)")
+            lines.append(f"    - fewer clips per video ({self.clips_per_video} now; the time scales with it): "
+                         "`--param clips_per_video=1` (`motionmatch extract --clips-per-video 1`)")
         if self.frames_per_clip:
-            lines.append(f"  - fewer frames per clip: --frames-per-clip 16 (now {self.frames_per_clip}; V-JEPA 2's "
-                         "cost grows with the frames)")
-        if self.device != "cuda":
-            lines.append("  - a CUDA GPU: the encoder runs there automatically (bf16, SDPA); install a CUDA build of "
+            lines.append(f"    - fewer frames per clip ({self.frames_per_clip} now; V-JEPA 2's cost grows with the "
+                         "frames): `--param frames_per_clip=16` (`motionmatch extract --frames-per-clip 16`)")
+        if not str(self.device).startswith("cuda"):
+            lines.append("    - a CUDA GPU: the encoder runs there automatically (bf16, SDPA); install a CUDA build of "
                          "torch (README, 'GPU') — a GPU is tens to hundreds of times faster than this CPU")
-        lines.append("  finished videos are kept: stop now (Ctrl-C) and rerun with smaller settings in a new --out, "
-                     "or let it run and resume later")
+        lines.append("    finished videos are kept: stop now (Ctrl-C) and rerun with smaller settings in a new output "
+                     "folder, or let it run and resume later")
         return "\n".join(lines)

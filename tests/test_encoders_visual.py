@@ -86,6 +86,16 @@ def test_a_saved_folder_loads_with_its_preprocessor_config(tmp_path, tiny):
     np.testing.assert_allclose(np.linalg.norm(loaded.encode([random_clip(1)]), axis=1), 1.0, atol=1e-5)
 
 
+def test_a_folder_of_another_model_is_refused_not_loaded_with_random_weights(tmp_path):
+    from motionmatch.encoders.vjepa2 import tiny_model as tiny_vjepa2
+
+    folder = tmp_path / "tiny-vjepa2"
+    tiny_vjepa2(0).save_pretrained(folder)
+    with pytest.raises(WeightsUnavailableError, match="'vjepa2' model") as caught:
+        CLIPVisualEncoder.from_pretrained(str(folder), device="cpu")
+    assert str(folder) in str(caught.value)
+
+
 def test_parameters_and_fail_fast_loading(tmp_path, monkeypatch):
     with pytest.raises(ParameterError, match="frames_sampled"):
         CLIPVisualEncoder.tiny(frames_sampled=0)

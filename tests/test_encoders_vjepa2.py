@@ -124,8 +124,9 @@ def test_wrong_frame_counts_and_inputs_are_parameter_errors(tiny):
         tiny.encode([random_clip(1).astype(np.float32)])
     with pytest.raises(ParameterError, match="sequence of clips"):
         tiny.encode(random_clip(1))
-    with pytest.raises(ParameterError, match="batch_size"):
-        tiny.encode([random_clip(1)], batch_size=0)
+    for bad_batch_size in (0, True, 2.0, "2"):  # a bool is not a count, nor is a float or a string
+        with pytest.raises(ParameterError, match="batch_size"):
+            tiny.encode([random_clip(1)], batch_size=bad_batch_size)
     with pytest.raises(ParameterError, match="unknown V-JEPA 2 setting"):
         VJEPA2Encoder.tiny(colour="blue")
 
@@ -232,6 +233,9 @@ def test_build_encoder_names_and_cheap_import():
 
 
 def test_l2_normalize_keeps_zero_rows_finite():
+    from motionmatch import encoders, table
+
+    assert encoders.l2_normalize is table.l2_normalize is l2_normalize  # one implementation, re-exported
     vectors = l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(vectors, [[0.6, 0.8], [0.0, 0.0]])
     assert vectors.dtype == np.float32

@@ -15,7 +15,7 @@ ENCODER_NAMES = ("vjepa2", "vjepa2-tiny", "flow", "clip", "clip-tiny")
 def build_encoder(name: str, **kwargs: Any) -> Encoder:
     """Build an encoder by name.
 
-    - ``"vjepa2"``: ``VJEPA2Encoder.from_pretrained(model_id=DEFAULT_MODEL_ID, device=, precision=,
+    - ``"vjepa2"``: ``VJEPA2Encoder.from_pretrained(model_id=setting("model_id"), device=, precision=,
       attn_implementation=, frames_per_clip=, compile=)``; WeightsUnavailableError when offline without weights.
     - ``"vjepa2-tiny"``: ``VJEPA2Encoder.tiny(seed=0, **settings)``, random weights, for tests.
     - ``"flow"``: ``FlowEncoder(FlowSettings(**kwargs))``, weight-free optical-flow histograms.
@@ -24,7 +24,7 @@ def build_encoder(name: str, **kwargs: Any) -> Encoder:
     if name == "vjepa2":
         from .vjepa2 import VJEPA2Encoder
 
-        model_id = kwargs.pop("model_id", None) or _default("DEFAULT_MODEL_ID")
+        model_id = _setting("model_id", kwargs.pop("model_id", None))
         return VJEPA2Encoder.from_pretrained(model_id, **kwargs)
     if name == "vjepa2-tiny":
         from .vjepa2 import VJEPA2Encoder
@@ -37,7 +37,7 @@ def build_encoder(name: str, **kwargs: Any) -> Encoder:
     if name == "clip":
         from .visual import CLIPVisualEncoder
 
-        model_id = kwargs.pop("model_id", None) or _default("DEFAULT_CLIP_MODEL_ID")
+        model_id = _setting("clip_model_id", kwargs.pop("model_id", None))
         return CLIPVisualEncoder.from_pretrained(model_id, **kwargs)
     if name == "clip-tiny":
         from .visual import CLIPVisualEncoder
@@ -46,10 +46,11 @@ def build_encoder(name: str, **kwargs: Any) -> Encoder:
     raise ParameterError(f"unknown encoder {name!r}; valid names: {', '.join(ENCODER_NAMES)}")
 
 
-def _default(name: str) -> str:
-    from .. import config
+def _setting(name: str, value: str | None) -> str:
+    """``value``, else the environment variable, else the default: read now, not at import."""
+    from ..config import setting
 
-    return getattr(config, name)
+    return setting(name, value)
 
 
 def _make_settings(settings_class: type, kwargs: dict[str, Any], encoder_name: str) -> Any:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from ..errors import ParameterError, WeightsUnavailableError
 
@@ -12,12 +13,17 @@ ENCODER_CHOICES = ("auto", "vjepa2", "vjepa2-tiny", "flow", "clip", "clip-tiny")
 
 def choose_encoder(name: str = "auto", model_id: str | None = None, device: str | None = None,
                    precision: str | None = None) -> tuple[object, str]:
-    """Build the encoder the user asked for; return it with a one-line note for reports.
+    """Build the encoder the user asked for; return it with a note for the first lines of every report.
 
-    ``auto`` tries the real V-JEPA 2 checkpoint and, when its weights cannot be loaded
-    (offline, no local copy), falls back to :class:`FlowEncoder` and says so. Any other
-    name is strict: a failure is raised, never silently replaced.
+    ``model_id`` empty means the configured checkpoint (``MOTIONMATCH_MODEL``, else the hub's V-JEPA 2;
+    see :func:`motionmatch.config.setting`). ``auto`` falls back to :class:`FlowEncoder` only when
+    nothing was configured and the default hub checkpoint cannot be loaded (offline, not cached);
+    the note then says what was tried, why it failed and how to point at weights. A checkpoint the
+    user chose (``model_id``, ``--model`` or ``MOTIONMATCH_MODEL`` naming a folder or another hub id)
+    must load: its failure is raised with the reason, never replaced by FlowEncoder. Any other name
+    is strict too.
     """
+    from ..config import HUB_MODEL_ID, setting
     from . import build_encoder
 
     if name not in ENCODER_CHOICES:
@@ -27,21 +33,32 @@ def choose_encoder(name: str = "auto", model_id: str | None = None, device: str 
         kwargs["device"] = device
     if precision:
         kwargs["precision"] = precision
-    if name == "auto":
+    if name in ("auto", "vjepa2"):
+        model_id = setting("model_id", model_id)
         try:
-            encoder = build_encoder("vjepa2", **({"model_id": model_id} if model_id else {}), **kwargs)
-            return encoder, f"V-JEPA 2 ({encoder.encoder_id}) with real pre-trained weights."
+            encoder = build_encoder("vjepa2", model_id=model_id, **kwargs)
         except WeightsUnavailableError as err:
-            log.warning("V-JEPA 2 weights unavailable, using FlowEncoder: %s", err)
-            encoder = build_encoder("flow")
-            return encoder, ("FlowEncoder (weight-free optical-flow histograms), NOT V-JEPA 2: the V-JEPA 2 "
-                             f"weights could not be loaded here ({str(err).splitlines()[0]}).")
-    if name in ("vjepa2", "clip") and model_id:
+            if name == "vjepa2" or model_id != HUB_MODEL_ID:
+                raise  # a checkpoint the user chose: say why it does not load, never swap the encoder
+            log.info("V-JEPA 2 weights unavailable, using FlowEncoder: %s", err)  # the note says it, in the report
+            return build_encoder("flow"), fallback_note(model_id, err)
+        return encoder, describe_encoder(encoder.encoder_id)
+    if name == "clip" and model_id:
         kwargs["model_id"] = model_id
     if name in ("flow", "vjepa2-tiny", "clip-tiny"):
         kwargs = {}
     encoder = build_encoder(name, **kwargs)
     return encoder, describe_encoder(encoder.encoder_id)
+
+
+def fallback_note(model_id: str, error: Exception) -> str:
+    """Why ``auto`` used FlowEncoder: what it tried, why that failed, and how to point at the weights."""
+    reason = str(error).split(" To use ")[0].strip().rstrip(".")  # the reason, without the generic advice
+    folder = model_id.rstrip("/").split("/")[-1]
+    return (f"FlowEncoder (flow:v1, weight-free optical-flow histograms), NOT V-JEPA 2. `auto` tried the V-JEPA 2 "
+            f"checkpoint `{model_id}` and could not load it: {reason}. To use V-JEPA 2, download it on a connected "
+            f"machine (`hf download {model_id} --local-dir {folder}`), copy the folder here and set "
+            f"`MOTIONMATCH_MODEL=/path/to/{folder}` (or pass `--model /path/to/{folder}`).")
 
 
 def describe_encoder(encoder_id: str) -> str:
@@ -50,6 +67,9 @@ def describe_encoder(encoder_id: str) -> str:
         return f"FlowEncoder ({encoder_id}): weight-free optical-flow histograms, NOT V-JEPA 2."
     if encoder_id.startswith("vjepa2:tiny"):
         return f"A tiny randomly initialised V-JEPA 2 ({encoder_id}) for tests: its numbers mean nothing about V-JEPA 2."
+    folder = encoder_id.removeprefix("vjepa2:")
+    if encoder_id.startswith("vjepa2:") and Path(folder).is_absolute():
+        return f"V-JEPA 2 ({encoder_id}) with the weights in the local folder {folder}."
     if encoder_id.startswith("vjepa2:"):
         return f"V-JEPA 2 ({encoder_id}) with pre-trained weights."
     if encoder_id.startswith("clip:tiny"):

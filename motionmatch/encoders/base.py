@@ -19,6 +19,8 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..errors import ParameterError, WeightsUnavailableError
+from ..table import l2_normalize  # the one implementation; re-exported for the encoders
+from ..validation import check_scalar
 
 if TYPE_CHECKING:
     import torch
@@ -45,13 +47,6 @@ class Encoder(Protocol):
 
 
 # ----------------------------------------------------------------------------- vectors and clips
-def l2_normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Rows scaled to unit L2 norm, as float32. All-zero rows stay zero instead of becoming NaN."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return (vectors / np.maximum(norms, eps)).astype(np.float32, copy=False)
-
-
 def check_clips(clips: Sequence[np.ndarray], frames_multiple_of: int = 1, min_frames: int = 1) -> list[np.ndarray]:
     """Validate clips ((T, H, W, 3) uint8 RGB each); return them as a list of contiguous arrays.
 
@@ -79,10 +74,8 @@ def check_clips(clips: Sequence[np.ndarray], frames_multiple_of: int = 1, min_fr
 
 
 def check_batch_size(batch_size: int) -> int:
-    """batch_size as a positive int, or a ParameterError."""
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ParameterError(f"batch_size must be a positive integer; got {batch_size!r}")
-    return int(batch_size)
+    """batch_size as a positive int (not a bool or a float), or a ParameterError."""
+    return check_scalar(batch_size, "batch_size", int, min_value=1)
 
 
 def batches(items: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:
@@ -267,6 +260,17 @@ def _cached_snapshot(repo_id: str) -> str | None:
     return None
 
 
+def absolute_if_folder(model_id: str | os.PathLike) -> str:
+    """An existing local folder as its absolute path (symlinks kept, ``~`` expanded); anything else unchanged.
+
+    Encoder ids name their checkpoint; a relative folder would name another place once the working
+    directory changes (the CLI runs at the project root, notebooks in ``notebooks/``).
+    """
+    text = str(model_id).strip()
+    path = Path(text).expanduser()
+    return str(path.absolute()) if text and path.is_dir() else text
+
+
 def resolve_pretrained(model_id: str, what: str = "these weights",
                        fallback: str = "use `--encoder flow`, the weight-free motion descriptor") -> str:
     """A folder or hub id that ``from_pretrained`` can load now, or WeightsUnavailableError within seconds.
@@ -351,10 +355,66 @@ def square_crop_size(value: Any, source: str) -> int:
 
 def loading_failed(model_id: str, what: str, error: Exception, fallback: str) -> WeightsUnavailableError:
     """A WeightsUnavailableError for a from_pretrained call that failed after the weights were located."""
+    if Path(model_id).expanduser().is_dir():
+        return WeightsUnavailableError(
+            f"the folder {model_id} exists but could not be loaded as {what}: {type(error).__name__}: "
+            f"{str(error).strip()}. Point --model (or MOTIONMATCH_MODEL) at a complete checkpoint folder (config.json "
+            f"and model.safetensors, as written by save_pretrained() or `hf download`), or {fallback}.")
     return WeightsUnavailableError(f"loading {what} from {model_id!r} failed: {type(error).__name__}: {error}. "
                                    f"{_download_advice(model_id, what, fallback)}")
 
 
+def _stored_model_type(resolved: str) -> str | None:
+    """``model_type`` in a local checkpoint folder's config.json (None for a hub id or an unreadable file)."""
+    import json
+
+    config_path = Path(resolved) / "config.json"
+    try:
+        return json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None  # not a folder, or a broken file: from_pretrained reports it with its own words
+
+
+def load_pretrained_model(model_class: type, model_id: str, resolved: str, *, model_types: Sequence[str],
+                          required_prefix: str, what: str, fallback: str, **kwargs: Any) -> Any:
+    """``model_class.from_pretrained(resolved)`` that refuses to run on weights it did not find.
+
+    transformers loads a checkpoint of another model type, or one that lacks some weights, with a
+    warning and fills the gaps with random values: the vectors would look normal and mean nothing.
+    Here that is a WeightsUnavailableError naming the folder, as is every other loading failure
+    (unreadable config.json, corrupt safetensors, size mismatch). ``required_prefix`` names the
+    parameters that are actually used (e.g. ``"encoder."``); other missing weights are ignored.
+    """
+    stored_type = _stored_model_type(resolved)
+    if stored_type is not None and stored_type not in model_types:
+        raise WeightsUnavailableError(
+            f"{model_id} holds a {stored_type!r} model (model_type in its config.json), not {what} "
+            f"(model_type {' or '.join(map(repr, model_types))}); point --model (or MOTIONMATCH_MODEL) at a "
+            f"checkpoint of {what}, or {fallback}.")
+    from transformers.utils import logging as transformers_logging
+
+    quiet = _env_true("TQDM_DISABLE") and transformers_logging.is_progress_bar_enabled()
+    if quiet:  # reports set TQDM_DISABLE; transformers' own loading bar would otherwise open them
+        transformers_logging.disable_progress_bar()
+    try:
+        model, info = model_class.from_pretrained(resolved, output_loading_info=True, **kwargs)
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - OSError, JSON, SafetensorError, size mismatch: all say the same
+        raise loading_failed(model_id, what, err, fallback) from err
+    finally:
+        if quiet:
+            transformers_logging.enable_progress_bar()
+    missing = sorted(key for key in info.get("missing_keys", ()) if key.startswith(required_prefix))
+    if missing:
+        raise WeightsUnavailableError(
+            f"{model_id} lacks {len(missing)} weight(s) of {what} (e.g. {', '.join(missing[:3])}); transformers "
+            "would fill them with random values, so the vectors would mean nothing. Re-create the folder with "
+            f"save_pretrained() or `hf download`, or {fallback}.")
+    return model
+
+
 __all__ = ["Encoder", "FramePreprocessing", "l2_normalize", "check_clips", "check_batch_size", "batches",
-           "evenly_spaced_indices", "resolve_pretrained", "read_processor_config", "hub_is_reachable",
+           "evenly_spaced_indices", "absolute_if_folder", "resolve_pretrained", "load_pretrained_model",
+           "read_processor_config", "hub_is_reachable",
            "hub_offline_requested", "resize_shortest_edge_uint8", "center_crop", "shortest_edge_size"]

@@ -21,9 +21,9 @@ import numpy as np
 
 from ..config import DEFAULT_CLIP_MODEL_ID
 from ..errors import ParameterError
-from .base import (FramePreprocessing, batches, check_batch_size, check_clips, evenly_spaced_indices, frames_to_tensor,
-                   l2_normalize, loading_failed, read_processor_config, resample_name, resolve_pretrained,
-                   square_crop_size)
+from .base import (FramePreprocessing, absolute_if_folder, batches, check_batch_size, check_clips,
+                   evenly_spaced_indices, frames_to_tensor, l2_normalize, load_pretrained_model,
+                   read_processor_config, resample_name, resolve_pretrained, square_crop_size)
 
 if TYPE_CHECKING:
     import torch
@@ -112,14 +112,13 @@ class CLIPVisualEncoder:
 
         from ..devices import dtype_for, pick_device
 
-        settings = _settings_from(settings, model_id=str(model_id_or_folder))
+        settings = _settings_from(settings, model_id=absolute_if_folder(model_id_or_folder))
         resolved = resolve_pretrained(settings.model_id, what=WHAT, fallback=FALLBACK)
         dtype = dtype_for(settings.precision, pick_device(settings.device))
-        try:
-            model = CLIPVisionModelWithProjection.from_pretrained(resolved, dtype=dtype,
-                                                                  attn_implementation=settings.attn_implementation)
-        except (OSError, ValueError, RuntimeError, ImportError) as err:
-            raise loading_failed(settings.model_id, WHAT, err, FALLBACK) from err
+        model = load_pretrained_model(CLIPVisionModelWithProjection, settings.model_id, resolved,
+                                      model_types=("clip", "clip_vision_model"), required_prefix="vision_model.",
+                                      what=WHAT, fallback=FALLBACK, dtype=dtype,
+                                      attn_implementation=settings.attn_implementation)
         stored = read_processor_config(resolved, "image_processor", IMAGE_PROCESSOR_FILES)
         return cls(model, settings, processor_values(stored, f"the preprocessor config of {settings.model_id}"))
 

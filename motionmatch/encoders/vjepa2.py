@@ -20,8 +20,9 @@ import numpy as np
 
 from ..config import DEFAULT_MODEL_ID
 from ..errors import ParameterError
-from .base import (FramePreprocessing, batches, check_batch_size, check_clips, frames_to_tensor, l2_normalize,
-                   loading_failed, read_processor_config, resample_name, resolve_pretrained, square_crop_size)
+from .base import (FramePreprocessing, absolute_if_folder, batches, check_batch_size, check_clips, frames_to_tensor,
+                   l2_normalize, load_pretrained_model, read_processor_config, resample_name, resolve_pretrained,
+                   square_crop_size)
 
 if TYPE_CHECKING:
     import torch
@@ -126,19 +127,22 @@ class VJEPA2Encoder:
     def from_pretrained(cls, model_id_or_folder: str = DEFAULT_MODEL_ID, **settings: Any) -> "VJEPA2Encoder":
         """Load a V-JEPA 2 checkpoint (hub id or local folder); fails fast with WeightsUnavailableError offline.
 
+        A local folder is named by its absolute path in ``encoder_id`` (``vjepa2:/abs/folder``), so
+        :func:`~motionmatch.encoders.auto.encoder_from_id` rebuilds it from any working directory
+        (notebooks run in ``notebooks/``). A folder that holds no complete V-JEPA 2 checkpoint is a
+        WeightsUnavailableError naming it, never a model with random weights.
         ``settings`` are :class:`VJEPA2Settings` fields other than model_id (device, precision, ...).
         """
         from transformers import VJEPA2Model
 
         from ..devices import dtype_for, pick_device
 
-        settings = _settings_from(settings, model_id=str(model_id_or_folder))
+        settings = _settings_from(settings, model_id=absolute_if_folder(model_id_or_folder))
         resolved = resolve_pretrained(settings.model_id, what=WHAT, fallback=FALLBACK)
         dtype = dtype_for(settings.precision, pick_device(settings.device))
-        try:
-            model = VJEPA2Model.from_pretrained(resolved, dtype=dtype, attn_implementation=settings.attn_implementation)
-        except (OSError, ValueError, RuntimeError, ImportError) as err:
-            raise loading_failed(settings.model_id, WHAT, err, FALLBACK) from err
+        model = load_pretrained_model(VJEPA2Model, settings.model_id, resolved, model_types=("vjepa2",),
+                                      required_prefix="encoder.", what=WHAT, fallback=FALLBACK, dtype=dtype,
+                                      attn_implementation=settings.attn_implementation)
         stored = read_processor_config(resolved, "video_processor", VIDEO_PROCESSOR_FILES)
         processor_values = (processor_values_from_config(stored, f"the preprocessor config of {settings.model_id}")
                             if stored is not None else default_processor_values(model.config.crop_size))
