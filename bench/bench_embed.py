@@ -274,7 +274,8 @@ def run_naive(paths: Sequence[Path], spec, model, preprocessor: ModelCardPreproc
 # ----------------------------------------------------------------------------- the MotionMatch paths
 def run_pipeline(paths: Sequence[Path], spec, encoder, out_dir: Path, batch_size: int, workers: int | None) -> PathRun:
     """``extract_embeddings`` end to end (decode worker, preprocessing, encoder, parquet parts)."""
-    from motionmatch.pipeline import default_decode_workers, extract_embeddings, load_embeddings
+    from motionmatch.pipeline import default_decode_workers, extract_embeddings
+    from motionmatch.table import load_embeddings
 
     workers = default_decode_workers() if workers is None else workers
     started = time.perf_counter()

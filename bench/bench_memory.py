@@ -71,7 +71,8 @@ def _child(spec: dict) -> dict:
 
     from motionmatch.clips import ClipSpec, sample_clips
     from motionmatch.encoders import build_encoder
-    from motionmatch.pipeline import discover_videos, extract_embeddings
+    from motionmatch.datasets import discover_videos
+    from motionmatch.pipeline import extract_embeddings
 
     encoder = build_encoder("flow")
     clip_spec = ClipSpec(**spec["clip_spec"])

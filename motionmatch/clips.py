@@ -24,6 +24,7 @@ import numpy as np
 
 from .decode import VideoInfo, open_video
 from .errors import ParameterError, VideoError
+from .validation import check_scalar
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,7 @@ class ClipSpec:
 
     def __post_init__(self) -> None:
         for name in ("frames_per_clip", "frame_stride", "clips_per_video"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ParameterError(f"ClipSpec.{name} must be an integer >= 1; got {value!r}")
+            check_scalar(getattr(self, name), f"ClipSpec.{name}", int, min_value=1)
 
     @property
     def span_frames(self) -> int:

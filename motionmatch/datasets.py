@@ -1,4 +1,8 @@
-"""Dataset adapters: a dataset on disk -> the manifest DataFrame (path, label, domain, group, split).
+"""Dataset adapters and sources: what the user points at -> the manifest DataFrame (path, label, domain, group, split).
+
+:func:`load_source` turns a folder, a manifest CSV or a named dataset into a manifest;
+:func:`discover_videos` walks a folder without ever stopping on an odd entry (each becomes a
+:class:`Failure`).
 
 ``group`` marks clips that share a source (same long video, actor, background): evaluation
 excludes a query's whole group so near-duplicates cannot pass for retrieval.
@@ -20,8 +24,11 @@ Where to get the real data
 """
 from __future__ import annotations
 
+import inspect
+import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,9 +36,9 @@ import pandas as pd
 
 from .config import VIDEO_EXTENSIONS
 from .errors import ParameterError
+from .table import MANIFEST_COLUMNS, REQUIRED_MANIFEST_COLUMNS
+from .validation import check_choice, check_scalar
 
-MANIFEST_COLUMNS = ("path", "label", "domain", "group", "split")
-REQUIRED_MANIFEST_COLUMNS = ("path", "label", "domain", "group")
 UCF101_URL = "https://www.crcv.ucf.edu/data/UCF101.php"
 HMDB51_URL = "https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-database/"
 KINETICS_URL = "https://github.com/cvdfoundation/kinetics-dataset"
@@ -51,9 +58,7 @@ def _is_video(path: Path) -> bool:
 
 
 def _check_split_number(split: Any, choices: tuple[int, ...]) -> int:
-    if isinstance(split, bool) or not isinstance(split, int) or split not in choices:
-        raise ParameterError(f"split must be one of {choices} (the official split number), got {split!r}")
-    return split
+    return check_choice(check_scalar(split, "split", int), "split", choices)  # the official split number
 
 
 def _warn_listing(manifest: pd.DataFrame, missing: list[str], unlisted: list[str], where: str) -> pd.DataFrame:
@@ -274,11 +279,9 @@ def load_folder(root: str | Path, domain: str | None = None) -> pd.DataFrame:
     Each video is its own group, unless its name carries a UCF-style ``_gNN_`` group tag
     (``v_Walk_g03_c02.mp4`` -> group ``Walk_g03``). Videos directly in ``root`` are labelled
     ``unlabelled``; deeper folders take the label of their first-level folder. The walk is
-    :func:`motionmatch.pipeline.discover_videos`, which survives symlink loops and unreadable
+    :func:`discover_videos`, which survives symlink loops and unreadable
     entries; those are warned about and listed in ``manifest.attrs["skipped"]``.
     """
-    from .pipeline import discover_videos
-
     manifest, failures = discover_videos(root, domain)
     if len(manifest) == 0:
         raise ParameterError(f"no videos found in {root} (looked for {', '.join(VIDEO_EXTENSIONS)})")
@@ -318,8 +321,6 @@ LOADERS: dict[str, Callable[..., pd.DataFrame]] = {
 
 def load_dataset(name: str, root: str | Path, **kw: Any) -> pd.DataFrame:
     """Dispatch by name: "ucf101", "hmdb51", "kinetics" (root = the CSV), "folder", "manifest"."""
-    import inspect
-
     if name not in LOADERS:
         raise ParameterError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)}")
     loader = LOADERS[name]
@@ -328,3 +329,90 @@ def load_dataset(name: str, root: str | Path, **kw: Any) -> pd.DataFrame:
     if unknown:
         raise ParameterError(f"dataset {name!r} takes no option(s) {unknown}; it accepts {accepted}")
     return loader(root, **kw)
+
+
+# ----------------------------------------------------------------------------- sources: discovery
+@dataclass
+class Failure:
+    """One input that was skipped, and why."""
+
+    path: str
+    stage: str  # discover | decode | encode | index
+    reason: str
+    hint: str = ""
+
+
+def discover_videos(root: str | Path, domain: str | None = None) -> tuple[pd.DataFrame, list[Failure]]:
+    """Find video files under ``root``; label and group follow :func:`datasets.load_folder`'s rules.
+
+    Never raises on odd entries: a directory named like a video, a symlink loop, an
+    unreadable folder or file each become a :class:`Failure` and the walk continues.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise ParameterError(f"video folder {root} does not exist — pass an existing folder or a manifest CSV")
+    if not root.is_dir():
+        raise ParameterError(f"{root} is not a folder — pass a folder of videos or a manifest CSV (*.csv)")
+    rows: list[dict] = []
+    failures: list[Failure] = []
+    domain = domain or root.resolve().name
+
+    def on_error(err: OSError) -> None:
+        failures.append(Failure(str(err.filename), "discover", f"cannot list folder: {err.strerror}",
+                                "check its permissions"))
+
+    seen_dirs: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError as err:
+            on_error(err)
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:  # a symlink loop: do not walk it twice
+            failures.append(Failure(dirpath, "discover", "symlink loop (folder already visited)",
+                                    "remove the link or point it elsewhere"))
+            dirnames[:] = []
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        for name in sorted(dirnames):
+            if name.lower().endswith(VIDEO_EXTENSIONS):
+                failures.append(Failure(str(Path(dirpath) / name), "discover",
+                                        "a directory named like a video", "rename it or move it out of the folder"))
+        dirnames[:] = sorted(d for d in dirnames if not d.lower().endswith(VIDEO_EXTENSIONS))
+        for name in sorted(filenames):
+            if not name.lower().endswith(VIDEO_EXTENSIONS):
+                continue
+            path = Path(dirpath) / name
+            try:
+                path.stat()
+            except OSError as err:
+                reason = "symlink loop" if err.errno == 40 else f"cannot stat file: {err.strerror}"
+                failures.append(Failure(str(path), "discover", reason, "fix or remove the link"))
+                continue
+            label, group = folder_label_and_group(root, path)
+            rows.append({"path": str(path), "label": label, "domain": domain, "group": group, "split": ""})
+    return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)), failures
+
+
+def load_source(source: str | Path, dataset: str | None = None, **dataset_kwargs) -> tuple[pd.DataFrame, list[Failure]]:
+    """Turn what the user pointed at into a manifest: a folder, a manifest CSV, or a named dataset."""
+    source = Path(source)
+    if dataset and dataset not in ("folder", "manifest"):
+        manifest = load_dataset(dataset, source, **dataset_kwargs)
+        return normalise_manifest(manifest), []
+    if source.suffix.lower() == ".csv":
+        if not source.is_file():
+            raise ParameterError(f"manifest {source} does not exist — check the path")
+        return normalise_manifest(load_manifest(source)), []
+    return discover_videos(source, dataset_kwargs.get("domain"))
+
+
+def normalise_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest with exactly :data:`MANIFEST_COLUMNS`, as text ("" where a column or value is missing)."""
+    manifest = manifest.copy()
+    for column in MANIFEST_COLUMNS:
+        if column not in manifest.columns:
+            manifest[column] = ""
+    manifest = manifest[list(MANIFEST_COLUMNS)].fillna("")
+    return manifest.astype({c: str for c in MANIFEST_COLUMNS})

@@ -27,111 +27,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .clips import ClipSpec, sample_clips
-from .config import VIDEO_EXTENSIONS
 from .decode import fingerprint_file
-from .errors import MotionMatchError, ParameterError, VideoError
+from .errors import EncoderMismatchError, MotionMatchError, ParameterError, VideoError
 from .estimate import ExtractionEstimate
-from .table import META_NOTE_KEYS
-
-MANIFEST_COLUMNS = ("path", "label", "domain", "group", "split")
-TABLE_COLUMNS = (
-    "clip_id", "video_path", "video_fingerprint", "clip_index", "start_s", "end_s",
-    "padded_frames", "label", "domain", "group", "split", "encoder_id", "embedding",
-)
-FAILURE_COLUMNS = ("path", "stage", "reason", "hint")
-
-
-# ----------------------------------------------------------------------------- discovery
-@dataclass
-class Failure:
-    """One input that was skipped, and why."""
-
-    path: str
-    stage: str  # discover | decode | encode | index
-    reason: str
-    hint: str = ""
-
-
-def discover_videos(root: str | Path, domain: str | None = None) -> tuple[pd.DataFrame, list[Failure]]:
-    """Find video files under ``root``; label and group follow :func:`datasets.load_folder`'s rules.
-
-    Never raises on odd entries: a directory named like a video, a symlink loop, an
-    unreadable folder or file each become a :class:`Failure` and the walk continues.
-    """
-    root = Path(root)
-    if not root.exists():
-        raise ParameterError(f"video folder {root} does not exist — pass an existing folder or a manifest CSV")
-    if not root.is_dir():
-        raise ParameterError(f"{root} is not a folder — pass a folder of videos or a manifest CSV (*.csv)")
-    from .datasets import folder_label_and_group
-
-    rows: list[dict] = []
-    failures: list[Failure] = []
-    domain = domain or root.resolve().name
-
-    def on_error(err: OSError) -> None:
-        failures.append(Failure(str(err.filename), "discover", f"cannot list folder: {err.strerror}",
-                                "check its permissions"))
-
-    seen_dirs: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
-        try:
-            st = os.stat(dirpath)
-        except OSError as err:
-            on_error(err)
-            dirnames[:] = []
-            continue
-        if (st.st_dev, st.st_ino) in seen_dirs:  # a symlink loop: do not walk it twice
-            failures.append(Failure(dirpath, "discover", "symlink loop (folder already visited)",
-                                    "remove the link or point it elsewhere"))
-            dirnames[:] = []
-            continue
-        seen_dirs.add((st.st_dev, st.st_ino))
-        for name in sorted(dirnames):
-            if name.lower().endswith(VIDEO_EXTENSIONS):
-                failures.append(Failure(str(Path(dirpath) / name), "discover",
-                                        "a directory named like a video", "rename it or move it out of the folder"))
-        dirnames[:] = sorted(d for d in dirnames if not d.lower().endswith(VIDEO_EXTENSIONS))
-        for name in sorted(filenames):
-            if not name.lower().endswith(VIDEO_EXTENSIONS):
-                continue
-            path = Path(dirpath) / name
-            try:
-                path.stat()
-            except OSError as err:
-                reason = "symlink loop" if err.errno == 40 else f"cannot stat file: {err.strerror}"
-                failures.append(Failure(str(path), "discover", reason, "fix or remove the link"))
-                continue
-            label, group = folder_label_and_group(root, path)
-            rows.append({"path": str(path), "label": label, "domain": domain, "group": group, "split": ""})
-    return pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)), failures
-
-
-def load_source(source: str | Path, dataset: str | None = None, **dataset_kwargs) -> tuple[pd.DataFrame, list[Failure]]:
-    """Turn what the user pointed at into a manifest: a folder, a manifest CSV, or a named dataset."""
-    source = Path(source)
-    if dataset and dataset not in ("folder", "manifest"):
-        from .datasets import load_dataset
-
-        manifest = load_dataset(dataset, source, **dataset_kwargs)
-        return _normalise_manifest(manifest), []
-    if source.suffix.lower() == ".csv":
-        if not source.is_file():
-            raise ParameterError(f"manifest {source} does not exist — check the path")
-        from .datasets import load_manifest
-
-        return _normalise_manifest(load_manifest(source)), []
-    return discover_videos(source, dataset_kwargs.get("domain"))
-
-
-def _normalise_manifest(manifest: pd.DataFrame) -> pd.DataFrame:
-    manifest = manifest.copy()
-    for column in MANIFEST_COLUMNS:
-        if column not in manifest.columns:
-            manifest[column] = ""
-    manifest = manifest[list(MANIFEST_COLUMNS)].fillna("")
-    return manifest.astype({c: str for c in MANIFEST_COLUMNS})
-
+from .datasets import Failure, normalise_manifest
+from .datasets import load_source  # noqa: F401  (re-export: notebook 01, test_beyond, test_estimate, test_notebooks)
+from .table import (EXTRACT_META, FAILURE_COLUMNS, META_NOTE_KEYS, TABLE_COLUMNS, make_clip_id, parts_dir,
+                    read_extract_meta)
+from .table import embedding_matrix, load_embeddings  # noqa: F401  (re-export: notebook 01 and test_beyond use them from here)
 
 # ----------------------------------------------------------------------------- extraction
 @dataclass
@@ -164,18 +67,14 @@ class ExtractSummary:
         return text
 
 
-def parts_dir(out_dir: str | Path) -> Path:
-    return Path(out_dir) / "parts"
-
-
 def _part_path(out_dir: Path, video_path: str) -> Path:
     return parts_dir(out_dir) / (hashlib.sha1(video_path.encode("utf-8")).hexdigest()[:20] + ".parquet")
 
 
 def _check_run_meta(out_dir: Path, meta: dict, overwrite: bool) -> None:
-    meta_path = out_dir / "extract_meta.json"
+    meta_path = out_dir / EXTRACT_META
     if meta_path.exists() and not overwrite:
-        previous = json.loads(meta_path.read_text())
+        previous = read_extract_meta(out_dir)
         decisive = lambda m: {k: v for k, v in m.items() if k not in META_NOTE_KEYS}  # noqa: E731
         if decisive(previous) != decisive(meta):
             raise ParameterError(
@@ -342,7 +241,7 @@ def extract_embeddings(
         meta["encoder_note"] = encoder_note
     _check_run_meta(out_dir, json.loads(json.dumps(meta)), overwrite)
 
-    manifest = _normalise_manifest(manifest).drop_duplicates("path")
+    manifest = normalise_manifest(manifest).drop_duplicates("path")
     summary = ExtractSummary(out_dir=str(out_dir), encoder_id=encoder.encoder_id, videos_total=len(manifest))
     summary.failures.extend(discovery_failures)
     started = time.perf_counter()
@@ -406,8 +305,6 @@ def _part_is_current(part: Path, video_path: str) -> bool:
 
 
 def _write_part(out_dir: Path, row, fingerprint: str, windows, vectors: np.ndarray, encoder_id: str) -> None:
-    from .store import make_clip_id  # the store owns the primary-key scheme
-
     records = []
     for window, vector in zip(windows, vectors):
         records.append({
@@ -429,24 +326,6 @@ def _write_part(out_dir: Path, row, fingerprint: str, windows, vectors: np.ndarr
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(temporary, target)
-
-
-def load_embeddings(out_dir: str | Path) -> pd.DataFrame:
-    """Read the embeddings table written by :func:`extract_embeddings` (all parts)."""
-    folder = parts_dir(out_dir)
-    parts = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    if not parts:
-        raise ParameterError(f"no embeddings in {out_dir} — run extraction first (notebook 01 or `motionmatch extract`)")
-    table = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-    table["embedding"] = [np.asarray(v, dtype=np.float32) for v in table["embedding"]]
-    return table.sort_values(["video_path", "clip_index"], kind="stable").reset_index(drop=True)
-
-
-def embedding_matrix(table: pd.DataFrame) -> np.ndarray:
-    """The table's vectors as one (n, dim) float32 matrix."""
-    if len(table) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.stack(table["embedding"].to_numpy()).astype(np.float32, copy=False)
 
 
 # ----------------------------------------------------------------------------- indexing
@@ -480,8 +359,6 @@ def index_embeddings(table: pd.DataFrame, store, encoder_id: str, preprocessing:
         raise ParameterError("the embeddings table is empty — nothing to index")
     encoders_in_table = sorted(set(table["encoder_id"]))
     if encoders_in_table != [encoder_id]:
-        from .errors import EncoderMismatchError
-
         raise EncoderMismatchError(f"the table holds embeddings from {encoders_in_table}, but indexing was asked "
                                    f"for {encoder_id}; extract again with the same encoder")
     dim = int(len(table["embedding"].iloc[0]))

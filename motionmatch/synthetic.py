@@ -32,6 +32,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import ParameterError
+from .table import MANIFEST_COLUMNS
+from .validation import check_scalar
 
 MOTION_CLASSES: tuple[str, ...] = (
     "translate_left", "translate_right", "translate_up", "translate_down",
@@ -40,7 +42,6 @@ MOTION_CLASSES: tuple[str, ...] = (
     "oscillate",  # back and forth along a fixed axis
 )
 DOMAINS: tuple[str, ...] = ("studio", "field")
-MANIFEST_COLUMNS = ("path", "label", "domain", "group", "split")
 
 STUDIO_SHAPES = ("disc",)
 FIELD_SHAPES = ("square", "triangle", "cross", "ring")
@@ -66,8 +67,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarra
     """
     import av
 
-    if not fps or fps <= 0:
-        raise ParameterError(f"fps for {path} must be > 0; got {fps}")
+    check_scalar(fps, f"fps for {path}", float, min_value=0, include_min=False)
     if isinstance(frames, np.ndarray) and (frames.ndim != 4 or len(frames) == 0):
         raise ParameterError(f"frames for {path} must be a non-empty (T, H, W, 3) uint8 array; got shape {frames.shape}")
     if timestamps_s is not None:
@@ -339,10 +339,8 @@ def generate_sample_dataset(out_dir: str | os.PathLike, seed: int = 0, videos_pe
     """
     for name, value in (("videos_per_class_per_domain", videos_per_class_per_domain),
                         ("groups_per_class_per_domain", groups_per_class_per_domain), ("num_frames", num_frames)):
-        if int(value) < 1:
-            raise ParameterError(f"{name} must be >= 1; got {value}")
-    if fps <= 0:
-        raise ParameterError(f"fps must be > 0; got {fps}")
+        check_scalar(value, name, int, min_value=1)
+    check_scalar(fps, "fps", float, min_value=0, include_min=False)
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir)

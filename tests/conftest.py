@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch.store import make_clip_id
+from motionmatch.table import make_clip_id
 
 MILVUS_LITE_BIN = Path(sys.executable).parent / "milvus-lite"
 SERVER_START_TIMEOUT_S = 20.0

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch import pipeline
+from motionmatch import datasets, pipeline
+from motionmatch import table as table_module
 from motionmatch.clips import ClipSpec
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import EncoderMismatchError, ParameterError
@@ -37,7 +38,7 @@ def _copy_sample(manifest: Path, target: Path) -> Path:
 
 def test_corrupt_file_among_videos_is_reported_and_the_run_finishes(tmp_path, sample_manifest, flow):
     manifest_path = _copy_sample(sample_manifest, tmp_path / "videos")
-    manifest = pipeline.load_source(manifest_path)[0]
+    manifest = datasets.load_source(manifest_path)[0]
     corrupt = tmp_path / "videos" / "corrupt.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
     manifest = pd.concat([manifest, pd.DataFrame([{"path": str(corrupt), "label": "x", "domain": "studio",
@@ -50,24 +51,24 @@ def test_corrupt_file_among_videos_is_reported_and_the_run_finishes(tmp_path, sa
     assert failures.path.tolist() == [str(corrupt)]
     assert failures.reason.iloc[0]
     assert "corrupt.mp4" in str(summary)
-    table = pipeline.load_embeddings(tmp_path / "emb")
+    table = table_module.load_embeddings(tmp_path / "emb")
     assert table.video_path.nunique() == len(manifest) - 1
     assert len(table) == (len(manifest) - 1) * SPEC.clips_per_video
 
 
 def test_rerun_skips_finished_videos_and_writes_no_duplicates(tmp_path, sample_manifest, flow):
-    manifest = pipeline.load_source(sample_manifest)[0]
+    manifest = datasets.load_source(sample_manifest)[0]
     first = pipeline.extract_embeddings(manifest, flow, tmp_path / "emb", clip_spec=SPEC, progress=False)
     second = pipeline.extract_embeddings(manifest, flow, tmp_path / "emb", clip_spec=SPEC, progress=False)
     assert first.embedded == len(manifest)
     assert second.embedded == 0 and second.skipped_done == len(manifest)
-    table = pipeline.load_embeddings(tmp_path / "emb")
+    table = table_module.load_embeddings(tmp_path / "emb")
     assert table.clip_id.is_unique
     assert len(table) == len(manifest) * SPEC.clips_per_video
 
 
 def test_changed_settings_in_the_same_folder_are_refused(tmp_path, sample_manifest, flow):
-    manifest = pipeline.load_source(sample_manifest)[0].head(2)
+    manifest = datasets.load_source(sample_manifest)[0].head(2)
     pipeline.extract_embeddings(manifest, flow, tmp_path / "emb", clip_spec=SPEC, progress=False)
     with pytest.raises(ParameterError, match="different settings"):
         pipeline.extract_embeddings(manifest, flow, tmp_path / "emb",
@@ -75,11 +76,11 @@ def test_changed_settings_in_the_same_folder_are_refused(tmp_path, sample_manife
 
 
 def test_parameters_are_checked_before_work(tmp_path, sample_manifest, flow):
-    manifest = pipeline.load_source(sample_manifest)[0]
+    manifest = datasets.load_source(sample_manifest)[0]
     with pytest.raises(ParameterError, match="batch_size"):
         pipeline.extract_embeddings(manifest, flow, tmp_path / "emb", clip_spec=SPEC, batch_size=0)
     with pytest.raises(ParameterError, match="does not exist"):
-        pipeline.load_source(tmp_path / "missing-folder")
+        datasets.load_source(tmp_path / "missing-folder")
     tiny = build_encoder("vjepa2-tiny")
     with pytest.raises(ParameterError, match="tubelet"):
         pipeline.extract_embeddings(manifest, tiny, tmp_path / "emb2",
@@ -89,9 +90,9 @@ def test_parameters_are_checked_before_work(tmp_path, sample_manifest, flow):
 
 def test_index_is_idempotent_and_replaces_changed_videos(tmp_path, sample_manifest, flow):
     videos = _copy_sample(sample_manifest, tmp_path / "videos")
-    manifest = pipeline.load_source(videos)[0]
+    manifest = datasets.load_source(videos)[0]
     pipeline.extract_embeddings(manifest, flow, tmp_path / "emb", clip_spec=SPEC, progress=False)
-    table = pipeline.load_embeddings(tmp_path / "emb")
+    table = table_module.load_embeddings(tmp_path / "emb")
     with MotionStore(str(tmp_path / "mm.db"), "clips") as store:
         first = pipeline.index_embeddings(table, store, flow.encoder_id, flow.preprocessing())
         second = pipeline.index_embeddings(table, store, flow.encoder_id, flow.preprocessing())
@@ -104,7 +105,7 @@ def test_index_is_idempotent_and_replaces_changed_videos(tmp_path, sample_manife
         write_video(changed, frames, fps=12)
         again = pipeline.extract_embeddings(manifest, flow, tmp_path / "emb", clip_spec=SPEC, progress=False)
         assert again.embedded == 1
-        table = pipeline.load_embeddings(tmp_path / "emb")
+        table = table_module.load_embeddings(tmp_path / "emb")
         third = pipeline.index_embeddings(table, store, flow.encoder_id, flow.preprocessing())
         assert third.videos_replaced == 1 and third.rows_after == len(table)
 
@@ -112,16 +113,16 @@ def test_index_is_idempotent_and_replaces_changed_videos(tmp_path, sample_manife
         removed = manifest.path.iloc[1]
         kept = manifest[manifest.path != removed]
         pipeline.extract_embeddings(kept, flow, tmp_path / "emb", clip_spec=SPEC, prune=True, progress=False)
-        table = pipeline.load_embeddings(tmp_path / "emb")
+        table = table_module.load_embeddings(tmp_path / "emb")
         fourth = pipeline.index_embeddings(table, store, flow.encoder_id, flow.preprocessing(), remove_missing=True)
         assert fourth.videos_removed == 1
         assert fourth.rows_after == len(table) == (len(manifest) - 1) * SPEC.clips_per_video
 
 
 def test_index_refuses_a_table_from_another_encoder(tmp_path, sample_manifest, flow):
-    manifest = pipeline.load_source(sample_manifest)[0].head(2)
+    manifest = datasets.load_source(sample_manifest)[0].head(2)
     pipeline.extract_embeddings(manifest, flow, tmp_path / "emb", clip_spec=SPEC, progress=False)
-    table = pipeline.load_embeddings(tmp_path / "emb")
+    table = table_module.load_embeddings(tmp_path / "emb")
     with MotionStore(str(tmp_path / "mm.db"), "clips") as store:
         with pytest.raises(EncoderMismatchError):
             pipeline.index_embeddings(table, store, "vjepa2:tiny-seed0", {"kind": "vjepa2"})
@@ -130,11 +131,11 @@ def test_index_refuses_a_table_from_another_encoder(tmp_path, sample_manifest, f
 def test_discovery_reports_odd_entries(tmp_path, sample_manifest):
     root = tmp_path / "folder"
     (root / "walk").mkdir(parents=True)
-    src = pipeline.load_source(sample_manifest)[0].path.iloc[0]
+    src = datasets.load_source(sample_manifest)[0].path.iloc[0]
     shutil.copy(src, root / "walk" / "a video with spaces é.mp4")
     (root / "walk" / "fake_dir.mp4").mkdir()
     (root / "walk" / "loop").symlink_to(root, target_is_directory=True)
-    manifest, failures = pipeline.discover_videos(root)
+    manifest, failures = datasets.discover_videos(root)
     assert manifest.path.tolist() == [str(root / "walk" / "a video with spaces é.mp4")]
     assert manifest.label.tolist() == ["walk"]
     reasons = {Path(f.path).name: f.reason for f in failures}

@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 from hostile import CLI_TIMEOUT_S, IS_ROOT, ROOT_SKIP_REASON, HostileCase, cli, record_tally, write_hostile_folder
 
-from motionmatch import pipeline
+from motionmatch import datasets, pipeline
+from motionmatch import table as table_module
 from motionmatch.clips import ClipSpec
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import ParameterError, StoreError
@@ -50,7 +51,7 @@ def cases(hostile_root) -> dict[str, HostileCase]:
 def api_run(cases, hostile_root, tmp_path_factory) -> dict:
     """Discovery + extraction in process; a second run shows what is skipped as done."""
     out = tmp_path_factory.mktemp("api") / "emb"
-    manifest, failures = pipeline.load_source(hostile_root)
+    manifest, failures = datasets.load_source(hostile_root)
     encoder = build_encoder("flow")
     summary = pipeline.extract_embeddings(manifest, encoder, out, clip_spec=SPEC, discovery_failures=failures,
                                           progress=False)
@@ -58,7 +59,7 @@ def api_run(cases, hostile_root, tmp_path_factory) -> dict:
                                         progress=False)
     return {"summary": summary.as_dict(), "rerun": rerun.as_dict(), "text": str(summary), "out": out,
             "failures": pd.read_csv(out / "failures.csv", keep_default_na=False),
-            "table": pipeline.load_embeddings(out)}
+            "table": table_module.load_embeddings(out)}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def cli_run(cases, hostile_root, tmp_path_factory) -> dict:
     assert done.returncode == 0, done.stderr[-3000:]
     return {"summary": json.loads((out / "summary.json").read_text()), "text": done.stdout, "out": out,
             "failures": pd.read_csv(out / "failures.csv", keep_default_na=False),
-            "table": pipeline.load_embeddings(out), "seconds": seconds}
+            "table": table_module.load_embeddings(out), "seconds": seconds}
 
 
 def _expected(cases: dict[str, HostileCase], expect: str) -> list[HostileCase]:
@@ -91,7 +92,7 @@ def test_each_hostile_entry_gets_the_right_outcome_in_cli_and_api(name, cases, a
         if case.expect == "embedded":
             assert mine.empty, f"{run_name}: {case.path} was skipped: {mine.to_dict('records')}"
             assert len(rows) >= 1, f"{run_name}: no rows for {case.path}"
-            vectors = pipeline.embedding_matrix(rows)
+            vectors = table_module.embedding_matrix(rows)
             assert np.isfinite(vectors).all()
             np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
             outcomes.append(len(rows))
@@ -199,14 +200,14 @@ def test_cli_refuses_bad_parameters_before_any_work(cases, hostile_root, api_run
 
 def test_api_refuses_the_same_parameters_before_any_work(hostile_root, tmp_path):
     out = tmp_path / "never-written"
-    manifest, _ = pipeline.load_source(hostile_root)
+    manifest, _ = datasets.load_source(hostile_root)
     with pytest.raises(ParameterError, match="unknown encoder 'nope'"):
         build_encoder("nope")
     with pytest.raises(ParameterError, match="tubelet size 2"):
         pipeline.extract_embeddings(manifest, build_encoder("vjepa2-tiny"), out,
                                     clip_spec=ClipSpec(frames_per_clip=5, frame_stride=1, clips_per_video=1))
     with pytest.raises(ParameterError, match="does not exist"):
-        pipeline.load_source(tmp_path / "no-such-folder")
+        datasets.load_source(tmp_path / "no-such-folder")
     closed = _closed_port_uri()
     started = time.monotonic()
     with pytest.raises(StoreError, match=f"could not reach the Milvus server at {closed}"):

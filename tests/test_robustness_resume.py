@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 from hostile import CLI_TIMEOUT_S, cli_ok, record_tally
 
-from motionmatch import pipeline
+from motionmatch import datasets, pipeline
+from motionmatch import table as table_module
 from motionmatch.clips import ClipSpec
 from motionmatch.config import PROJECT_ROOT
 from motionmatch.encoders import build_encoder
@@ -70,15 +71,15 @@ def videos(tmp_path_factory) -> Path:
 def clean_table(videos, tmp_path_factory) -> pd.DataFrame:
     """The table of an uninterrupted run (in process, same settings as the CLI runs)."""
     out = tmp_path_factory.mktemp("clean") / "emb"
-    manifest, failures = pipeline.load_source(videos)
+    manifest, failures = datasets.load_source(videos)
     summary = pipeline.extract_embeddings(manifest, build_encoder("flow"), out, clip_spec=SPEC, progress=False,
                                           discovery_failures=failures)
     assert summary.embedded == N_VIDEOS and summary.failed == 0
-    return pipeline.load_embeddings(out)
+    return table_module.load_embeddings(out)
 
 
 def _finished_parts(out: Path) -> dict[str, int]:
-    folder = pipeline.parts_dir(out)
+    folder = table_module.parts_dir(out)
     return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.parquet")} if folder.is_dir() else {}
 
 
@@ -115,7 +116,7 @@ def test_killed_extraction_resumes_without_recomputing_or_duplicating(videos, cl
     assert len(after) == N_VIDEOS
 
     # no duplicate rows, and the same table as a run that was never interrupted
-    table = pipeline.load_embeddings(out)
+    table = table_module.load_embeddings(out)
     assert table.clip_id.is_unique
     assert len(table) == N_VIDEOS * CLIPS_PER_VIDEO
     resumed = table.sort_values("clip_id").reset_index(drop=True)
@@ -123,7 +124,7 @@ def test_killed_extraction_resumes_without_recomputing_or_duplicating(videos, cl
     assert resumed.clip_id.tolist() == clean.clip_id.tolist()
     assert resumed.video_fingerprint.tolist() == clean.video_fingerprint.tolist()
     np.testing.assert_allclose(resumed[["start_s", "end_s"]].to_numpy(), clean[["start_s", "end_s"]].to_numpy())
-    np.testing.assert_allclose(pipeline.embedding_matrix(resumed), pipeline.embedding_matrix(clean), atol=1e-6)
+    np.testing.assert_allclose(table_module.embedding_matrix(resumed), table_module.embedding_matrix(clean), atol=1e-6)
     record_tally("faults injected and survived", "SIGKILL of `motionmatch extract` after "
                  f"{len(done_before)}/{N_VIDEOS} videos, then rerun",
                  f"survived: rerun embedded {second['embedded']}, skipped {second['skipped_done']}, "
@@ -184,7 +185,7 @@ def test_cli_index_is_an_idempotent_fingerprint_aware_sync(tmp_path):
     synced = index_counts(cli_ok("index", *store_args))
     assert (synced["written"], synced["changed"], synced["unchanged"]) == (1, 1, 5)
     stored = _store_videos(uri, collection).set_index("video_path")
-    table = pipeline.load_embeddings(out)
+    table = table_module.load_embeddings(out)
     new_fingerprint = table[table.video_path == str(changed)].video_fingerprint.iloc[0]
     assert new_fingerprint != old_fingerprint and stored.video_fingerprint[str(changed)] == new_fingerprint
     assert synced["rows_after"] == len(table) == rows
@@ -210,7 +211,7 @@ def test_cli_index_is_an_idempotent_fingerprint_aware_sync(tmp_path):
                  f"{kept['rows_after']} rows (old rows of both stay)")
 
     cli_ok("extract", str(videos), "--out", str(out), "--prune", *SPEC_ARGS)
-    pruned_table = pipeline.load_embeddings(out)
+    pruned_table = table_module.load_embeddings(out)
     assert set(pruned_table.video_path) == {str(p) for p in (paths[0], *paths[3:], renamed_to)}
     dropped = index_counts(cli_ok("index", *store_args, "--remove-missing"))
     assert dropped["removed"] == 2 and dropped["rows_after"] == len(pruned_table) == rows - CLIPS_PER_VIDEO

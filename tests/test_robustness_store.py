@@ -23,6 +23,7 @@ from conftest import make_random_table, start_milvus_server, stop_milvus_server
 from hostile import CLI_TIMEOUT_S, cli, cli_ok, record_tally
 
 from motionmatch import pipeline
+from motionmatch import table as table_module
 from motionmatch.clips import ClipSpec, sample_clips
 from motionmatch.config import PROJECT_ROOT
 from motionmatch.encoders import build_encoder
@@ -58,7 +59,7 @@ def evil_index(tmp_path_factory) -> dict:
     out, uri = work / "emb", str(work / "mm.db")
     cli_ok("extract", str(videos), "--out", str(out), *SPEC_ARGS)
     cli_ok("index", "--embeddings", str(out), "--milvus-uri", uri, "--collection", "evil")
-    return {"table": pipeline.load_embeddings(out), "uri": uri, "videos": videos, "out": out}
+    return {"table": table_module.load_embeddings(out), "uri": uri, "videos": videos, "out": out}
 
 
 def test_labels_that_look_like_filter_injections_match_exactly_their_rows(evil_index):
@@ -163,7 +164,7 @@ def test_parallel_extract_and_index_runs_into_one_server_collection(tmp_path, mi
                                     milvus_server, "--collection", "parallel_runs"] for name in manifests})
     summaries = [next(line for line in out.splitlines() if " rows; " in line).split(": ", 1)[1]
                  for out in indexed.values()]
-    tables = [pipeline.load_embeddings(tmp_path / f"emb_{name}") for name in manifests]
+    tables = [table_module.load_embeddings(tmp_path / f"emb_{name}") for name in manifests]
     unique = pd.concat(tables).drop_duplicates("clip_id")
     assert len(unique) == 8 * 2
     with MotionStore(milvus_server, "parallel_runs") as store:

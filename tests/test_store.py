@@ -11,9 +11,12 @@ import pandas as pd
 import pytest
 from conftest import RANDOM_ENCODER_ID, make_random_table
 
+from motionmatch import schema
 from motionmatch.errors import EncoderMismatchError, ParameterError, StoreError
-from motionmatch import store as store_module
-from motionmatch.store import MotionStore, build_filter, make_clip_id, quote_string
+from motionmatch.filters import build_filter, quote_string
+from motionmatch.schema import IndexConfig
+from motionmatch.store import MotionStore
+from motionmatch.table import make_clip_id
 
 PREPROCESSING = {"resize": 16, "mean": [0.5, 0.5, 0.5], "frames": 4}
 DIM = 16
@@ -41,7 +44,7 @@ def check_create_is_idempotent_and_refuses_other_encoders(uri: str, collection: 
         first = store.ensure_collection(RANDOM_ENCODER_ID, DIM, PREPROCESSING, recreate=True)
         again = store.ensure_collection(RANDOM_ENCODER_ID, DIM, dict(reversed(PREPROCESSING.items())))
         assert first == again and first["encoder_id"] == RANDOM_ENCODER_ID and first["dim"] == DIM
-        assert again["preprocessing"] == PREPROCESSING and again["index_type"] == store_module.DEFAULT_INDEX_TYPE
+        assert again["preprocessing"] == PREPROCESSING and again["index_type"] == schema.DEFAULT_INDEX_TYPE
         properties = store.client.describe_collection(collection)["properties"]
         assert properties["motionmatch.encoder_id"] == RANDOM_ENCODER_ID and properties["motionmatch.dim"] == str(DIM)
 
@@ -351,13 +354,40 @@ def test_store_defaults_are_the_search_benchmarks_winner():
     import re
     from pathlib import Path
 
-    from motionmatch import store
-
     results = Path(__file__).resolve().parents[1] / "bench" / "RESULTS.md"
     match = re.search(r"RECOMMENDED = (\{.*?\})`", results.read_text(encoding="utf-8"))
     assert match, "bench/RESULTS.md holds no `RECOMMENDED = {...}` line: run `make bench`"
     recommended = json.loads(match.group(1))
     index_type = recommended["index_type"]
-    assert store.DEFAULT_INDEX_TYPE == index_type
-    assert store.DEFAULT_INDEX_PARAMS[index_type] == recommended["params"]
-    assert store.DEFAULT_SEARCH_PARAMS[index_type] == recommended["search_params"]
+    assert schema.DEFAULT_INDEX_TYPE == index_type
+    assert schema.DEFAULT_INDEX_PARAMS[index_type] == recommended["params"]
+    assert schema.DEFAULT_SEARCH_PARAMS[index_type] == recommended["search_params"]
+    default = IndexConfig()  # what MotionStore() uses when given no index configuration
+    assert (default.index_type, dict(default.index_params), dict(default.search_params)) == \
+        (index_type, recommended["params"], recommended["search_params"])
+
+
+def test_index_configuration_is_checked_once_in_the_constructor(tmp_db_uri):
+    assert IndexConfig("hnsw", {"M": 8}).index_params == {"M": 8, "efConstruction": 100}
+    assert IndexConfig("IVF_FLAT", search_params={"nprobe": 4}).search_params_for("IVF_FLAT", 10)["params"] == {"nprobe": 4}
+    assert IndexConfig(search_params={"ef": 16}).search_params_for("HNSW", 50)["params"] == {"ef": 50}  # ef >= k
+    assert IndexConfig().search_params_for("FLAT", 10)["params"] == {}  # a collection indexed elsewhere
+    for bad, match in [(dict(index_type="ANNOY"), "index_type must be one of"),
+                       (dict(index_params={"nlist": 8}), r"index_params \['nlist'\] do not apply to a HNSW index"),
+                       (dict(search_params={"ef": 0}), r"search_params\['ef'\] must be >= 1"),
+                       (dict(search_params={"ef": True}), "whole number"),
+                       (dict(index_params=[("M", 8)]), "must be a dict")]:
+        with pytest.raises(ParameterError, match=match):
+            IndexConfig(**bad)
+    for bad, match in [(dict(timeout_s=0), "timeout_s"), (dict(timeout_s=True), "timeout_s"),
+                       (dict(index={"index_type": "FLAT"}), "IndexConfig"), (dict(collection="no spaces"), "not valid")]:
+        with pytest.raises(ParameterError, match=match):
+            MotionStore(tmp_db_uri, **{"collection": "clips", **bad})
+    table = make_random_table(40, DIM, seed=3)
+    with MotionStore(tmp_db_uri, "flat_clips", index=IndexConfig("FLAT")) as store:
+        assert store.ensure_collection(RANDOM_ENCODER_ID, DIM, PREPROCESSING)["index_type"] == "FLAT"
+        store.upsert(table, progress=False)
+        query = np.asarray(table.embedding.iloc[5])
+        hits = store.search(query, k=5)[0]
+        expected = np.argsort(-_cosines(table, query), kind="stable")[:5]  # FLAT is exact: numpy is the oracle
+        assert [h.clip_id for h in hits] == list(table.clip_id.iloc[expected])
