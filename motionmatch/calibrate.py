@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,9 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from motionmatch.errors import EncoderMismatchError, ParameterError
-from motionmatch.evaluate import fraction_in_range
+from motionmatch.metrics import fraction_in_range
+from motionmatch.table import embedding_matrix, l2_normalize, require_columns, table_encoder_id
+from motionmatch.validation import check_choice, check_scalar
 
 CALIBRATION_MODES = ("center", "whiten")
 META_KEY = "meta_json"  # key of the uint8 JSON metadata array in every to_arrays() dict
@@ -36,34 +39,6 @@ def json_to_array(meta: dict[str, Any]) -> np.ndarray:
 def array_to_json(array: np.ndarray) -> dict[str, Any]:
     """Decode metadata written by `json_to_array`."""
     return json.loads(np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8"))
-
-
-def l2_normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Row-wise L2 normalisation to float32 (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, eps)
-
-
-def table_vectors(table: pd.DataFrame, column: str = "embedding") -> np.ndarray:
-    """Stack the embeddings column of an embeddings table into an (n, dim) float32 array."""
-    if column not in table.columns:
-        raise ParameterError(f"the embeddings table has no {column!r} column (columns: {list(table.columns)}); "
-                             "pass a table written by `motionmatch extract`")
-    if len(table) == 0:
-        raise ParameterError("the embeddings table is empty; extract embeddings first (`motionmatch extract`)")
-    return np.stack([np.asarray(v, dtype=np.float32) for v in table[column]])
-
-
-def table_encoder_id(table: pd.DataFrame) -> str:
-    """The single encoder_id of an embeddings table; mixing encoders is an error."""
-    if "encoder_id" not in table.columns:
-        raise ParameterError("the embeddings table has no 'encoder_id' column; pass a table written by `motionmatch extract`")
-    encoder_ids = sorted(set(table["encoder_id"].astype(str)))
-    if len(encoder_ids) != 1:
-        raise EncoderMismatchError(f"the embeddings table mixes encoders {encoder_ids}; "
-                                   "filter it to one encoder_id before fitting (table[table.encoder_id == ...])")
-    return encoder_ids[0]
 
 
 class ScoreCalibration:
@@ -80,12 +55,12 @@ class ScoreCalibration:
         eps: whitening only; added to every eigenvalue before dividing, so tiny-variance directions are not blown up.
         encoder_id: the encoder the vectors come from; `fit_on_table` fills it in.
         """
-        if mode not in CALIBRATION_MODES:
-            raise ParameterError(f"ScoreCalibration mode={mode!r} is unknown; use one of {CALIBRATION_MODES}")
-        if n_components is not None and (mode != "whiten" or n_components < 1):
-            raise ParameterError(f"n_components={n_components!r} needs mode='whiten' and a value >= 1")
-        if eps < 0:
-            raise ParameterError(f"eps={eps} must be >= 0")
+        check_choice(mode, "ScoreCalibration mode", CALIBRATION_MODES)
+        if n_components is not None:
+            check_scalar(n_components, "n_components", int, min_value=1)
+            if mode != "whiten":
+                raise ParameterError(f"n_components={n_components!r} needs mode='whiten'")
+        eps = check_scalar(eps, "eps", float, min_value=0)
         self.mode = mode
         self.n_components = n_components
         self.eps = float(eps)
@@ -126,7 +101,7 @@ class ScoreCalibration:
 
     def fit_on_table(self, table: pd.DataFrame) -> "ScoreCalibration":
         """Fit on every row of an embeddings table (the gallery) and record its encoder_id."""
-        return self.fit(table_vectors(table), encoder_id=table_encoder_id(table))
+        return self.fit(_table_matrix(table), encoder_id=table_encoder_id(table))
 
     # ----- applying ------------------------------------------------------------------------------------------
     @property
@@ -175,7 +150,7 @@ class ScoreCalibration:
 
     def transform_table(self, table: pd.DataFrame) -> pd.DataFrame:
         """A copy of an embeddings table with calibrated embeddings and `output_encoder_id` as encoder_id."""
-        calibrated = self.transform(table_vectors(table), encoder_id=table_encoder_id(table))
+        calibrated = self.transform(_table_matrix(table), encoder_id=table_encoder_id(table))
         out = table.copy()
         out["embedding"] = list(calibrated)
         out["encoder_id"] = self.output_encoder_id
@@ -207,6 +182,28 @@ class ScoreCalibration:
         calibration.n_fitted_ = int(meta["n_fitted"])
         return calibration
 
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted calibration to ``path`` (``.npz``, the arrays of :meth:`to_arrays`); returns the path."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise ParameterError(f"{path}: the calibration file must end in .npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **self.to_arrays())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ScoreCalibration":
+        """Read a calibration written by :meth:`save`; a missing or foreign file says what to run."""
+        path = Path(path)
+        if not path.is_file():
+            raise ParameterError(f"{path}: no such calibration file; write one with `motionmatch calibrate --out {path}`")
+        try:
+            with np.load(path, allow_pickle=False) as data:  # a .npz of named arrays (to_arrays)
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, ValueError) as err:
+            raise ParameterError(f"{path} is not a calibration file ({err}); fit one with `motionmatch calibrate`") from None
+        return cls.from_arrays(arrays)
+
     def _require_fitted(self) -> None:
         if self.mean_ is None:
             raise ParameterError("this ScoreCalibration is not fitted; call fit(gallery_vectors) or fit_on_table(table) first")
@@ -234,6 +231,13 @@ def score_spread(vectors: np.ndarray, max_vectors: int = 2000, seed: int = 0) ->
             "min": float(cosines.min()), "max": float(cosines.max()),
             "q05": float(q05), "q25": float(q25), "q50": float(q50), "q75": float(q75), "q95": float(q95),
             "frac_in_095_098": fraction_in_range(cosines, 0.95, 0.98)}
+
+
+def _table_matrix(table: pd.DataFrame) -> np.ndarray:
+    require_columns(table, ("embedding",))
+    if len(table) == 0:
+        raise ParameterError("the embeddings table is empty; extract embeddings first (`motionmatch extract`)")
+    return embedding_matrix(table)
 
 
 def _as_matrix(vectors: np.ndarray, name: str) -> np.ndarray:

@@ -8,23 +8,19 @@ cluster at 0.95-0.98". Each claim has a function here that measures it:
 :func:`score_statistics` (where the cosine scores actually fall, and whether relevant and
 irrelevant pairs are separable at all).
 
+Size: about 800 lines, above the project's ~600, because the protocols, the score-matrix engine and
+the diagnostics (score statistics, confusion, hubness) share the blocked exact-search internals
+(``_Items``, ``_exclusion``, ``_row_blocks``); the pure metrics already live in
+:mod:`motionmatch.metrics`, and moving the diagnostics out with those internals is the next split.
+
 Search is exact (a dense matrix product over L2-normalised vectors, computed in blocks of
 queries), so Milvus is not needed and nothing here is approximate.
 
-Metrics (per query; an item is *relevant* when it has the query's label)
-
-=========  ================================================================================
-P@k        share of the top k that are relevant; a ranking shorter than k counts the empty
-           places as misses.
-Recall@k   share of the query's relevant gallery items that are in the top k.
-R@k        1 if at least one relevant item is in the top k, else 0; the mean over queries is
-           what the self-supervised video retrieval literature calls top-k retrieval recall
-           (Xu et al. 2019, "Self-supervised spatiotemporal learning via video clip order
-           prediction" (VCOP), and the papers that follow its UCF101 split-1 protocol).
-AP         average precision over the full ranking, normalised by the number of relevant
-           items; its mean over queries is mAP.
-nDCG@k     binary gains, log2 discount, ideal DCG from min(k, n_relevant) relevant items.
-=========  ================================================================================
+Metrics: the pure functions of :mod:`motionmatch.metrics` (P@k, Recall@k, HitRate@k, nDCG@k,
+mAP; see there for their definitions). This module adds the protocols on top of them: who may
+retrieve whom, which gallery, and the bootstrap over queries. :func:`evaluate_scores` is the one
+engine for any score matrix (a calibrated, fused or re-ranked method's): the comparison of
+:mod:`motionmatch.compare`, the head's early stopping and the notebooks all call it.
 
 Queries whose gallery holds no relevant item (after exclusion) are left out of every mean:
 their AP, recall and nDCG are undefined, and counting them as zeros would mix "the model
@@ -54,6 +50,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
+from .metrics import (average_precision, check_k, fraction_in_range, hit_rate_at_k, metric_names,  # noqa: F401
+                      ndcg_at_k, precision_at_k, rank_relevance, ranking_metrics, recall_at_k)
+from .table import effective_groups, embedding_matrix, require_columns
+from .validation import check_choice, check_scalar
 
 DEFAULT_KS = (1, 5, 10, 20)
 EXCLUDE_CHOICES = ("group", "video", "none")
@@ -65,9 +65,7 @@ CHUNK_ELEMENTS = 4_000_000  # query x gallery scores held at once (16 MB of floa
 
 # ----------------------------------------------------------------------------- validation
 def _check_k(k: Any, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise ParameterError(f"{name} must be a positive integer, got {k!r}")
-    return int(k)
+    return check_k(k, name)
 
 
 def _check_ks(ks: Any) -> tuple[int, ...]:
@@ -80,24 +78,16 @@ def _check_ks(ks: Any) -> tuple[int, ...]:
 
 
 def _check_exclude(exclude: str) -> str:
-    if exclude not in EXCLUDE_CHOICES:
-        raise ParameterError(f"exclude must be one of {EXCLUDE_CHOICES}, got {exclude!r}")
-    return exclude
+    return check_choice(exclude, "exclude", EXCLUDE_CHOICES)
 
 
 def _check_bootstrap(n_boot: int, ci: float) -> None:
-    _check_k(n_boot, "n_boot")
-    if not 0 < ci < 1:
-        raise ParameterError(f"ci must be between 0 and 1 (e.g. 0.95), got {ci!r}")
+    check_scalar(n_boot, "n_boot", int, min_value=1)
+    check_scalar(ci, "ci", float, min_value=0, max_value=1, include_min=False, include_max=False)
 
 
 def _check_table(table: pd.DataFrame, extra: Sequence[str] = ()) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise ParameterError(f"expected an embeddings table (pandas DataFrame), got {type(table).__name__}")
-    missing = [c for c in (*TABLE_COLUMNS_NEEDED, *extra) if c not in table.columns]
-    if missing:
-        raise ParameterError(f"embeddings table lacks column(s) {missing}; it has {list(table.columns)} — "
-                             "load it with motionmatch.pipeline.load_embeddings")
+    require_columns(table, (*TABLE_COLUMNS_NEEDED, *extra))
     if len(table) == 0:
         raise ParameterError("embeddings table is empty — run `motionmatch extract` on a folder with videos first")
 
@@ -119,81 +109,7 @@ def _as_unit_vectors(vectors: Any, name: str) -> np.ndarray:
 
 
 def _table_vectors(table: pd.DataFrame) -> np.ndarray:
-    try:
-        stacked = np.stack([np.asarray(v, dtype=np.float32) for v in table["embedding"]])
-    except ValueError as err:
-        raise ParameterError(f"embedding column: vectors differ in length ({err}); "
-                             "was the table built with one encoder?") from None
-    return _as_unit_vectors(stacked, "embedding column")
-
-
-# ----------------------------------------------------------------------------- metrics
-def _as_relevance(relevant: Any) -> np.ndarray:
-    rel = np.asarray(relevant)
-    if rel.ndim == 1:
-        rel = rel[None, :]
-    if rel.ndim != 2:
-        raise ParameterError(f"relevant must be a 2-D (n_queries, n_ranked) boolean matrix, got shape {rel.shape}")
-    return rel.astype(bool, copy=False)
-
-
-def _as_counts(n_relevant: Any, rel: np.ndarray) -> np.ndarray:
-    counts = np.atleast_1d(np.asarray(n_relevant))
-    if counts.shape != (rel.shape[0],):
-        raise ParameterError(f"n_relevant must have one total per query ({rel.shape[0]}), got shape {counts.shape}")
-    if (counts < rel.sum(axis=1)).any():
-        raise ParameterError("n_relevant is smaller than the relevant items in the ranking for some queries; "
-                             "pass the total number of relevant gallery items per query")
-    return counts.astype(np.int64)
-
-
-def precision_at_k(relevant: np.ndarray, k: int) -> np.ndarray:
-    """Per-query P@k: relevant items in the top k divided by k."""
-    rel, k = _as_relevance(relevant), _check_k(k)
-    return rel[:, :k].sum(axis=1) / k
-
-
-def recall_at_k(relevant: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    """Per-query Recall@k: share of the query's relevant items found in the top k (NaN when it has none)."""
-    rel, k = _as_relevance(relevant), _check_k(k)
-    counts = _as_counts(n_relevant, rel)
-    hits = rel[:, :k].sum(axis=1)
-    return np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
-
-
-def hit_at_k(relevant: np.ndarray, k: int) -> np.ndarray:
-    """Per-query R@k of the video retrieval literature: 1.0 when any of the top k is relevant."""
-    rel, k = _as_relevance(relevant), _check_k(k)
-    return rel[:, :k].any(axis=1).astype(float)
-
-
-def average_precision(relevant: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
-    """Per-query AP over the full ranking, normalised by n_relevant (relevant items not ranked add 0)."""
-    rel = _as_relevance(relevant)
-    counts = _as_counts(n_relevant, rel)
-    ranks = np.arange(1, rel.shape[1] + 1)
-    precision_at_hits = np.cumsum(rel, axis=1) / ranks * rel
-    return np.where(counts > 0, precision_at_hits.sum(axis=1) / np.maximum(counts, 1), np.nan)
-
-
-def ndcg_at_k(relevant: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
-    """Per-query nDCG@k with binary gains and a log2 discount (NaN when the query has no relevant item)."""
-    rel, k = _as_relevance(relevant), _check_k(k)
-    counts = _as_counts(n_relevant, rel)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    top = rel[:, :k]
-    dcg = top @ discounts[: top.shape[1]]
-    ideal_cumulative = np.concatenate([[0.0], np.cumsum(discounts)])
-    ideal = ideal_cumulative[np.minimum(counts, k)]
-    return np.where(counts > 0, dcg / np.where(ideal > 0, ideal, 1.0), np.nan)
-
-
-def fraction_in_range(scores: np.ndarray, lo: float = 0.95, hi: float = 0.98) -> float:
-    """Share of scores in the closed interval [lo, hi] (NaN for no scores)."""
-    scores = np.asarray(scores, dtype=float).ravel()
-    if lo > hi:
-        raise ParameterError(f"fraction_in_range: lo ({lo}) is above hi ({hi})")
-    return float(((scores >= lo) & (scores <= hi)).mean()) if scores.size else float("nan")
+    return _as_unit_vectors(embedding_matrix(table), "embedding column")
 
 
 # ----------------------------------------------------------------------------- exact search
@@ -262,11 +178,9 @@ class _Items:
 
 def _items_from_table(table: pd.DataFrame) -> _Items:
     video = table["video_path"].astype(str).to_numpy()
-    group = table["group"].fillna("").astype(str).to_numpy()
-    group = np.where(group == "", np.char.add("video:", video.astype(str)), np.char.add("group:", group.astype(str)))
     return _Items(vectors=_table_vectors(table), rows=np.arange(len(table)),
                   labels=pd.factorize(table["label"].astype(str))[0], videos=pd.factorize(video)[0],
-                  groups=pd.factorize(group)[0], domains=pd.factorize(table["domain"].astype(str))[0])
+                  groups=pd.factorize(effective_groups(table))[0], domains=pd.factorize(table["domain"].astype(str))[0])
 
 
 def _exclusion(queries: _Items, block: slice, gallery: _Items, exclude: str, domain_rule: str | None) -> np.ndarray:
@@ -283,32 +197,19 @@ def _exclusion(queries: _Items, block: slice, gallery: _Items, exclude: str, dom
     return mask
 
 
-def _metric_columns(ks: Sequence[int]) -> list[str]:
-    return ([f"P@{k}" for k in ks] + [f"Recall@{k}" for k in ks] + [f"R@{k}" for k in ks]
-            + [f"nDCG@{k}" for k in ks] + ["AP"])
-
-
 def _rank_and_score(queries: _Items, gallery: _Items, exclude: str, ks: Sequence[int],
                     domain_rule: str | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Every metric for every query, from full exact rankings computed block by block."""
-    metrics = {name: np.full(len(queries), np.nan) for name in _metric_columns(ks)}
+    metrics = {name: np.full(len(queries), np.nan) for name in metric_names(ks)}
     n_relevant = np.zeros(len(queries), dtype=np.int64)
     if len(gallery) == 0:
         return metrics, n_relevant
     for rows in _row_blocks(len(queries), len(gallery)):
         scores = queries.vectors[rows] @ gallery.vectors.T
-        scores[_exclusion(queries, rows, gallery, exclude, domain_rule)] = -np.inf
-        order = np.argsort(-scores, axis=1, kind="stable")
-        allowed = np.isfinite(np.take_along_axis(scores, order, axis=1))
-        relevant = (gallery.labels[order] == queries.labels[rows, None]) & allowed
-        counts = relevant.sum(axis=1)
-        n_relevant[rows] = counts
-        for k in ks:
-            metrics[f"P@{k}"][rows] = precision_at_k(relevant, k)
-            metrics[f"Recall@{k}"][rows] = recall_at_k(relevant, counts, k)
-            metrics[f"R@{k}"][rows] = hit_at_k(relevant, k)
-            metrics[f"nDCG@{k}"][rows] = ndcg_at_k(relevant, counts, k)
-        metrics["AP"][rows] = average_precision(relevant, counts)
+        excluded = _exclusion(queries, rows, gallery, exclude, domain_rule)
+        ranked, n_relevant[rows] = rank_relevance(scores, gallery.labels[None, :] == queries.labels[rows, None], excluded)
+        for name, values in ranking_metrics(ranked, n_relevant[rows], ks).items():
+            metrics[name][rows] = values
     return metrics, n_relevant
 
 
@@ -400,6 +301,100 @@ def per_class(result: RetrievalResult, n_boot: int = 1000, seed: int = 0, ci: fl
     rows = {label: _summary_row(frame, result.metrics, n_boot, seed, ci)
             for label, frame in result.per_query.groupby("label", sort=True)}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("label")
+
+
+# ----------------------------------------------------------------------------- any score matrix
+def exclusion_mask(query_table: pd.DataFrame, gallery_table: pd.DataFrame, exclude: str = "group") -> np.ndarray:
+    """(n_q, n_g) bool: gallery items a query may not retrieve (its own clip always; its video; its group)."""
+    exclude = _check_exclude(exclude)
+    require_columns(query_table, ("clip_id", "video_path", "group"), "the query table")
+    require_columns(gallery_table, ("clip_id", "video_path", "group"), "the gallery table")
+
+    def same(query_values: np.ndarray, gallery_values: np.ndarray) -> np.ndarray:
+        joint = pd.factorize(np.concatenate([query_values, gallery_values]))[0]
+        return joint[:len(query_values), None] == joint[None, len(query_values):]
+
+    mask = same(query_table["clip_id"].astype(str).to_numpy(), gallery_table["clip_id"].astype(str).to_numpy())
+    if exclude in ("video", "group"):
+        mask |= same(query_table["video_path"].astype(str).to_numpy(), gallery_table["video_path"].astype(str).to_numpy())
+    if exclude == "group":
+        mask |= same(effective_groups(query_table), effective_groups(gallery_table))
+    return mask
+
+
+@dataclass
+class QueryMetrics:
+    """Per-query metrics of one (query set, gallery) scoring, plus the allowed pair scores."""
+
+    values: dict[str, np.ndarray]  # metric name -> per query, queries with a relevant allowed item only
+    relevant_scores: np.ndarray  # every allowed (query, item) pair with the same label
+    irrelevant_scores: np.ndarray  # every allowed pair with different labels
+    n_without_relevant: int  # queries left out: nothing relevant to find
+
+
+def query_metrics(scores: np.ndarray, query_table: pd.DataFrame, gallery_table: pd.DataFrame,
+                  exclude: str = "group", ks: Sequence[int] = (10,), pair_scores: bool = True) -> QueryMetrics:
+    """Rank the gallery by ``scores`` (higher first) with the exclusions applied; every metric per query."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (len(query_table), len(gallery_table)):
+        raise ParameterError(f"scores must be (n_queries, n_gallery) = {(len(query_table), len(gallery_table))}, "
+                             f"got {scores.shape}")
+    ks = _check_ks(ks)
+    excluded = exclusion_mask(query_table, gallery_table, exclude)
+    same_label = (query_table["label"].astype(str).to_numpy()[:, None]
+                  == gallery_table["label"].astype(str).to_numpy()[None, :])
+    ranked, n_relevant = rank_relevance(scores, same_label, excluded)
+    has = n_relevant > 0
+    values = ranking_metrics(ranked[has], n_relevant[has], ks)
+    allowed = ~excluded & np.isfinite(scores)
+    empty = np.zeros(0)
+    return QueryMetrics(values=values, n_without_relevant=int((~has).sum()),
+                        relevant_scores=scores[allowed & same_label] if pair_scores else empty,
+                        irrelevant_scores=scores[allowed & ~same_label] if pair_scores else empty)
+
+
+def pair_auc(relevant: np.ndarray, irrelevant: np.ndarray, seed: int = 0, max_pairs: int = 200_000) -> float:
+    """ROC AUC of relevant against irrelevant pair scores (sklearn); above max_pairs per kind, a seeded sample."""
+    from sklearn.metrics import roc_auc_score
+
+    if relevant.size == 0 or irrelevant.size == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    if relevant.size > max_pairs:
+        relevant = rng.choice(relevant, max_pairs, replace=False)
+    if irrelevant.size > max_pairs:
+        irrelevant = rng.choice(irrelevant, max_pairs, replace=False)
+    return float(roc_auc_score(np.r_[np.ones(relevant.size), np.zeros(irrelevant.size)], np.r_[relevant, irrelevant]))
+
+
+def summarise_metrics(parts: Sequence[QueryMetrics], metrics: Sequence[str] = ("P@10", "mAP"), n_boot: int = 1000,
+                      seed: int = 0, with_auc: bool = True) -> dict[str, Any]:
+    """Pool the per-query metrics of several scorings: means, 95% bootstrap CIs (n_boot=0: none) and ROC AUC."""
+    out: dict[str, Any] = {"n_queries": int(sum(len(next(iter(p.values.values()))) for p in parts)) if parts else 0,
+                           "n_queries_without_relevant": int(sum(part.n_without_relevant for part in parts))}
+    for name in metrics:
+        values = np.concatenate([part.values[name] for part in parts]) if parts else np.zeros(0)
+        out[name] = float(values.mean()) if values.size else float("nan")
+        low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed) if n_boot and values.size else (float("nan"),) * 2
+        out[f"{name}_lo"], out[f"{name}_hi"] = low, high
+    if with_auc:
+        relevant = np.concatenate([part.relevant_scores for part in parts]) if parts else np.zeros(0)
+        irrelevant = np.concatenate([part.irrelevant_scores for part in parts]) if parts else np.zeros(0)
+        out["auc"] = pair_auc(relevant, irrelevant, seed)
+    return out
+
+
+def evaluate_scores(scores: np.ndarray, query_table: pd.DataFrame, gallery_table: pd.DataFrame,
+                    exclude: str = "group", k: int = 10, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """P@k and mAP of any score matrix, with 95% bootstrap CIs and the ROC AUC of relevant vs irrelevant pairs.
+
+    The query's own clip, video and (``exclude="group"``) group never count, whatever their score.
+    Queries with nothing relevant to find are left out of the means (``n_queries_without_relevant``).
+    Keys: ``P@k, P@k_lo, P@k_hi, mAP, mAP_lo, mAP_hi, auc, n_queries, n_queries_without_relevant``.
+    """
+    k = _check_k(k)
+    return summarise_metrics([query_metrics(scores, query_table, gallery_table, exclude, (k,))],
+                             (f"P@{k}", "mAP"), n_boot, seed)
 
 
 # ----------------------------------------------------------------------------- protocols
@@ -498,7 +493,7 @@ def train_test_retrieval(table: pd.DataFrame, query_split: str = "test", gallery
                          n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> RetrievalResult:
     """The self-supervised video retrieval protocol (e.g. UCF101 split 1): test items query the train gallery.
 
-    ``R@k`` is the literature's top-k recall (a query counts when any of its top k has its
+    ``HitRate@k`` is the literature's "R@k", top-k retrieval recall (a query counts when any of its top k has its
     label; Xu et al. 2019, VCOP). ``level="video"`` mean-pools each video's clip vectors and
     renormalises, so videos query videos. Official splits keep groups apart; ``exclude``
     still removes the own video (and group) should the two sides overlap.

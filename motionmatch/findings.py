@@ -16,8 +16,9 @@ from tqdm.auto import tqdm
 
 from . import evaluate
 from .errors import ParameterError
+from .validation import check_choice
 
-HEADLINE_METRICS = ("P@10", "AP", "R@1", "R@5", "R@10", "nDCG@10")
+HEADLINE_METRICS = ("P@10", "mAP", "HitRate@1", "HitRate@5", "HitRate@10", "nDCG@10")
 PROTOCOL_CHOICES = ("all", "leave-one-out", "domains", "train-test")
 
 
@@ -38,6 +39,27 @@ class Findings:
     confused_examples: pd.DataFrame | None = None
     hubness: dict[str, Any] | None = None
 
+    def leakage(self, metric: str = "P@10") -> float:
+        """Near-duplicate leakage: leave-one-out ``metric`` excluding only the query's video minus excluding its group."""
+        if self.exclusion is None:
+            raise ParameterError("leakage needs the leave-one-out protocols; run_findings(protocol='all' or 'leave-one-out')")
+        return float(self.exclusion.loc["video", metric] - self.exclusion.loc["group", metric])
+
+
+def score_summary(stats: dict[str, Any]) -> pd.DataFrame:
+    """The score-statistics table notebooks 04 and 05 show, from :func:`motionmatch.evaluate.score_statistics`."""
+    lo, hi = stats["band"]
+    band_key = next(k for k in stats if k.startswith("frac_in_"))
+    top_key = next(k for k in stats if k.startswith("top") and "_frac_in_" in k)
+    top_k = top_key[len("top"):top_key.index("_")]
+    return pd.Series({
+        "relevant pairs: mean cosine": stats["relevant_mean"], "irrelevant pairs: mean cosine": stats["irrelevant_mean"],
+        "gap (relevant - irrelevant)": stats["gap"], "ROC AUC (relevant vs irrelevant)": stats["auc"],
+        "histogram overlap (1 = identical)": stats["overlap"],
+        f"share of all pair scores in [{lo:.2f}, {hi:.2f}]": stats[band_key],
+        f"share of top-{top_k} scores in [{lo:.2f}, {hi:.2f}]": stats[top_key],
+    }, name="value").to_frame()
+
 
 def _headline_row(name: str, exclude: str, summary: pd.DataFrame | pd.Series) -> dict:
     row = summary.iloc[0] if isinstance(summary, pd.DataFrame) else summary
@@ -52,8 +74,7 @@ def _headline_row(name: str, exclude: str, summary: pd.DataFrame | pd.Series) ->
 def run_findings(table: pd.DataFrame, protocol: str = "all", n_boot: int = 1000, seed: int = 0,
                  progress: bool = True) -> Findings:
     """Run the chosen protocols (``all`` = every one the table supports)."""
-    if protocol not in PROTOCOL_CHOICES:
-        raise ParameterError(f"protocol must be one of {PROTOCOL_CHOICES}, got {protocol!r}")
+    check_choice(protocol, "protocol", PROTOCOL_CHOICES)
     if len(table) == 0:
         raise ParameterError("the embeddings table is empty — extract embeddings first")
     encoders = sorted(set(table["encoder_id"])) if "encoder_id" in table else ["unknown"]
@@ -133,6 +154,6 @@ def write_findings(found: Findings, out_dir: str | Path) -> list[Path]:
 
 def format_headline(found: Findings) -> str:
     """The headline table as fixed-width text for the terminal."""
-    columns = ["protocol", "exclude", "queries"] + [c for m in ("P@10", "AP", "R@1", "R@5")
+    columns = ["protocol", "exclude", "queries"] + [c for m in ("P@10", "mAP", "HitRate@1", "HitRate@5")
                                                      for c in (m, f"{m} 95% CI") if c in found.headline]
     return found.headline[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}")

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from motionmatch.errors import ParameterError
+from motionmatch.validation import check_scalar
 from motionmatch.metric_learning import HeadTrainingConfig, ProjectionHead, build_loss, pick_torch_device, seed_everything
 
 
@@ -40,6 +41,7 @@ def unfreeze_last_blocks(model: nn.Module, unfreeze_last_n: int) -> list[str]:
         raise ParameterError(f"partial fine-tuning expects a transformers VJEPA2Model (model.encoder.layer and "
                              f"model.encoder.layernorm); got {type(model).__name__}")
     n_blocks = len(encoder.layer)
+    check_scalar(unfreeze_last_n, "unfreeze_last_n", int)
     if not 1 <= unfreeze_last_n <= n_blocks:
         raise ParameterError(f"unfreeze_last_n={unfreeze_last_n} must be between 1 and the model's {n_blocks} encoder blocks")
     model.requires_grad_(False)

@@ -47,9 +47,11 @@ from sklearn.model_selection import GroupShuffleSplit
 from torch import nn
 from tqdm.auto import tqdm
 
-from motionmatch.calibrate import META_KEY, array_to_json, json_to_array, table_encoder_id, table_vectors
+from motionmatch.calibrate import META_KEY, array_to_json, json_to_array
 from motionmatch.errors import EncoderMismatchError, ParameterError
-from motionmatch.evaluate import average_precision, precision_at_k
+from motionmatch.metrics import average_precision_at_k, precision_at_k, rank_relevance
+from motionmatch.table import embedding_matrix, table_encoder_id
+from motionmatch.validation import check_choice, check_scalar
 
 LOSSES = ("triplet", "ntxent")
 TRIPLET_MINERS = ("semihard", "hard", "all", "batch-hard")
@@ -110,19 +112,21 @@ class HeadTrainingConfig:
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ParameterError(f"HeadTrainingConfig.loss={self.loss!r} is unknown; use one of {LOSSES}")
-        if self.triplet_miner not in TRIPLET_MINERS:
-            raise ParameterError(f"HeadTrainingConfig.triplet_miner={self.triplet_miner!r} is unknown; use one of {TRIPLET_MINERS}")
-        if not 0 <= self.val_fraction < 1:
-            raise ParameterError(f"HeadTrainingConfig.val_fraction={self.val_fraction} must be in [0, 1)")
-        if self.samples_per_class < 2:
-            raise ParameterError(f"HeadTrainingConfig.samples_per_class={self.samples_per_class} must be >= 2 so batches hold positive pairs")
-        if self.batch_size < self.samples_per_class:
-            raise ParameterError(f"HeadTrainingConfig.batch_size={self.batch_size} must be >= samples_per_class={self.samples_per_class}")
-        for name in ("margin", "temperature", "lr", "max_epochs"):
-            if getattr(self, name) <= 0:
-                raise ParameterError(f"HeadTrainingConfig.{name}={getattr(self, name)} must be > 0")
+        check_choice(self.loss, "HeadTrainingConfig.loss", LOSSES)
+        check_choice(self.triplet_miner, "HeadTrainingConfig.triplet_miner", TRIPLET_MINERS)
+        check_scalar(self.val_fraction, "HeadTrainingConfig.val_fraction", float, min_value=0, max_value=1,
+                     include_max=False)
+        # at least 2 clips per label in every batch, so each batch holds positive pairs
+        check_scalar(self.samples_per_class, "HeadTrainingConfig.samples_per_class", int, min_value=2)
+        check_scalar(self.batch_size, "HeadTrainingConfig.batch_size", int, min_value=self.samples_per_class)
+        check_scalar(self.max_epochs, "HeadTrainingConfig.max_epochs", int, min_value=1)
+        check_scalar(self.patience, "HeadTrainingConfig.patience", int, min_value=1)
+        for name in ("margin", "temperature", "lr"):
+            check_scalar(getattr(self, name), f"HeadTrainingConfig.{name}", float, min_value=0, include_min=False)
+        check_scalar(self.weight_decay, "HeadTrainingConfig.weight_decay", float, min_value=0)
+        for name in ("out_dim", "hidden_dim"):
+            if getattr(self, name) is not None:
+                check_scalar(getattr(self, name), f"HeadTrainingConfig.{name}", int, min_value=1)
 
 
 def build_loss(config: HeadTrainingConfig) -> tuple[nn.Module, nn.Module | None]:
@@ -147,24 +151,23 @@ def retrieval_metrics(vectors: np.ndarray, labels: np.ndarray, groups: np.ndarra
     """Mean P@k and mAP@k of every vector as a query against all others (cosine): the validation check.
 
     Candidates from the query's own group (and the query itself) are excluded, so near-duplicates
-    of the query cannot score. AP@k divides by min(k, relevant candidates); queries without any
-    relevant candidate are left out of mAP@k (as in motionmatch.evaluate, whose metric functions this uses).
+    of the query cannot score. The ranking and the metrics are :mod:`motionmatch.metrics`'
+    (``rank_relevance``, ``precision_at_k``, ``average_precision_at_k``), the functions every
+    evaluation uses. k is capped at the fewest candidates any query has; queries without any
+    relevant candidate are left out of mAP@k. Keys: ``P@k``, ``mAP@k``.
     """
     vectors = np.asarray(vectors, dtype=np.float32)
     labels = np.asarray(labels)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     excluded = groups[:, None] == groups[None, :]
     np.fill_diagonal(excluded, True)
-    similarity = np.where(excluded, -np.inf, vectors @ vectors.T)
-    relevant = (labels[:, None] == labels[None, :]) & ~excluded
-    ranked = min(k, int((~excluded).sum(axis=1).min()))
-    if ranked < 1:
+    cut = min(k, int((~excluded).sum(axis=1).min()))
+    if cut < 1:
         raise ParameterError("retrieval_metrics needs at least 2 groups so each query has candidates")
-    top = np.argsort(-similarity, axis=1, kind="stable")[:, :ranked]
-    hits = np.take_along_axis(relevant, top, axis=1)
-    average_precisions = average_precision(hits, np.minimum(relevant.sum(axis=1), ranked))
+    ranked, n_relevant = rank_relevance(vectors @ vectors.T, labels[:, None] == labels[None, :], excluded)
+    average_precisions = average_precision_at_k(ranked, n_relevant, cut)
     map_at_k = float(np.nanmean(average_precisions)) if np.isfinite(average_precisions).any() else 0.0
-    return {f"p_at_{k}": float(precision_at_k(hits, ranked).mean()), f"map_at_{k}": map_at_k}
+    return {f"P@{k}": float(precision_at_k(ranked, cut).mean()), f"mAP@{k}": map_at_k}
 
 
 @dataclass
@@ -174,7 +177,7 @@ class TrainedHead:
     head: ProjectionHead
     encoder_id: str  # encoder of the input embeddings
     config: HeadTrainingConfig
-    history: list[dict[str, float]] = field(default_factory=list)  # per epoch: epoch, train_loss, val_p_at_10, val_map_at_10
+    history: list[dict[str, float]] = field(default_factory=list)  # per epoch: epoch, train_loss, val P@10, val mAP@10
     best_epoch: int = -1  # epoch whose weights were kept (-1: loaded without history)
     label_column: str = "label"
 
@@ -216,7 +219,7 @@ class TrainedHead:
 
     def project_table(self, table: pd.DataFrame) -> pd.DataFrame:
         """A copy of an embeddings table with projected embeddings and `output_encoder_id` as encoder_id."""
-        projected = self.project(table_vectors(table), encoder_id=table_encoder_id(table))
+        projected = self.project(embedding_matrix(table), encoder_id=table_encoder_id(table))
         out = table.copy()
         out["embedding"] = list(projected)
         out["encoder_id"] = self.output_encoder_id
@@ -308,7 +311,9 @@ def train_projection_head(table: pd.DataFrame, config: HeadTrainingConfig = Head
             raise ParameterError(f"the embeddings table has no {column!r} column (columns: {list(table.columns)}); "
                                  f"pass label_column=/group_column= naming existing columns")
     encoder_id = table_encoder_id(table)
-    vectors = table_vectors(table)
+    vectors = embedding_matrix(table)
+    if len(vectors) == 0:
+        raise ParameterError("the embeddings table is empty; extract embeddings first (`motionmatch extract`)")
     labels = table[label_column].astype(str).to_numpy()
     groups = table[group_column].astype(str).to_numpy()
     if len(np.unique(labels)) < 2:
@@ -358,8 +363,8 @@ def train_projection_head(table: pd.DataFrame, config: HeadTrainingConfig = Head
             with torch.inference_mode():
                 projected = head(torch.from_numpy(vectors[val_rows]).to(device)).cpu().numpy()
             metrics = retrieval_metrics(projected, labels[val_rows], groups[val_rows], k=10)
-            record.update({f"val_{name}": value for name, value in metrics.items()})
-            monitored = next(value for name, value in metrics.items() if name.startswith("map_at_"))
+            record.update({f"val {name}": value for name, value in metrics.items()})
+            monitored = metrics["mAP@10"]
         else:
             monitored = -record["train_loss"]
         history.append(record)

@@ -125,10 +125,10 @@ def metric_bars(summary: pd.DataFrame, metric: str, group: str, title: str) -> g
 
 
 def training_curves(history: pd.DataFrame, title: str = "Projection head training") -> go.Figure:
-    """Loss and validation metric per epoch (columns epoch, train_loss, and val_* metrics)."""
+    """Loss and validation metric per epoch (columns epoch, train_loss, and "val ..." metrics)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_scatter(x=history["epoch"], y=history["train_loss"], name="train loss", secondary_y=False)
-    for column in [c for c in history.columns if c.startswith("val_")]:
+    for column in [c for c in history.columns if c.startswith("val ")]:
         fig.add_scatter(x=history["epoch"], y=history[column], name=column, secondary_y=True)
     fig.update_layout(title=title, xaxis_title="epoch")
     return fig

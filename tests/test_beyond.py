@@ -12,6 +12,7 @@ from motionmatch.clips import ClipSpec
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import EncoderMismatchError, ParameterError
 from motionmatch.store import MotionStore
+from motionmatch.table import embedding_matrix
 from motionmatch.synthetic import generate_sample_dataset
 
 # small grids keep the file fast; the notebook uses the defaults
@@ -72,28 +73,37 @@ def test_split_moves_one_group_cells_of_a_label_together(table):
         beyond.split_held_out_groups(table[table.group == table.group.iloc[0]])
 
 
-def test_evaluate_scores_agrees_with_the_evaluate_module(split):
+def test_protocol_pairs_pool_to_the_evaluate_protocols(split):
+    """Scoring pair by pair (as compare_methods does) and pooling equals evaluate's protocol on the whole table."""
     _, test_table = split
-    vectors = pipeline.embedding_matrix(test_table)
+    vectors = embedding_matrix(test_table)
     for protocol in beyond.PROTOCOLS:
         pairs = [p for p in beyond.protocol_pairs(test_table) if p.protocol == protocol]
         parts = []
         for pair in pairs:
             queries, gallery = test_table.iloc[pair.query_rows], test_table.iloc[pair.gallery_rows]
             scores = vectors[pair.query_rows] @ vectors[pair.gallery_rows].T
-            parts.append(beyond.query_metrics(scores, queries, gallery, "group", 10))
-        mine = beyond.summarise_metrics(parts, k=10, n_boot=100)
+            parts.append(evaluate.query_metrics(scores, queries, gallery, "group", (10,)))
+        mine = evaluate.summarise_metrics(parts, ("P@10", "mAP"), n_boot=100)
         reference = evaluate.evaluate_retrieval(test_table, protocol=protocol, exclude="group", n_boot=100)
         assert mine["P@10"] == pytest.approx(reference.metric("P@10"), abs=1e-9)
-        assert mine["mAP"] == pytest.approx(reference.metric("AP"), abs=1e-9)
-        assert mine["P@10_lo"] <= mine["P@10"] <= mine["P@10_hi"]
-        assert 0.0 <= mine["auc"] <= 1.0
-    # own clip, video and group never count, whatever their score
-    queries = test_table.iloc[:4]
-    rigged = np.zeros((4, len(test_table)))
-    rigged[beyond.exclusion_mask(queries, test_table, "group")] = 100.0
-    honest = beyond.evaluate_scores(rigged, queries, test_table, n_boot=10)
-    assert honest["P@10"] < 1.0
+        assert mine["mAP"] == pytest.approx(reference.metric("mAP"), abs=1e-9)
+        assert mine["n_queries"] == len(reference.per_query)
+
+
+def test_reranked_scores_are_the_rerankers(comparison):
+    """A fitted method's re-ranked scores are Reranker.rerank's: the top 10 of both agree."""
+    result = comparison
+    method = result.fitted[beyond.ROW_KR]
+    queries = result.test_table[result.test_table.domain == result.test_table.domain.iloc[0]]
+    gallery = result.test_table[result.test_table.domain != result.test_table.domain.iloc[0]]
+    scores, _ = method.score(queries, gallery)
+    field = method.fields[0]
+    mask = evaluate.exclusion_mask(queries, gallery)
+    pool = min(method.spec.kr_pool, int((~mask).sum(axis=1).min()))
+    order, top_scores, _ = method.spec.reranker.rerank(field.transform(queries), field.transform(gallery),
+                                                       top_k=pool, exclude_mask=mask)
+    np.testing.assert_allclose(np.take_along_axis(scores, order[:, :10], axis=1), top_scores[:, :10], atol=1e-6)
 
 
 def test_compare_methods_returns_every_row_with_finite_numbers(comparison):
@@ -161,6 +171,12 @@ def test_milvus_hybrid_search_reproduces_the_numpy_fusion(comparison, tmp_path):
     assert check.round_trip["max_query_vector_difference"] == 0.0
     assert check.round_trip["encoder_id_matches"] is True
     assert set(check.fields) == {"embedding", "head"}
+    assert check.n_queries_checked == check.n_test_clips == len(result.test_table)
+    sampled = beyond.milvus_hybrid_check(result.fit_table, result.test_table, str(tmp_path / "hybrid.db"),
+                                         spec=result.chosen[beyond.ROW_WEIGHTED],
+                                         fitted=result.fitted[beyond.ROW_WEIGHTED].fields, k=10, max_queries=7)
+    assert sampled.n_queries_checked == 7 and sampled.table["queries"].max() <= 7
+    assert (sampled.table.xs("weighted", level="ranker")["identical top-k lists"] == 1.0).all()
 
 
 def test_transforms_round_trip_with_a_collection(comparison, tmp_path):

@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch.calibrate import ScoreCalibration, array_to_json, l2_normalize, score_spread
+from motionmatch.calibrate import ScoreCalibration, array_to_json, score_spread
 from motionmatch.errors import EncoderMismatchError, ParameterError
 from motionmatch.metric_learning import retrieval_metrics
+from motionmatch.table import l2_normalize
 
 
 def anisotropic_set(seed: int = 0, n_classes: int = 6, n_groups: int = 5, clips: int = 4, dim: int = 32):
@@ -68,8 +69,8 @@ def test_centring_widens_the_score_spread_without_hurting_precision():
     assert after["frac_in_095_098"] <= raw["frac_in_095_098"]
     assert abs(after["mean"]) < 0.1
 
-    raw_p10 = retrieval_metrics(vectors, labels, groups)["p_at_10"]
-    centred_p10 = retrieval_metrics(centred, labels, groups)["p_at_10"]
+    raw_p10 = retrieval_metrics(vectors, labels, groups)["P@10"]
+    centred_p10 = retrieval_metrics(centred, labels, groups)["P@10"]
     assert raw_p10 < 0.99  # room to drop, so the check below can fail
     assert centred_p10 >= raw_p10 - 1e-9
 
@@ -130,8 +131,25 @@ def test_bad_parameters_and_mixed_tables_are_refused():
         ScoreCalibration().transform(np.ones((1, 4)))
     vectors, _, _ = anisotropic_set()
     mixed = pd.concat([as_table(vectors[:5], "a"), as_table(vectors[5:10], "b")])
-    with pytest.raises(EncoderMismatchError, match="mixes encoders"):
+    with pytest.raises(ParameterError, match="mixes encoders"):
         ScoreCalibration().fit_on_table(mixed)
+
+
+def test_save_and_load_an_npz_file(tmp_path):
+    vectors, _, _ = anisotropic_set()
+    calibration = ScoreCalibration(mode="whiten", n_components=8, encoder_id="vjepa2:a").fit(vectors)
+    path = calibration.save(tmp_path / "sub" / "calibration.npz")
+    assert path == tmp_path / "sub" / "calibration.npz" and path.is_file()
+    with pytest.raises(ParameterError, match="must end in .npz"):
+        calibration.save(tmp_path / "calibration.bin")
+    loaded = ScoreCalibration.load(path)
+    np.testing.assert_array_equal(loaded.transform(vectors), calibration.transform(vectors))
+    assert loaded.output_encoder_id == calibration.output_encoder_id and loaded.n_fitted_ == len(vectors)
+    with pytest.raises(ParameterError, match="motionmatch calibrate"):
+        ScoreCalibration.load(tmp_path / "missing.npz")
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    with pytest.raises(ParameterError, match="not a calibration file"):
+        ScoreCalibration.load(tmp_path / "broken.npz")
 
 
 def test_arrays_round_trip_through_milvus_lite(tmp_path):

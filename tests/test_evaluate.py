@@ -10,10 +10,12 @@ import pytest
 
 from motionmatch import evaluate
 from motionmatch.errors import ParameterError
-from motionmatch.evaluate import (average_precision, bootstrap_ci, confused_examples, confusion_top1, domain_matrix,
-                                  evaluate_retrieval, exclusion_comparison, fraction_in_range, hit_at_k, hubness,
-                                  leave_one_out, ndcg_at_k, per_class, precision_at_k, rank_gallery, recall_at_k,
-                                  same_vs_cross_domain, score_statistics, train_test_retrieval, write_results)
+from motionmatch.evaluate import (bootstrap_ci, confused_examples, confusion_top1, domain_matrix, evaluate_retrieval,
+                                  evaluate_scores, exclusion_comparison, exclusion_mask, hubness, leave_one_out,
+                                  per_class, rank_gallery, same_vs_cross_domain, score_statistics, train_test_retrieval,
+                                  write_results)
+from motionmatch.metrics import (average_precision, average_precision_at_k, fraction_in_range, hit_rate_at_k,
+                                 metric_names, ndcg_at_k, precision_at_k, rank_relevance, recall_at_k)
 
 
 def make_table(vectors, labels, videos=None, groups=None, domains=None, splits=None) -> pd.DataFrame:
@@ -42,8 +44,8 @@ def test_precision_recall_hit_by_hand():
     np.testing.assert_allclose(precision_at_k(RELEVANT, 10), [0.2, 0.1, 0])  # short ranking: empty places miss
     np.testing.assert_allclose(recall_at_k(RELEVANT, N_RELEVANT, 3), [2 / 3, 0, np.nan])
     np.testing.assert_allclose(recall_at_k(RELEVANT, N_RELEVANT, 5), [2 / 3, 1, np.nan])
-    np.testing.assert_allclose(hit_at_k(RELEVANT, 1), [1, 0, 0])
-    np.testing.assert_allclose(hit_at_k(RELEVANT, 5), [1, 1, 0])
+    np.testing.assert_allclose(hit_rate_at_k(RELEVANT, 1), [1, 0, 0])
+    np.testing.assert_allclose(hit_rate_at_k(RELEVANT, 5), [1, 1, 0])
 
 
 def test_average_precision_and_ndcg_by_hand():
@@ -58,8 +60,11 @@ def test_average_precision_and_ndcg_by_hand():
 
 
 def test_metric_parameter_errors():
-    for bad in (0, -1, 2.5, True):
-        with pytest.raises(ParameterError, match="positive integer"):
+    for bad in (0, -1):
+        with pytest.raises(ParameterError, match=">= 1"):
+            precision_at_k(RELEVANT, bad)
+    for bad in (2.5, True):
+        with pytest.raises(ParameterError, match="whole number"):
             precision_at_k(RELEVANT, bad)
     with pytest.raises(ParameterError, match="n_relevant is smaller"):
         average_precision(RELEVANT, [1, 1, 0])
@@ -81,6 +86,87 @@ def test_rank_gallery_order_exclusion_and_top():
     assert order[0, -1] == 0 and scores[0, -1] == -np.inf
     with pytest.raises(ParameterError, match="dim"):
         rank_gallery(queries, np.ones((3, 5)))
+
+
+# ----------------------------------------------------------------------------- library oracles
+def random_rankings(seed: int = 11, n_queries: int = 40, n_items: int = 30):
+    """Continuous scores (no ties) and binary relevance, every query with at least one relevant item."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n_queries, n_items))
+    truth = rng.random((n_queries, n_items)) < rng.uniform(0.05, 0.5, size=(n_queries, 1))
+    truth[np.arange(n_queries), rng.integers(0, n_items, n_queries)] = True
+    ranked, n_relevant = rank_relevance(scores, truth)
+    return scores, truth, ranked, n_relevant
+
+
+def test_average_precision_matches_scikit_learn():
+    from sklearn.metrics import average_precision_score
+
+    scores, truth, ranked, n_relevant = random_rankings()
+    expected = [average_precision_score(t, s) for t, s in zip(truth, scores)]
+    np.testing.assert_allclose(average_precision(ranked, n_relevant), expected, rtol=1e-12)
+
+
+def test_ndcg_matches_scikit_learn():
+    from sklearn.metrics import ndcg_score
+
+    scores, truth, ranked, n_relevant = random_rankings(seed=12)
+    for k in (1, 3, 10, 30):
+        expected = [ndcg_score(t[None, :].astype(float), s[None, :], k=k) for t, s in zip(truth, scores)]
+        np.testing.assert_allclose(ndcg_at_k(ranked, n_relevant, k), expected, rtol=1e-12)
+
+
+def test_precision_recall_hit_rate_and_ap_at_k_against_a_plain_loop():
+    scores, truth, ranked, n_relevant = random_rankings(seed=13)
+    for k in (1, 5, 12):
+        top = [set(np.argsort(-s)[:k]) for s in scores]
+        relevant = [set(np.flatnonzero(t)) for t in truth]
+        np.testing.assert_allclose(precision_at_k(ranked, k), [len(a & b) / k for a, b in zip(top, relevant)])
+        np.testing.assert_allclose(recall_at_k(ranked, n_relevant, k), [len(a & b) / len(b) for a, b in zip(top, relevant)])
+        np.testing.assert_allclose(hit_rate_at_k(ranked, k), [float(bool(a & b)) for a, b in zip(top, relevant)])
+        loop = []
+        for s, t in zip(scores, truth):
+            hits = t[np.argsort(-s)[:k]]
+            precisions = np.cumsum(hits) / np.arange(1, k + 1)
+            loop.append((precisions * hits).sum() / min(k, t.sum()))
+        np.testing.assert_allclose(average_precision_at_k(ranked, n_relevant, k), loop)
+
+
+def test_rank_relevance_drops_excluded_items_from_hits_and_totals():
+    scores = np.array([[0.9, 0.8, 0.7, 0.1]])
+    truth = np.array([[True, False, True, True]])
+    ranked, n_relevant = rank_relevance(scores, truth, excluded=np.array([[True, False, False, False]]))
+    assert ranked.tolist() == [[False, True, True, False]] and n_relevant.tolist() == [2]
+    assert metric_names((1, 5)) == ["P@1", "P@5", "Recall@1", "Recall@5", "HitRate@1", "HitRate@5",
+                                    "nDCG@1", "nDCG@5", "mAP"]
+
+
+def test_bootstrap_ci_matches_scipy():
+    from scipy.stats import bootstrap
+
+    values = np.random.default_rng(14).random(300)
+    lo, hi = bootstrap_ci(values, n_boot=4000, seed=0)
+    reference = bootstrap((values,), np.mean, n_resamples=4000, method="percentile", confidence_level=0.95,
+                          random_state=0).confidence_interval
+    # two Monte Carlo estimates of the same percentiles: equal up to resampling noise (~1e-3 here)
+    assert lo == pytest.approx(reference.low, abs=4e-3) and hi == pytest.approx(reference.high, abs=4e-3)
+    assert hi - lo == pytest.approx(reference.high - reference.low, rel=0.1)
+
+
+def test_evaluate_scores_is_the_protocol_engine():
+    """Any score matrix through evaluate_scores gives what the protocols give for cosine scores."""
+    table = near_duplicate_table(seed=5)
+    vectors = np.stack(table.embedding)
+    mine = evaluate_scores(vectors @ vectors.T, table, table, exclude="group", k=5, n_boot=100)
+    reference = leave_one_out(table, exclude="group", ks=(5,), n_boot=100)
+    assert mine["P@5"] == pytest.approx(reference.metric("P@5"), abs=1e-12)
+    assert mine["mAP"] == pytest.approx(reference.metric("mAP"), abs=1e-12)
+    assert mine["n_queries"] == len(reference.per_query)
+    # the query's own clip, video and group never count, whatever their score
+    rigged = np.where(exclusion_mask(table, table, "group"), 100.0, 0.0)
+    honest = evaluate_scores(rigged, table, table, exclude="group", k=2, n_boot=10)
+    leaky = evaluate_scores(rigged, table, table, exclude="none", k=2, n_boot=10)  # 2 group mates per clip
+    assert leaky["P@2"] == 1.0 and honest["P@2"] < 0.5
 
 
 # ----------------------------------------------------------------------------- protocols
@@ -152,7 +238,7 @@ def test_same_vs_cross_domain_matrix():
     assert matrix.loc["studio", "street"] == 0.0 and matrix.loc["street", "studio"] == 0.0
     assert (long["n_queries"] == 9).all()
     cross = long[long["kind"] == "cross"].iloc[0]
-    assert cross["P@2"] == 0.0 and cross["R@1"] == 0.0  # top 2 across domains are the wrong class' 3 copies
+    assert cross["P@2"] == 0.0 and cross["HitRate@1"] == 0.0  # top 2 across domains are the wrong class' 3 copies
     assert evaluate_retrieval(table, "same-domain", ks=(1,), n_boot=50).metric("P@1") == 1.0
     assert evaluate_retrieval(table, "cross-domain", ks=(1,), n_boot=50).metric("P@1") == 0.0
     contract_spelling = evaluate_retrieval(table, "cross-domain", ks=(1,), n_boot=50, exclude_own_group=False)
@@ -168,10 +254,10 @@ def test_train_test_retrieval_clip_level_by_hand():
                        splits=["train"] * 3 + ["test"] * 2)
     result = train_test_retrieval(table, ks=(1, 2, 3), n_boot=100)
     # query y (0.9, 0.1) ranks x, y, y; query x (0, 1) ranks y, y, x
-    assert result.metric("R@1") == 0.0
-    assert result.metric("R@2") == pytest.approx(0.5)
-    assert result.metric("R@3") == pytest.approx(1.0)
-    assert result.metric("AP") == pytest.approx(((1 / 2 + 2 / 3) / 2 + 1 / 3) / 2)
+    assert result.metric("HitRate@1") == 0.0
+    assert result.metric("HitRate@2") == pytest.approx(0.5)
+    assert result.metric("HitRate@3") == pytest.approx(1.0)
+    assert result.metric("mAP") == pytest.approx(((1 / 2 + 2 / 3) / 2 + 1 / 3) / 2)
     assert result.params["n_gallery"] == 3
     assert result.per_query["query_id"].tolist() == ["c3", "c4"]
 
@@ -182,10 +268,10 @@ def test_train_test_retrieval_video_level_by_hand():
     table = make_table(vectors, ["x", "x", "y", "y", "x", "x"], videos=["A", "A", "B", "B", "Q", "Q"],
                        splits=["train"] * 4 + ["test"] * 2)
     clip_level = train_test_retrieval(table, ks=(1,), n_boot=50)
-    assert clip_level.metric("R@1") == 0.5  # Q's first clip finds B, its second finds A
+    assert clip_level.metric("HitRate@1") == 0.5  # Q's first clip finds B, its second finds A
     video_level = train_test_retrieval(table, ks=(1,), level="video", n_boot=50)
     assert video_level.per_query["query_id"].tolist() == ["Q"]
-    assert video_level.metric("R@1") == 1.0  # mean-pooled Q (0.6, 0.8) is closer to A than to B
+    assert video_level.metric("HitRate@1") == 1.0  # mean-pooled Q (0.6, 0.8) is closer to A than to B
     with pytest.raises(ParameterError, match="matches no clip"):
         train_test_retrieval(table, query_split="val")
     with pytest.raises(ParameterError, match="level"):
@@ -202,7 +288,7 @@ def test_chunked_ranking_matches_one_block(monkeypatch):
 
 def test_protocol_parameter_validation():
     table = two_domain_table()
-    with pytest.raises(ParameterError, match="positive integer"):
+    with pytest.raises(ParameterError, match=">= 1"):
         leave_one_out(table, ks=(0, 5))
     with pytest.raises(ParameterError, match="exclude must be one of"):
         leave_one_out(table, exclude="domain")
@@ -304,9 +390,14 @@ def test_hubness_finds_a_planted_hub():
     assert result["hubs"].iloc[0]["clip_id"] == "c60"
     assert result["n_k"]["c60"] == 60 and result["max_n_k"] == 60  # in every other clip's top 5
     assert result["hubs"].iloc[1]["N_k"] < 40
-    assert result["n_k"].sum() == 61 * 5 and result["skewness"] > 2.0
-    uniform = hubness(make_table(np.eye(6) + 0.0, ["x"] * 6), k=2)  # ties everywhere, no hub
-    assert uniform["n_k"].sum() == 12
+    assert result["skewness"] > 2.0
+    # N_k against a brute-force count of every clip's top 5 (argsort over the full score matrix)
+    vectors = np.stack(table.embedding)
+    scores = vectors @ vectors.T
+    np.fill_diagonal(scores, -np.inf)  # one clip per video and group: only itself is excluded
+    top5 = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(result["n_k"].to_numpy(), np.bincount(top5.ravel(), minlength=len(table)))
+    assert result["skewness"] == pytest.approx(float(__import__("scipy").stats.skew(result["n_k"].to_numpy())))
     assert list(result["hubs"].columns) == ["clip_id", "video_path", "label", "N_k"]
 
 

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from motionmatch.calibrate import table_vectors
 from motionmatch.errors import EncoderMismatchError, ParameterError
 from motionmatch.metric_learning import (HeadTrainingConfig, ProjectionHead, TrainedHead, retrieval_metrics,
                                          split_by_group, train_projection_head)
+from motionmatch.table import embedding_matrix
 
 DIM = 64
 ENCODER_ID = "synthetic:v1"
@@ -47,7 +47,7 @@ def unseen_table() -> pd.DataFrame:
 
 
 def held_out_p10(table: pd.DataFrame, vectors: np.ndarray) -> float:
-    return retrieval_metrics(vectors, table["label"].to_numpy(), table["group"].to_numpy(), k=10)["p_at_10"]
+    return retrieval_metrics(vectors, table["label"].to_numpy(), table["group"].to_numpy(), k=10)["P@10"]
 
 
 
@@ -55,16 +55,16 @@ def held_out_p10(table: pd.DataFrame, vectors: np.ndarray) -> float:
 def test_head_beats_raw_vectors_on_unseen_groups(train_table, unseen_table, loss):
     trained = train_projection_head(train_table, HeadTrainingConfig(loss=loss, max_epochs=25, batch_size=32, patience=25),
                                     progress=False)
-    raw = held_out_p10(unseen_table, table_vectors(unseen_table))
-    projected = held_out_p10(unseen_table, trained.project(table_vectors(unseen_table)))
+    raw = held_out_p10(unseen_table, embedding_matrix(unseen_table))
+    projected = held_out_p10(unseen_table, trained.project(embedding_matrix(unseen_table)))
     assert projected >= raw + 0.2, (loss, raw, projected)
     assert 1 <= trained.best_epoch <= len(trained.history) <= 25
-    assert {"epoch", "train_loss", "val_p_at_10", "val_map_at_10"} <= set(trained.history[0])
+    assert {"epoch", "train_loss", "val P@10", "val mAP@10"} <= set(trained.history[0])
 
 
 def test_same_seed_gives_identical_heads(train_table, unseen_table):
     config = HeadTrainingConfig(loss="triplet", max_epochs=4, batch_size=32, seed=5)
-    vectors = table_vectors(unseen_table)
+    vectors = embedding_matrix(unseen_table)
     first = train_projection_head(train_table, config, progress=False).project(vectors)
     second = train_projection_head(train_table, config, progress=False).project(vectors)
     other_seed = train_projection_head(train_table, HeadTrainingConfig(loss="triplet", max_epochs=4, batch_size=32, seed=6),
@@ -76,7 +76,7 @@ def test_same_seed_gives_identical_heads(train_table, unseen_table):
 def test_save_load_and_arrays_round_trip(train_table, unseen_table, tmp_path):
     trained = train_projection_head(train_table, HeadTrainingConfig(loss="ntxent", max_epochs=3, hidden_dim=16, out_dim=8),
                                     progress=False)
-    vectors = table_vectors(unseen_table)
+    vectors = embedding_matrix(unseen_table)
     expected = trained.project(vectors)
     assert expected.shape == (len(vectors), 8) and expected.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5)
@@ -123,8 +123,8 @@ def test_retrieval_metrics_by_hand():
     top3 = retrieval_metrics(vectors[[0, 2, 3, 4]], labels[[0, 2, 3, 4]], groups[[0, 2, 3, 4]], k=3)
     # queries: 0 -> [2 a, 3 b, 4 a]: P@3 = 2/3, AP = (1 + 2/3)/2; 2 -> [0 a, 3 b, 4 a]: same;
     # 3 (b) -> no relevant: P@3 = 0, left out of mAP; 4 -> ranking [3 b, 2 a, 0 a]: P@3 2/3, AP = (1/2 + 2/3)/2.
-    assert top3["p_at_3"] == pytest.approx((2 / 3 + 2 / 3 + 0 + 2 / 3) / 4)
-    assert top3["map_at_3"] == pytest.approx(((1 + 2 / 3) / 2 * 2 + (1 / 2 + 2 / 3) / 2) / 3)
+    assert top3["P@3"] == pytest.approx((2 / 3 + 2 / 3 + 0 + 2 / 3) / 4)
+    assert top3["mAP@3"] == pytest.approx(((1 + 2 / 3) / 2 * 2 + (1 / 2 + 2 / 3) / 2) / 3)
 
 
 def test_projection_head_shapes_and_config_checks():
@@ -151,5 +151,5 @@ def test_head_arrays_round_trip_through_milvus_lite(train_table, unseen_table, t
                                          expected_encoder_id=ENCODER_ID)
     finally:
         store.close()
-    vectors = table_vectors(unseen_table)
+    vectors = embedding_matrix(unseen_table)
     np.testing.assert_array_equal(loaded.project(vectors), trained.project(vectors))

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motionmatch.calibrate import l2_normalize
 from motionmatch.errors import EncoderMismatchError, ParameterError
 from motionmatch.rerank import (Reranker, alpha_query_expansion, database_side_augmentation, k_reciprocal_rerank,
                                 _k_reciprocal_pool_distances)
+from motionmatch.table import l2_normalize
 
 
 def unit(degrees: float) -> np.ndarray:
