@@ -1,17 +1,12 @@
-"""Retrieval evaluation a reviewer can trust: exact cosine search in numpy, clear protocols,
-bootstrap confidence intervals, and the diagnostics that test the project's claims.
+"""Retrieval evaluation a reviewer can trust: exact cosine search in numpy, clear protocols and
+bootstrap confidence intervals — the one evaluation engine.
 
 The original notes report same-domain P@10 0.65, cross-domain P@10 0.25, and "most scores
-cluster at 0.95-0.98". Each claim has a function here that measures it:
-:func:`evaluate_retrieval` / :func:`same_vs_cross_domain` (P@10 per domain pair, with CIs),
-:func:`exclusion_comparison` (how much near-duplicate leakage inflates the numbers) and
-:func:`score_statistics` (where the cosine scores actually fall, and whether relevant and
-irrelevant pairs are separable at all).
-
-Size: about 800 lines, above the project's ~600, because the protocols, the score-matrix engine and
-the diagnostics (score statistics, confusion, hubness) share the blocked exact-search internals
-(``_Items``, ``_exclusion``, ``_row_blocks``); the pure metrics already live in
-:mod:`motionmatch.metrics`, and moving the diagnostics out with those internals is the next split.
+cluster at 0.95-0.98". The first two claims are measured here: :func:`evaluate_retrieval` /
+:func:`same_vs_cross_domain` (P@10 per domain pair, with CIs) and :func:`exclusion_comparison`
+(how much near-duplicate leakage inflates the numbers). The score claims (bunching, separability,
+confusion, hubness) are in :mod:`motionmatch.diagnostics`, which uses this module's blocked exact
+search (``Items``, ``exclusion_block``, ``row_blocks``).
 
 Search is exact (a dense matrix product over L2-normalised vectors, computed in blocks of
 queries), so Milvus is not needed and nothing here is approximate.
@@ -64,20 +59,16 @@ CHUNK_ELEMENTS = 4_000_000  # query x gallery scores held at once (16 MB of floa
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_k(k: Any, name: str = "k") -> int:
-    return check_k(k, name)
-
-
 def _check_ks(ks: Any) -> tuple[int, ...]:
     if isinstance(ks, (int, np.integer)):
         ks = (ks,)
     ks = tuple(ks)
     if not ks:
         raise ParameterError("ks is empty; pass positive ranks such as ks=(1, 5, 10)")
-    return tuple(sorted({_check_k(k, "every k in ks") for k in ks}))
+    return tuple(sorted({check_k(k, "every k in ks") for k in ks}))
 
 
-def _check_exclude(exclude: str) -> str:
+def check_exclude(exclude: str) -> str:
     return check_choice(exclude, "exclude", EXCLUDE_CHOICES)
 
 
@@ -86,7 +77,7 @@ def _check_bootstrap(n_boot: int, ci: float) -> None:
     check_scalar(ci, "ci", float, min_value=0, max_value=1, include_min=False, include_max=False)
 
 
-def _check_table(table: pd.DataFrame, extra: Sequence[str] = ()) -> None:
+def check_table(table: pd.DataFrame, extra: Sequence[str] = ()) -> None:
     require_columns(table, (*TABLE_COLUMNS_NEEDED, *extra))
     if len(table) == 0:
         raise ParameterError("embeddings table is empty — run `motionmatch extract` on a folder with videos first")
@@ -108,18 +99,14 @@ def _as_unit_vectors(vectors: Any, name: str) -> np.ndarray:
     return array / norms
 
 
-def _table_vectors(table: pd.DataFrame) -> np.ndarray:
-    return _as_unit_vectors(embedding_matrix(table), "embedding column")
-
-
 # ----------------------------------------------------------------------------- exact search
-def _row_blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
+def row_blocks(n_rows: int, n_cols: int) -> Iterator[slice]:
     step = max(1, CHUNK_ELEMENTS // max(n_cols, 1))
     for start in range(0, n_rows, step):
         yield slice(start, min(start + step, n_rows))
 
 
-def _sorted_order(scores: np.ndarray, top: int) -> np.ndarray:
+def sorted_order(scores: np.ndarray, top: int) -> np.ndarray:
     """Column indices by descending score; ties keep gallery order."""
     if top >= scores.shape[1]:
         return np.argsort(-scores, axis=1, kind="stable")
@@ -147,20 +134,20 @@ def rank_gallery(query_vecs: np.ndarray, gallery_vecs: np.ndarray, exclude_mask:
         exclude_mask = np.asarray(exclude_mask, dtype=bool)
         if exclude_mask.shape != (len(queries), len(gallery)):
             raise ParameterError(f"exclude_mask must have shape {(len(queries), len(gallery))}, got {exclude_mask.shape}")
-    n_top = len(gallery) if top is None else min(_check_k(top, "top"), len(gallery))
+    n_top = len(gallery) if top is None else min(check_k(top, "top"), len(gallery))
     order = np.empty((len(queries), n_top), dtype=np.int64)
     ranked_scores = np.empty((len(queries), n_top), dtype=np.float32)
-    for rows in _row_blocks(len(queries), len(gallery)):
+    for rows in row_blocks(len(queries), len(gallery)):
         scores = queries[rows] @ gallery.T
         if exclude_mask is not None:
             scores[exclude_mask[rows]] = -np.inf
-        order[rows] = _sorted_order(scores, n_top)
+        order[rows] = sorted_order(scores, n_top)
         ranked_scores[rows] = np.take_along_axis(scores, order[rows], axis=1)
     return order, ranked_scores
 
 
 @dataclass
-class _Items:
+class Items:
     """Vectors and integer-coded keys of the queries or the gallery (codes shared by both sides)."""
     vectors: np.ndarray
     rows: np.ndarray  # position in the source table (self-exclusion)
@@ -169,21 +156,21 @@ class _Items:
     groups: np.ndarray
     domains: np.ndarray
 
-    def take(self, index: np.ndarray) -> "_Items":
-        return _Items(*(getattr(self, name)[index] for name in ("vectors", "rows", "labels", "videos", "groups", "domains")))
+    def take(self, index: np.ndarray) -> "Items":
+        return Items(*(getattr(self, name)[index] for name in ("vectors", "rows", "labels", "videos", "groups", "domains")))
 
     def __len__(self) -> int:
         return len(self.rows)
 
 
-def _items_from_table(table: pd.DataFrame) -> _Items:
+def items_from_table(table: pd.DataFrame) -> Items:
     video = table["video_path"].astype(str).to_numpy()
-    return _Items(vectors=_table_vectors(table), rows=np.arange(len(table)),
+    return Items(vectors=_as_unit_vectors(embedding_matrix(table), "embedding column"), rows=np.arange(len(table)),
                   labels=pd.factorize(table["label"].astype(str))[0], videos=pd.factorize(video)[0],
                   groups=pd.factorize(effective_groups(table))[0], domains=pd.factorize(table["domain"].astype(str))[0])
 
 
-def _exclusion(queries: _Items, block: slice, gallery: _Items, exclude: str, domain_rule: str | None) -> np.ndarray:
+def exclusion_block(queries: Items, block: slice, gallery: Items, exclude: str, domain_rule: str | None) -> np.ndarray:
     """Boolean (block, n_gallery) mask of items the queries in ``block`` may not retrieve."""
     mask = queries.rows[block, None] == gallery.rows[None, :]
     if exclude in ("video", "group"):
@@ -197,16 +184,16 @@ def _exclusion(queries: _Items, block: slice, gallery: _Items, exclude: str, dom
     return mask
 
 
-def _rank_and_score(queries: _Items, gallery: _Items, exclude: str, ks: Sequence[int],
+def _rank_and_score(queries: Items, gallery: Items, exclude: str, ks: Sequence[int],
                     domain_rule: str | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Every metric for every query, from full exact rankings computed block by block."""
     metrics = {name: np.full(len(queries), np.nan) for name in metric_names(ks)}
     n_relevant = np.zeros(len(queries), dtype=np.int64)
     if len(gallery) == 0:
         return metrics, n_relevant
-    for rows in _row_blocks(len(queries), len(gallery)):
+    for rows in row_blocks(len(queries), len(gallery)):
         scores = queries.vectors[rows] @ gallery.vectors.T
-        excluded = _exclusion(queries, rows, gallery, exclude, domain_rule)
+        excluded = exclusion_block(queries, rows, gallery, exclude, domain_rule)
         ranked, n_relevant[rows] = rank_relevance(scores, gallery.labels[None, :] == queries.labels[rows, None], excluded)
         for name, values in ranking_metrics(ranked, n_relevant[rows], ks).items():
             metrics[name][rows] = values
@@ -306,7 +293,7 @@ def per_class(result: RetrievalResult, n_boot: int = 1000, seed: int = 0, ci: fl
 # ----------------------------------------------------------------------------- any score matrix
 def exclusion_mask(query_table: pd.DataFrame, gallery_table: pd.DataFrame, exclude: str = "group") -> np.ndarray:
     """(n_q, n_g) bool: gallery items a query may not retrieve (its own clip always; its video; its group)."""
-    exclude = _check_exclude(exclude)
+    exclude = check_exclude(exclude)
     require_columns(query_table, ("clip_id", "video_path", "group"), "the query table")
     require_columns(gallery_table, ("clip_id", "video_path", "group"), "the gallery table")
 
@@ -392,7 +379,7 @@ def evaluate_scores(scores: np.ndarray, query_table: pd.DataFrame, gallery_table
     Queries with nothing relevant to find are left out of the means (``n_queries_without_relevant``).
     Keys: ``P@k, P@k_lo, P@k_hi, mAP, mAP_lo, mAP_hi, auc, n_queries, n_queries_without_relevant``.
     """
-    k = _check_k(k)
+    k = check_k(k)
     return summarise_metrics([query_metrics(scores, query_table, gallery_table, exclude, (k,))],
                              (f"P@{k}", "mAP"), n_boot, seed)
 
@@ -400,7 +387,7 @@ def evaluate_scores(scores: np.ndarray, query_table: pd.DataFrame, gallery_table
 # ----------------------------------------------------------------------------- protocols
 def _protocol(table: pd.DataFrame, protocol: str, exclude: str, ks: Sequence[int], domain_rule: str | None,
               n_boot: int, seed: int, ci: float) -> RetrievalResult:
-    items = _items_from_table(table)
+    items = items_from_table(table)
     metrics, n_relevant = _rank_and_score(items, items, exclude, ks, domain_rule)
     return _result(protocol, _query_frame(table), metrics, n_relevant, {"exclude": exclude, "ks": list(ks)},
                    n_boot, seed, ci)
@@ -413,9 +400,9 @@ def leave_one_out(table: pd.DataFrame, exclude: str = "group", ks: Sequence[int]
     Compare ``exclude="group"`` with ``"video"`` (see :func:`exclusion_comparison`) to see how
     much near-duplicates from the same source inflate the scores.
     """
-    exclude, ks = _check_exclude(exclude), _check_ks(ks)
+    exclude, ks = check_exclude(exclude), _check_ks(ks)
     _check_bootstrap(n_boot, ci)
-    _check_table(table)
+    check_table(table)
     return _protocol(table, "leave-one-out", exclude, ks, None, n_boot, seed, ci)
 
 
@@ -439,10 +426,10 @@ def same_vs_cross_domain(table: pd.DataFrame, exclude: str = "group", ks: Sequen
     ("same"/"cross"), ``n_queries, n_queries_without_relevant`` and ``M, M_lo, M_hi`` per
     metric. :func:`domain_matrix` pivots one metric into a matrix.
     """
-    exclude, ks = _check_exclude(exclude), _check_ks(ks)
+    exclude, ks = check_exclude(exclude), _check_ks(ks)
     _check_bootstrap(n_boot, ci)
-    _check_table(table)
-    items = _items_from_table(table)
+    check_table(table)
+    items = items_from_table(table)
     query_frame = _query_frame(table)
     domain_names = pd.factorize(table["domain"].astype(str))[1]
     rows = []
@@ -473,7 +460,7 @@ def domain_matrix(long: pd.DataFrame, metric: str = "P@10") -> pd.DataFrame:
 
 def _video_level(table: pd.DataFrame) -> pd.DataFrame:
     """One row per video: clip vectors mean-pooled and renormalised."""
-    vectors = _table_vectors(table)
+    vectors = _as_unit_vectors(embedding_matrix(table), "embedding column")
     codes, videos = pd.factorize(table["video_path"].astype(str))
     labels_per_video = table.groupby(codes)["label"].nunique()
     if (labels_per_video > 1).any():
@@ -498,11 +485,11 @@ def train_test_retrieval(table: pd.DataFrame, query_split: str = "test", gallery
     renormalises, so videos query videos. Official splits keep groups apart; ``exclude``
     still removes the own video (and group) should the two sides overlap.
     """
-    exclude, ks = _check_exclude(exclude), _check_ks(ks)
+    exclude, ks = check_exclude(exclude), _check_ks(ks)
     _check_bootstrap(n_boot, ci)
     if level not in LEVELS:
         raise ParameterError(f"level must be one of {LEVELS}, got {level!r}")
-    _check_table(table, extra=("split",))
+    check_table(table, extra=("split",))
     splits = table["split"].fillna("").astype(str)
     for name, wanted in (("query_split", query_split), ("gallery_split", gallery_split)):
         if not (splits == wanted).any():
@@ -511,7 +498,7 @@ def train_test_retrieval(table: pd.DataFrame, query_split: str = "test", gallery
     table = table[splits.isin([query_split, gallery_split])].reset_index(drop=True)
     if level == "video":
         table = _video_level(table)
-    items = _items_from_table(table)
+    items = items_from_table(table)
     split_values = table["split"].fillna("").astype(str).to_numpy()
     query_index = np.flatnonzero(split_values == query_split)
     gallery_index = np.flatnonzero(split_values == gallery_split)
@@ -540,205 +527,11 @@ def evaluate_retrieval(table: pd.DataFrame, protocol: str = "leave-one-out", exc
         return train_test_retrieval(table, ks=ks, exclude=exclude, n_boot=n_boot, seed=seed, ci=ci, **train_test_kw)
     if train_test_kw:
         raise ParameterError(f"protocol {protocol!r} takes no options {sorted(train_test_kw)}")
-    exclude, ks = _check_exclude(exclude), _check_ks(ks)
+    exclude, ks = check_exclude(exclude), _check_ks(ks)
     _check_bootstrap(n_boot, ci)
-    _check_table(table)
+    check_table(table)
     domain_rule = {"same-domain": "same", "cross-domain": "other"}.get(protocol)
     return _protocol(table, protocol, exclude, ks, domain_rule, n_boot, seed, ci)
-
-
-# ----------------------------------------------------------------------------- score diagnostics
-def _pairs_sharing(*keys: np.ndarray) -> int:
-    """Unordered pairs of items that agree on every key."""
-    _, counts = np.unique(np.stack(keys, axis=1), axis=0, return_counts=True)
-    return int((counts * (counts - 1) // 2).sum())
-
-
-def _excluded_pairs(items: _Items, exclude: str, *extra: np.ndarray) -> int:
-    if exclude == "none":
-        return 0
-    by_video = _pairs_sharing(items.videos, *extra)
-    if exclude == "video":
-        return by_video
-    return _pairs_sharing(items.groups, *extra) + by_video - _pairs_sharing(items.groups, items.videos, *extra)
-
-
-def score_statistics(table: pd.DataFrame, exclude: str = "group", band: tuple[float, float] = (0.95, 0.98),
-                     top_k: int = 10, max_pairs: int = 200_000, seed: int = 0, bins: int = 200) -> dict[str, Any]:
-    """Cosine scores of relevant (same label) vs irrelevant pairs, over every allowed pair.
-
-    Pairs are unordered, without self, own video and (``exclude="group"``) own group.
-    Counts, means, stds, the in-band fractions and the histograms are exact over all pairs;
-    ``auc`` (sklearn ``roc_auc_score``) and the quantiles use a seeded sample of at most
-    ``max_pairs`` pairs, half relevant and half irrelevant (AUC does not depend on the
-    mix). ``overlap`` is the overlapping mass of the two normalised histograms (1 = the
-    distributions coincide, 0 = fully separated). ``frac_in_<lo>_<hi>`` tests the notes'
-    claim on all pairs; ``top<k>_frac_in_<lo>_<hi>`` on each query's top-k scores. The raw
-    samples (``samples["relevant"]``, ``samples["irrelevant"]``) are for plotting.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    exclude, top_k, max_pairs, bins = _check_exclude(exclude), _check_k(top_k, "top_k"), \
-        _check_k(max_pairs, "max_pairs"), _check_k(bins, "bins")
-    lo, hi = band
-    if lo > hi:
-        raise ParameterError(f"band must be (low, high) with low <= high, got {band}")
-    _check_table(table)
-    items = _items_from_table(table)
-    n = len(items)
-    total_relevant = _pairs_sharing(items.labels) - _excluded_pairs(items, exclude, items.labels)
-    total_pairs = n * (n - 1) // 2 - _excluded_pairs(items, exclude)
-    expected = {"relevant": total_relevant, "irrelevant": total_pairs - total_relevant}
-    keep_probability = {kind: min(1.0, (max_pairs / 2) / count) if count else 0.0 for kind, count in expected.items()}
-    rng = np.random.default_rng(seed)
-    edges = np.linspace(-1.0, 1.0, bins + 1)
-    stats = {kind: {"count": 0, "sum": 0.0, "sumsq": 0.0, "in_band": 0, "hist": np.zeros(bins, np.int64), "sample": []}
-             for kind in expected}
-    top_scores = []
-    for rows in _row_blocks(n, n):
-        scores = items.vectors[rows] @ items.vectors.T
-        excluded = _exclusion(items, rows, items, exclude, None)
-        upper = np.arange(n)[None, :] > items.rows[rows, None]
-        same_label = items.labels[rows, None] == items.labels[None, :]
-        for kind, wanted in (("relevant", same_label), ("irrelevant", ~same_label)):
-            values = scores[wanted & upper & ~excluded].astype(np.float64)
-            bucket = stats[kind]
-            bucket["count"] += values.size
-            bucket["sum"] += values.sum()
-            bucket["sumsq"] += (values ** 2).sum()
-            bucket["in_band"] += int(((values >= lo) & (values <= hi)).sum())
-            bucket["hist"] += np.bincount(np.clip(((values + 1.0) / 2.0 * bins).astype(np.int64), 0, bins - 1),
-                                          minlength=bins)
-            bucket["sample"].append(values[rng.random(values.size) < keep_probability[kind]])
-        scores[excluded] = -np.inf
-        width = min(top_k, n)
-        best = -np.partition(-scores, width - 1, axis=1)[:, :width]
-        top_scores.append(best[np.isfinite(best)])
-    samples = {kind: np.concatenate(bucket["sample"]) for kind, bucket in stats.items()}
-    for kind in samples:  # Bernoulli sampling can overshoot by a little; trim to the budget
-        if samples[kind].size > max_pairs // 2:
-            samples[kind] = rng.choice(samples[kind], size=max_pairs // 2, replace=False)
-    top_scores = np.concatenate(top_scores).astype(np.float64)
-
-    def mean_std(bucket: dict) -> tuple[float, float]:
-        if bucket["count"] == 0:
-            return float("nan"), float("nan")
-        mean = bucket["sum"] / bucket["count"]
-        return float(mean), float(math.sqrt(max(bucket["sumsq"] / bucket["count"] - mean ** 2, 0.0)))
-
-    relevant_mean, relevant_std = mean_std(stats["relevant"])
-    irrelevant_mean, irrelevant_std = mean_std(stats["irrelevant"])
-    both = samples["relevant"].size and samples["irrelevant"].size
-    auc = float(roc_auc_score(np.r_[np.ones(samples["relevant"].size), np.zeros(samples["irrelevant"].size)],
-                              np.r_[samples["relevant"], samples["irrelevant"]])) if both else float("nan")
-    densities = [bucket["hist"] / max(bucket["count"], 1) for bucket in stats.values()]
-    overlap = float(np.minimum(*densities).sum()) if both else float("nan")
-    quantile_levels = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-    all_pairs = stats["relevant"]["count"] + stats["irrelevant"]["count"]
-    band_key = f"{lo:.2f}_{hi:.2f}".replace(".", "")
-
-    def quantiles(values: np.ndarray) -> dict[str, float]:
-        return {f"{q:g}": float(v) for q, v in zip(quantile_levels, np.quantile(values, quantile_levels))} \
-            if values.size else {}
-
-    return {
-        "exclude": exclude, "n_items": n, "band": (float(lo), float(hi)),
-        "n_relevant_pairs": stats["relevant"]["count"], "n_irrelevant_pairs": stats["irrelevant"]["count"],
-        "relevant_mean": relevant_mean, "relevant_std": relevant_std,
-        "irrelevant_mean": irrelevant_mean, "irrelevant_std": irrelevant_std,
-        "gap": relevant_mean - irrelevant_mean, "auc": auc, "overlap": overlap,
-        "auc_sample_pairs": int(samples["relevant"].size + samples["irrelevant"].size),
-        "relevant_quantiles": quantiles(samples["relevant"]), "irrelevant_quantiles": quantiles(samples["irrelevant"]),
-        f"frac_in_{band_key}": (stats["relevant"]["in_band"] + stats["irrelevant"]["in_band"]) / all_pairs
-        if all_pairs else float("nan"),
-        f"top{top_k}_frac_in_{band_key}": fraction_in_range(top_scores, lo, hi),
-        f"top{top_k}_mean": float(top_scores.mean()) if top_scores.size else float("nan"),
-        "histogram": {"edges": edges, "relevant": stats["relevant"]["hist"], "irrelevant": stats["irrelevant"]["hist"]},
-        "samples": samples,
-    }
-
-
-def _nearest(table: pd.DataFrame, exclude: str, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k allowed neighbours per clip: indices (-1 where none) and scores (-inf where none)."""
-    items = _items_from_table(table)
-    n = len(items)
-    width = min(k, n)
-    neighbours = np.full((n, width), -1, dtype=np.int64)
-    neighbour_scores = np.full((n, width), -np.inf, dtype=np.float32)
-    for rows in _row_blocks(n, n):
-        scores = items.vectors[rows] @ items.vectors.T
-        scores[_exclusion(items, rows, items, exclude, None)] = -np.inf
-        order = _sorted_order(scores, width)
-        best = np.take_along_axis(scores, order, axis=1)
-        neighbours[rows] = np.where(np.isfinite(best), order, -1)
-        neighbour_scores[rows] = best
-    return neighbours, neighbour_scores
-
-
-def confusion_top1(table: pd.DataFrame, exclude: str = "group") -> pd.DataFrame:
-    """Label x label counts: row = query label, column = label of its nearest allowed neighbour."""
-    exclude = _check_exclude(exclude)
-    _check_table(table)
-    neighbours, _ = _nearest(table, exclude)
-    labels = table["label"].astype(str).to_numpy()
-    found = neighbours[:, 0] >= 0
-    names = sorted(set(labels))
-    matrix = pd.crosstab(pd.Categorical(labels[found], categories=names),
-                         pd.Categorical(labels[neighbours[found, 0]], categories=names), dropna=False)
-    matrix.index.name, matrix.columns.name = "query label", "top-1 neighbour label"
-    return matrix.astype(int)
-
-
-def confused_examples(table: pd.DataFrame, n: int = 5, exclude: str = "group") -> pd.DataFrame:
-    """One query/neighbour clip pair (the highest-scoring) for each of the n most frequent confusions.
-
-    Columns: ``query_label, neighbour_label, cell_count, score`` and ``query_*`` /
-    ``neighbour_*`` for ``clip_id, video_path, start_s, end_s`` (for thumbnails).
-    """
-    n, exclude = _check_k(n, "n"), _check_exclude(exclude)
-    _check_table(table)
-    neighbours, scores = _nearest(table, exclude)
-    frame = table.reset_index(drop=True)
-    labels = frame["label"].astype(str).to_numpy()
-    query = np.flatnonzero(neighbours[:, 0] >= 0)
-    neighbour = neighbours[query, 0]
-    pairs = pd.DataFrame({"query": query, "neighbour": neighbour, "score": scores[query, 0].astype(float),
-                          "query_label": labels[query], "neighbour_label": labels[neighbour]})
-    pairs = pairs[pairs["query_label"] != pairs["neighbour_label"]]
-    if pairs.empty:
-        return pd.DataFrame(columns=["query_label", "neighbour_label", "cell_count", "score"])
-    pairs["cell_count"] = pairs.groupby(["query_label", "neighbour_label"])["score"].transform("size")
-    best = (pairs.sort_values(["cell_count", "score", "query_label", "neighbour_label"], ascending=[False, False, True, True])
-            .drop_duplicates(["query_label", "neighbour_label"]).head(n))
-    detail = [c for c in ("clip_id", "video_path", "start_s", "end_s") if c in frame.columns]
-    out = best[["query_label", "neighbour_label", "cell_count", "score"]].reset_index(drop=True)
-    for side in ("query", "neighbour"):
-        picked = frame.loc[best[side].to_numpy(), detail].reset_index(drop=True)
-        out = pd.concat([out, picked.add_prefix(f"{side}_")], axis=1)
-    return out
-
-
-def hubness(table: pd.DataFrame, k: int = 10, exclude: str = "group", n_hubs: int = 10) -> dict[str, Any]:
-    """k-occurrence N_k (how often each clip is in others' top k) and its skewness.
-
-    A strongly right-skewed N_k means a few "hub" clips sit in everyone's top k regardless
-    of the query, which inflates some classes and hides others. Returns ``k``, ``n_k``
-    (Series by clip_id), ``skewness`` (scipy), ``antihub_fraction`` (N_k = 0), ``max_n_k``
-    and ``hubs`` (the n_hubs clips with the highest N_k: clip_id, video_path, label, N_k).
-    """
-    from scipy.stats import skew
-
-    k, n_hubs, exclude = _check_k(k), _check_k(n_hubs, "n_hubs"), _check_exclude(exclude)
-    _check_table(table)
-    neighbours, _ = _nearest(table, exclude, k)
-    occurrences = np.bincount(neighbours[neighbours >= 0], minlength=len(table))
-    frame = table.reset_index(drop=True)
-    n_k = pd.Series(occurrences, index=frame["clip_id"].astype(str).to_numpy(), name="N_k")
-    skewness = float(skew(occurrences)) if occurrences.std() > 0 else 0.0
-    hubs = (frame[["clip_id", "video_path", "label"]].assign(N_k=occurrences)
-            .sort_values(["N_k", "clip_id"], ascending=[False, True]).head(n_hubs).reset_index(drop=True))
-    return {"k": k, "exclude": exclude, "n_k": n_k, "skewness": skewness,
-            "antihub_fraction": float((occurrences == 0).mean()), "max_n_k": int(occurrences.max()), "hubs": hubs}
 
 
 # ----------------------------------------------------------------------------- output

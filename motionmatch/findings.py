@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import evaluate
+from . import diagnostics, evaluate
 from .errors import ParameterError
 from .validation import check_choice
 
@@ -47,7 +47,7 @@ class Findings:
 
 
 def score_summary(stats: dict[str, Any]) -> pd.DataFrame:
-    """The score-statistics table notebooks 04 and 05 show, from :func:`motionmatch.evaluate.score_statistics`."""
+    """The score-statistics table notebooks 04 and 05 show, from :func:`motionmatch.diagnostics.score_statistics`."""
     lo, hi = stats["band"]
     band_key = next(k for k in stats if k.startswith("frac_in_"))
     top_key = next(k for k in stats if k.startswith("top") and "_frac_in_" in k)
@@ -103,12 +103,12 @@ def run_findings(table: pd.DataFrame, protocol: str = "all", n_boot: int = 1000,
             found.per_class = evaluate.per_class(evaluate.leave_one_out(table, "group", n_boot=n_boot, seed=seed),
                                                  n_boot=n_boot, seed=seed)
         elif step == "scores":
-            found.scores = evaluate.score_statistics(table, exclude="group", seed=seed)
+            found.scores = diagnostics.score_statistics(table, exclude="group", seed=seed)
         elif step == "confusion":
-            found.confusion = evaluate.confusion_top1(table, exclude="group")
-            found.confused_examples = evaluate.confused_examples(table, n=5, exclude="group")
+            found.confusion = diagnostics.confusion_top1(table, exclude="group")
+            found.confused_examples = diagnostics.confused_examples(table, n=5, exclude="group")
         elif step == "hubness":
-            found.hubness = evaluate.hubness(table, k=10, exclude="group")
+            found.hubness = diagnostics.hubness(table, k=10, exclude="group")
         elif step == "domains":
             found.domains = evaluate.same_vs_cross_domain(table, exclude="group", n_boot=n_boot, seed=seed)
             for kind in ("same", "cross"):

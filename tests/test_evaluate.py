@@ -10,10 +10,10 @@ import pytest
 
 from motionmatch import evaluate
 from motionmatch.errors import ParameterError
-from motionmatch.evaluate import (bootstrap_ci, confused_examples, confusion_top1, domain_matrix, evaluate_retrieval,
-                                  evaluate_scores, exclusion_comparison, exclusion_mask, hubness, leave_one_out,
-                                  per_class, rank_gallery, same_vs_cross_domain, score_statistics, train_test_retrieval,
-                                  write_results)
+from motionmatch.diagnostics import confused_examples, confusion_top1, hubness, score_statistics
+from motionmatch.evaluate import (bootstrap_ci, domain_matrix, evaluate_retrieval, evaluate_scores, exclusion_comparison,
+                                  exclusion_mask, leave_one_out, per_class, rank_gallery, same_vs_cross_domain,
+                                  train_test_retrieval, write_results)
 from motionmatch.metrics import (average_precision, average_precision_at_k, fraction_in_range, hit_rate_at_k,
                                  metric_names, ndcg_at_k, precision_at_k, rank_relevance, recall_at_k)
 
