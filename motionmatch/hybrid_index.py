@@ -98,7 +98,7 @@ def index_hybrid(table: pd.DataFrame, store, fields: Sequence[FittedVectors], pr
     if any); the others become extra vector fields (see :func:`hybrid_field_names`). Returns
     ``{"rows", "fields": {name: dim}, "encoder_id", "arrays"}``. ``index_type`` defaults to the store's.
     """
-    from .store import DEFAULT_INDEX_TYPE
+    from .schema import DEFAULT_INDEX_TYPE
 
     names = hybrid_field_names([f.spec for f in fields])
     vectors = {name: f.transform(table) for name, f in zip(names, fields)}

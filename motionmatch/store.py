@@ -29,7 +29,6 @@ from . import config, lite
 from .errors import EncoderMismatchError, MotionMatchError, ParameterError, StoreError
 from .filters import and_expressions, build_filter, not_video
 from .rpc import quiet_library_errors, retry_transient
-from .schema import DEFAULT_INDEX_TYPE  # noqa: F401  (re-export: hybrid_index.py still imports it from here)
 from .schema import (
     ARRAYS_SUFFIX, HIT_FIELDS, NAME_RE,
     PRIMARY_FIELD, PROP_CLIP_SPEC, PROP_DIM, PROP_ENCODER_ID, PROP_PREPROCESSING,
@@ -447,8 +446,13 @@ class MotionStore(StoredArrays):
         finally:
             iterator.close()
 
-    def fetch_table(self, fields: Sequence[str] | None = None) -> pd.DataFrame:
-        """Everything stored, as an embeddings table (vectors as float32 arrays), sorted by video and clip."""
+    def fetch_table(self, fields: Sequence[str] | None = None, filters: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Everything stored (or the rows ``filters`` match, see :func:`build_filter`), as an embeddings table
+        (vectors as float32 arrays), sorted by video and clip, i.e. each video's windows in time order.
+
+        ``filters={"video_path": [...]}`` fetches the windows of given videos (what segment search aligns).
+        """
+        expression = build_filter(filters)
         vector_fields = self._vector_fields()
         valid = [*SCALAR_FIELDS, *vector_fields]
         wanted = list(fields) if fields is not None else valid
@@ -456,7 +460,7 @@ class MotionStore(StoredArrays):
         if unknown:
             raise ParameterError(f"unknown fields {unknown}; valid: {', '.join(valid)}")
         query_fields = list(dict.fromkeys([PRIMARY_FIELD, *wanted]))
-        rows = [row for batch in self._iter_rows(self.collection, query_fields) for row in batch]
+        rows = [row for batch in self._iter_rows(self.collection, query_fields, expression) for row in batch]
         frame = pd.DataFrame(rows, columns=query_fields)
         for field in vector_fields:
             if field in frame:

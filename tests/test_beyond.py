@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch import beyond, cli_beyond, evaluate, pipeline
+from motionmatch import beyond, cli_beyond, datasets, evaluate, pipeline
 from motionmatch.clips import ClipSpec
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import EncoderMismatchError, ParameterError
 from motionmatch.store import MotionStore
-from motionmatch.table import embedding_matrix
+from motionmatch.table import embedding_matrix, load_embeddings
 from motionmatch.synthetic import generate_sample_dataset
 
 # small grids keep the file fast; the notebook uses the defaults
@@ -26,7 +26,7 @@ def embeddings_dir(tmp_path_factory):
     work = tmp_path_factory.mktemp("beyond")
     manifest = generate_sample_dataset(work / "sample", seed=3, videos_per_class_per_domain=3,
                                        groups_per_class_per_domain=3, num_frames=24, size=(96, 64), progress=False)
-    source, failures = pipeline.load_source(manifest)
+    source, failures = datasets.load_source(manifest)
     out = work / "embeddings"
     summary = pipeline.extract_embeddings(source, build_encoder("flow"), out, progress=False,
                                           clip_spec=ClipSpec(frames_per_clip=8, frame_stride=2, clips_per_video=2),
@@ -37,7 +37,7 @@ def embeddings_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def table(embeddings_dir):
-    return pipeline.load_embeddings(embeddings_dir)
+    return load_embeddings(embeddings_dir)
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +184,7 @@ def test_transforms_round_trip_with_a_collection(comparison, tmp_path):
     calibration = result.fitted[beyond.ROW_CENTER].fields[0].artifact
     head = result.fitted[beyond.ROW_TRIPLET].fields[0].artifact
     other_head = result.fitted[beyond.ROW_NTXENT].fields[0].artifact
-    vectors = pipeline.embedding_matrix(result.test_table)
+    vectors = embedding_matrix(result.test_table)
     uri = str(tmp_path / "transforms.db")
     with MotionStore(uri, "transforms") as store:
         store.ensure_collection(result.encoder_id, vectors.shape[1], {"kind": "test"})
@@ -217,12 +217,12 @@ def test_cli_calibrate_train_head_and_hybrid_index(embeddings_dir, tmp_path, cap
     assert run("hybrid-index", "--embeddings", str(embeddings_dir), "--calibration", str(calibration_path),
                "--head", str(head_path), "--milvus-uri", uri, "--collection", "cli_hybrid") == 0
     assert "head (" in capsys.readouterr().out
-    table = pipeline.load_embeddings(embeddings_dir)
+    table = load_embeddings(embeddings_dir)
     with MotionStore(uri, "cli_hybrid") as store:
         assert store.count() == len(table)
         assert store.encoder_info()["vector_fields"] == {"embedding": 16, "head": 176}
         calibration, head = beyond.load_transforms(store, expected_encoder_id=table.encoder_id.iloc[0])
-        raw = pipeline.embedding_matrix(table.iloc[:2])
+        raw = embedding_matrix(table.iloc[:2])
         hits = store.hybrid_search({"embedding": calibration.transform(raw), "head": head.project(raw)}, k=3)
     assert [h[0].clip_id for h in hits] == list(table.clip_id.iloc[:2])  # each clip finds itself first
     with pytest.raises(ParameterError, match="calibrate"):

@@ -66,7 +66,7 @@ def test_nothing_to_embed_says_nothing():
 # ----------------------------------------------------------------------------- a real extraction
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
-    from motionmatch.pipeline import load_source
+    from motionmatch.datasets import load_source
     from motionmatch.synthetic import generate_sample_dataset
 
     folder = tmp_path_factory.mktemp("estimate") / "sample"

@@ -44,7 +44,8 @@ def run(tmp_path_factory):
     # a second encoder's table of the same clips, for notebook 06's hybrid (CLIP with tiny random weights)
     from motionmatch.clips import ClipSpec
     from motionmatch.encoders import build_encoder
-    from motionmatch.pipeline import extract_embeddings, load_source
+    from motionmatch.datasets import load_source
+    from motionmatch.pipeline import extract_embeddings
 
     manifest, _ = load_source(sample / "manifest.csv")
     extract_embeddings(manifest, build_encoder("clip-tiny"), work / "embeddings_visual",
