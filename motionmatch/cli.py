@@ -17,7 +17,9 @@ if not sys.stderr.isatty():  # a log file, CI: redraw progress bars every 10 s, 
 
 from . import config
 from .cli_args import (Command, add_embeddings_arg, add_encoder_args, add_store_args, embeddings_dir,
-                       non_negative_int, parse_pairs, positive_int, register)
+                       non_negative_int, parse_pairs, positive_float, positive_int, register)
+from .clips import DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_WINDOW_FRAMES, SHOT_CHOICES
+from .shots import DEFAULT_METHOD as SHOT_DEFAULT
 from .cli_beyond import BEYOND_COMMANDS
 from .errors import MotionMatchError, ParameterError
 from .table import read_extract_meta
@@ -28,7 +30,7 @@ HYBRID_NOTEBOOK = "06"  # writes its own (hybrid) collection; --collection is no
 
 class GenerateSample(Command):
     name = "generate-sample"
-    help = "write the synthetic labelled motion videos + manifest.csv"
+    help = "write the synthetic labelled motion videos + manifest.csv (--long: long videos + ground_truth.csv)"
 
     @staticmethod
     def setup(parser):
@@ -40,9 +42,22 @@ class GenerateSample(Command):
         parser.add_argument("--groups-per-class", type=positive_int("--groups-per-class"), default=16,
                             help="groups (same look, like one UCF101 gGG) per class and domain (default 16); "
                                  "metric learning needs many groups to train on")
+        long = parser.add_argument_group("long videos (--long)")
+        long.add_argument("--long", action="store_true",
+                          help="write long untrimmed videos of motion segments with ground_truth.csv and cuts.csv "
+                               "(default folder: the sample folder's sibling <sample>_long, e.g. data/raw/sample_long)")
+        long.add_argument("--n-videos", type=positive_int("--n-videos"), default=4, help="long videos (default 4)")
+        long.add_argument("--duration-s", type=positive_float("--duration-s"), default=180.0,
+                          help="seconds per long video (default 180)")
+        long.add_argument("--copy-queries", type=non_negative_int("--copy-queries"), default=20,
+                          help="copy queries cut from the long videos, with relevant.csv (default 20; 0 = none)")
+        long.add_argument("--query-s", type=positive_float("--query-s"), default=4.0,
+                          help="seconds per copy query (default 4)")
 
     @staticmethod
     def execute(args):
+        if args.long:
+            return GenerateSample.execute_long(args)
         import pandas as pd
 
         from .synthetic import DOMAINS, MOTION_CLASSES, generate_sample_dataset
@@ -61,6 +76,39 @@ class GenerateSample(Command):
         print(f"wrote {path}")
         return 0
 
+    @staticmethod
+    def long_folder(args) -> Path:
+        """--out, else the configured sample folder's sibling ``<name>_long``."""
+        if args.out:
+            return Path(args.out)
+        sample = Path(config.setting("sample_dir"))
+        return sample.with_name(sample.name + "_long")
+
+    @staticmethod
+    def execute_long(args):
+        import pandas as pd
+
+        from .long_synthetic import generate_long_videos, write_copy_queries
+
+        out = GenerateSample.long_folder(args)
+        truth = out / "ground_truth.csv"
+        if truth.exists():
+            present = pd.read_csv(truth)
+            videos = sorted(set(present["video"]))
+            ends = present.groupby("video")["end_s"].max()
+            if (len(videos) == args.n_videos and all((out / v).is_file() for v in videos)
+                    and abs(float(ends.min()) - args.duration_s) < 1.0 and abs(float(ends.max()) - args.duration_s) < 1.0
+                    and (args.copy_queries == 0 or (out / "relevant.csv").exists())):
+                print(f"long videos already present: {truth} ({len(videos)} videos of {args.duration_s:g} s)")
+                return 0
+            print(f"{truth} does not match --n-videos {args.n_videos} --duration-s {args.duration_s:g}: generating again")
+        path = generate_long_videos(out, n_videos=args.n_videos, duration_s=args.duration_s, seed=args.seed)
+        print(f"wrote {args.n_videos} long videos and {path}")
+        if args.copy_queries:
+            relevant = write_copy_queries(out, n_queries=args.copy_queries, query_s=args.query_s, seed=args.seed)
+            print(f"wrote {args.copy_queries} copy queries and {relevant}")
+        return 0
+
 
 class Extract(Command):
     name = "extract"
@@ -73,9 +121,23 @@ class Extract(Command):
         add_embeddings_arg(parser, "--out")
         add_encoder_args(parser)
         parser.add_argument("--frames-per-clip", type=non_negative_int("--frames-per-clip"), default=0,
-                            help="0 = encoder default")
-        parser.add_argument("--frame-stride", type=positive_int("--frame-stride"), default=2)
-        parser.add_argument("--clips-per-video", type=positive_int("--clips-per-video"), default=4)
+                            help=f"0 = the encoder's default (with --stride-s: {DEFAULT_WINDOW_FRAMES})")
+        parser.add_argument("--frame-stride", type=positive_int("--frame-stride"), default=None,
+                            help=f"take every n-th frame (default 2; with --stride-s: {DEFAULT_WINDOW_FRAME_STRIDE})")
+        parser.add_argument("--clips-per-video", type=positive_int("--clips-per-video"), default=4,
+                            help="clips spread over each video (the default mode, for short clips)")
+        dense = parser.add_argument_group("dense windows over whole videos (long untrimmed videos)")
+        dense.add_argument("--stride-s", type=positive_float("--stride-s"), nargs="?", const=DEFAULT_STRIDE_S,
+                           default=None, metavar="S",
+                           help="index a window (one clip: --frames-per-clip frames every --frame-stride frames, "
+                                f"by default {DEFAULT_WINDOW_FRAMES} x {DEFAULT_WINDOW_FRAME_STRIDE}, about 2 s) every S "
+                                f"seconds over each whole video (no value: the measured default, {DEFAULT_STRIDE_S:g} s; "
+                                "see bench/bench_windows.py); recorded in extract_meta.json")
+        dense.add_argument("--shots", default=None, choices=SHOT_CHOICES,
+                           help="shot detection, so no window straddles a hard cut; none = the video is one shot "
+                                f"(default: {SHOT_DEFAULT}, the measured best; content is ~20x faster on CPU)")
+        dense.add_argument("--windows-per-chunk", type=positive_int("--windows-per-chunk"), default=None,
+                           help="windows per saved part: a killed run resumes at the last finished part (default 32)")
         parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=8)
         parser.add_argument("--workers", type=non_negative_int("--workers"), default=None,
                             help="decoding processes ahead of the encoder (default: CPU cores - 2, at most 4; 0 on 2 cores)")
@@ -84,21 +146,30 @@ class Extract(Command):
 
     @staticmethod
     def execute(args):
-        from .clips import ClipSpec
+        from .clips import ClipSpec, WindowSpec
         from .datasets import load_source
         from .encoders.auto import choose_encoder
         from .pipeline import extract_embeddings
 
+        if args.stride_s is None and (args.shots is not None or args.windows_per_chunk is not None):
+            raise ParameterError("--shots and --windows-per-chunk apply to dense windows: add --stride-s [S]")
+        windows = None
+        if args.stride_s is not None:
+            given = {"shots": args.shots, "windows_per_chunk": args.windows_per_chunk}
+            windows = WindowSpec(stride_s=args.stride_s, **{k: v for k, v in given.items() if v is not None})
         manifest, failures = load_source(args.source, dataset=args.dataset)  # checks the path before loading a model
         if len(manifest) == 0 and not failures:
             raise ParameterError(f"no videos found in {args.source} (looked for {', '.join(config.VIDEO_EXTENSIONS)})")
         encoder, note = choose_encoder(args.encoder, model_id=config.setting("model_id", args.model), device=args.device)
         print(f"encoder: {note}")
-        spec = ClipSpec(frames_per_clip=args.frames_per_clip or encoder.frames_per_clip,
-                        frame_stride=args.frame_stride, clips_per_video=args.clips_per_video)
+        dense = windows is not None
+        spec = ClipSpec(frames_per_clip=args.frames_per_clip or (DEFAULT_WINDOW_FRAMES if dense else encoder.frames_per_clip),
+                        frame_stride=args.frame_stride or (DEFAULT_WINDOW_FRAME_STRIDE if dense else 2),
+                        clips_per_video=args.clips_per_video)
         summary = extract_embeddings(manifest, encoder, embeddings_dir(args, "out"), clip_spec=spec,
                                      batch_size=args.batch_size, workers=args.workers, overwrite=args.overwrite,
-                                     prune=args.prune, discovery_failures=failures, encoder_note=note)
+                                     prune=args.prune, discovery_failures=failures, encoder_note=note,
+                                     window_spec=windows)
         print(summary)
         return 0
 
@@ -127,53 +198,111 @@ class Index(Command):
             if args.recreate:
                 store.drop()
             summary = index_embeddings(table, store, encoder_id=meta["encoder_id"], preprocessing=meta["preprocessing"],
-                                       remove_missing=args.remove_missing, clip_spec=meta["clip_spec"])
+                                       remove_missing=args.remove_missing,
+                                       clip_spec={**meta["clip_spec"], **({"windows": meta["windows"]} if "windows" in meta else {})})
         print(summary)
         return 0
 
 
 class Search(Command):
     name = "search"
-    help = "find clips whose motion is like a query video's"
+    help = "find clips (or, with --segments, time ranges) whose motion is like a query video's"
 
     @staticmethod
     def setup(parser):
         parser.add_argument("query", help="query video file")
         add_store_args(parser)
-        parser.add_argument("-k", type=positive_int("-k"), default=10)
+        parser.add_argument("-k", type=positive_int("-k"), default=10, help="hits (or segments) to return")
         parser.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
                             help="scalar filter, repeatable (e.g. --filter domain=studio)")
         parser.add_argument("--one-per-video", action="store_true", help="at most one hit per video (group_by)")
-        parser.add_argument("--json", action="store_true", help="print hits as JSON")
+        parser.add_argument("--json", action="store_true", help="print hits (or segments) as JSON")
+        Search.add_range_args(parser)
 
     @staticmethod
     def execute(args):
-        from .clips import ClipSpec, sample_clips
-        from .encoders.auto import encoder_from_id
+        from .localize import search_range
         from .store import MotionStore
 
         filters: dict[str, list[str]] = {}
         for field, value in parse_pairs(args.filter, "--filter", "FIELD=VALUE"):
             filters.setdefault(field, []).append(value)
         filters = {k: v[0] if len(v) == 1 else v for k, v in filters.items()}
+        calibration = Search.calibration_option(args.calibration)
         with MotionStore(args.milvus_uri, args.collection) as store:
-            info = store.encoder_info()
-            encoder = encoder_from_id(info["encoder_id"])
-            spec = ClipSpec(**info["clip_spec"]) if info.get("clip_spec") else ClipSpec(frames_per_clip=encoder.frames_per_clip)
-            clips = sample_clips(args.query, spec)
-            middle = clips[len(clips) // 2]
-            vector = encoder.encode([middle.frames])
-            hits = store.search(vector, k=args.k, filters=filters or None, group_by_video=args.one_per_video,
-                                encoder_id=encoder.encoder_id, preprocessing=encoder.preprocessing())[0]
+            result = search_range(store, args.query, args.start, args.end, k=args.k, segments=args.segments,
+                                  exclude_video=args.exclude_video, calibration=calibration, filters=filters or None,
+                                  n_candidates=args.candidates, threshold=args.threshold,
+                                  group_by_video=args.one_per_video, fetch_windows=not args.hits_only)
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        plan = result.query
+        if args.segments:
+            records = result.segment_records()
+            if args.json:
+                print(json.dumps(records, indent=2))
+                return 0
+            print(f"query: {plan.path} [{plan.start_s:.2f}-{plan.end_s:.2f} s, {len(plan.windows)} windows]; "
+                  f"scores: {result.scores}")
+            for rank, seg in enumerate(records, 1):
+                print(f"{rank:3d}  {seg['score']:7.3f}  {seg['video_path']} [{seg['start_s']:.2f}-{seg['end_s']:.2f} s]"
+                      f"  <- query [{seg['query_start_s']:.2f}-{seg['query_end_s']:.2f} s], {len(seg['hits'])} hits")
+            print(f"{len(records)} segments")
+            return 0
+        hits = result.hit_records(args.k, one_per_video=args.one_per_video)
         if args.json:
-            print(json.dumps([h.__dict__ for h in hits], indent=2))
-        else:
-            print(f"query: {args.query} [{middle.window.start_s:.2f}-{middle.window.end_s:.2f} s] encoder {encoder.encoder_id}")
-            for rank, hit in enumerate(hits, 1):
-                print(f"{rank:3d}  {hit.score:.4f}  {hit.label:<18} {hit.domain:<10} {hit.video_path} "
-                      f"[{hit.start_s:.2f}-{hit.end_s:.2f} s]")
-            print(f"{len(hits)} hits")
+            print(json.dumps(hits, indent=2))
+            return 0
+        print(f"query: {plan.path} [{plan.start_s:.2f}-{plan.end_s:.2f} s, {len(plan.windows)} windows]")
+        for rank, hit in enumerate(hits, 1):
+            print(f"{rank:3d}  {hit['score']:.4f}  {hit['label']:<18} {hit['domain']:<10} {hit['video_path']} "
+                  f"[{hit['start_s']:.2f}-{hit['end_s']:.2f} s]  <- query [{hit['query_start_s']:.2f}-"
+                  f"{hit['query_end_s']:.2f} s]")
+        print(f"{len(hits)} hits")
         return 0
+
+    @staticmethod
+    def add_range_args(parser) -> None:
+        """The options of a time-range / segment search (``search``; ``evaluate --segments`` takes the scoring ones)."""
+        parser.add_argument("--start", type=float, default=None, help="start of the query range, seconds (default 0)")
+        parser.add_argument("--end", type=float, default=None, help="end of the query range, seconds (default: file end)")
+        own = parser.add_mutually_exclusive_group()
+        own.add_argument("--exclude-video", dest="exclude_video", action="store_const", const=True, default=None,
+                         help="drop the query's own file from the results (the default when it is indexed)")
+        own.add_argument("--include-video", dest="exclude_video", action="store_const", const=False,
+                         help="keep the query's own file even when it is indexed")
+        parser.add_argument("--segments", action="store_true",
+                            help="return segments (time ranges aligned to the query's windows) instead of window hits")
+        Search.add_scoring_args(parser)
+
+
+    @staticmethod
+    def add_scoring_args(parser) -> None:
+        parser.add_argument("--calibration", default="gallery", metavar="gallery|none|FILE.npz",
+                            help="segment scores: z-scores against the gallery (default; fitted on a sample of the "
+                                 "collection, or a whitening .npz from `motionmatch calibrate --mode whiten`), or raw cosine")
+        parser.add_argument("--threshold", type=float, default=None,
+                            help="lowest window score a segment keeps (default 0 z-score: above the query window's "
+                                 "gallery mean; 0.5 raw cosine)")
+        parser.add_argument("--candidates", type=positive_int("--candidates"), default=10,
+                            help="videos (most votes over the query windows' top-k) aligned into segments")
+        parser.add_argument("--hits-only", action="store_true",
+                            help="align the Milvus hits alone, without fetching the candidates' windows (faster)")
+
+
+    @staticmethod
+    def calibration_option(value: str):
+        """``--calibration``: "gallery", "none" -> None, or a fitted whitening loaded from a .npz (checked now)."""
+        from .calibrate import ScoreCalibration
+        from .localize import GALLERY
+
+        if value in ("gallery", "none"):
+            return GALLERY if value == "gallery" else None
+        calibration = ScoreCalibration.load(value)
+        if calibration.mode != "whiten":
+            raise ParameterError(f"{value} holds a {calibration.mode!r} calibration; segment z-scores need a whitening: "
+                                 f"`motionmatch calibrate --mode whiten --out {value}`, or --calibration gallery")
+        return calibration
 
 
 class Evaluate(Command):
@@ -193,6 +322,16 @@ class Evaluate(Command):
         parser.add_argument("--n-boot", type=positive_int("--n-boot"), default=1000)
         add_encoder_args(parser)
         parser.add_argument("--clips-per-video", type=positive_int("--clips-per-video"), default=4)
+        parser.add_argument("--segments", default="", metavar="GT.csv",
+                            help="localisation: search each query of --queries in the collection and score the "
+                                 "segments against these relevant moments (relevant.csv of "
+                                 "long_synthetic.write_copy_queries)")
+        parser.add_argument("--queries", default="", help="with --segments: the query list (default: queries.csv "
+                                                          "beside GT.csv): query_id, path[, kind, query_start_s, query_end_s]")
+        parser.add_argument("-k", type=positive_int("-k"), default=10, help="with --segments: hits per query window "
+                                                                             "and segments per query")
+        add_store_args(parser)
+        Search.add_scoring_args(parser)
 
     @staticmethod
     def execute(args):
@@ -201,6 +340,8 @@ class Evaluate(Command):
         from .table import load_embeddings
 
         out = config.setting("evaluation_dir", args.out)
+        if args.segments:
+            return Evaluate.localisation(args, Path(out))
         if args.embeddings:
             folder = Path(args.embeddings)
         elif args.dataset and args.root:
@@ -227,6 +368,34 @@ class Evaluate(Command):
         print(f"{found.n_clips} clips from {found.n_videos} videos; means with 95% bootstrap CIs over queries")
         print(format_headline(found))
         print(f"wrote {len(written)} files to {out}")
+        return 0
+
+    @staticmethod
+    def localisation(args, out: Path) -> int:
+        """``evaluate --segments GT.csv``: segment search over a query list, metrics with 95% bootstrap CIs."""
+        from .encoders.auto import describe_encoder
+        from .localize import evaluate_search, format_metrics, read_query_list
+        from .store import MotionStore
+
+        queries, relevant = read_query_list(args.segments, args.queries or None)  # files checked before any work
+        calibration = Search.calibration_option(args.calibration)
+        with MotionStore(args.milvus_uri, args.collection) as store:
+            encoder_id = store.encoder_info()["encoder_id"]
+            metrics, predictions, notes = evaluate_search(
+                store, queries, relevant, n_resamples=args.n_boot, k=args.k, calibration=calibration,
+                n_candidates=args.candidates, threshold=args.threshold, fetch_windows=not args.hits_only)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        out.mkdir(parents=True, exist_ok=True)
+        metrics.to_csv(out / "localization.csv", index=False)
+        predictions.to_csv(out / "localization_predictions.csv", index=False)
+        (out / "localization.json").write_text(json.dumps(
+            {"encoder_id": encoder_id, "segments": str(args.segments), "calibration": args.calibration,
+             "metrics": metrics.to_dict(orient="records")}, indent=2))
+        print(f"encoder: {describe_encoder(encoder_id)}")
+        print(f"{len(queries)} queries, {len(predictions)} segments; means with 95% bootstrap CIs over queries")
+        print(format_metrics(metrics))
+        print(f"wrote localization.csv, localization_predictions.csv, localization.json to {out}")
         return 0
 
 

@@ -31,11 +31,12 @@ import os
 import stat
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from .errors import ParameterError, VideoError
+from .validation import check_scalar
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ class _PyAVReader:
             raise VideoError(self.path, "0 frames: the video stream holds no packets")
         order = np.sort(np.asarray(pts, dtype=np.int64))
         first = order[0]
+        self.first_pts = int(first)  # the stream's first presentation time, in time_base units
         self._starts = (order - first) * time_base
         last_end = max(ends)
         if last_end <= order[-1]:  # no packet durations: assume one average frame interval
@@ -393,6 +395,76 @@ class OpenedVideo:
             return self._reader.read(wanted)
 
 
+@dataclass(frozen=True)
+class FrameChunk:
+    """Consecutive frames of one video, as :func:`iter_frames` yields them."""
+
+    start_index: int  # presentation-order index of ``frames[0]``
+    frames: np.ndarray  # (n, H, W, 3) uint8 RGB, display rotation applied
+    timestamps: np.ndarray  # (n,) float64 start of each frame, seconds from the first frame (real timestamps)
+
+
+def iter_frames(path: str | os.PathLike, chunk_frames: int = 64, start_frame: int = 0) -> Iterator[FrameChunk]:
+    """Every frame of ``path`` from ``start_frame`` on, in presentation order, ``chunk_frames`` at a time.
+
+    One sequential PyAV decode loop (no seek per window, one seek to the keyframe before
+    ``start_frame`` when resuming), so memory holds one chunk however long the video is. Frame
+    indices and timestamps agree with :meth:`OpenedVideo.timestamps` (the demuxed packets'
+    presentation times). Raises VideoError for a file that cannot be read or breaks off early.
+    """
+    import av
+
+    chunk_frames = check_scalar(chunk_frames, "chunk_frames", int, min_value=1)
+    start_frame = check_scalar(start_frame, "start_frame", int, min_value=0)
+    path = os.fspath(path)
+    _check_file(path)
+    header = _read_header(path)
+    reader = _PyAVReader(path, header)
+    starts = reader.timestamps()
+    if start_frame >= len(starts):
+        return
+    container = _open_container(path)
+    index = -1
+    try:
+        stream = _video_stream(container, path)
+        time_base = float(stream.time_base)
+        first_pts = reader.first_pts
+        if start_frame > 0:  # back to the keyframe at or before start_frame, then decode forward
+            container.seek(first_pts + int(round(float(starts[start_frame]) / time_base)), stream=stream,
+                           backward=True, any_frame=False)
+        frames, stamps, chunk_start = [], [], None
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            seconds = (int(frame.pts) - first_pts) * time_base
+            index = int(np.searchsorted(starts, seconds - 1e-6))
+            if index < start_frame:
+                continue
+            if index >= len(starts):
+                break
+            image = frame.to_ndarray(format="rgb24")
+            if image.shape[:2] != (header.height, header.width):  # resolution change mid-stream
+                image = frame.reformat(width=header.width, height=header.height).to_ndarray(format="rgb24")
+            if chunk_start is None:
+                chunk_start = index
+            frames.append(image)
+            stamps.append(float(starts[index]))
+            if len(frames) == chunk_frames:
+                yield FrameChunk(chunk_start, _rotate(np.stack(frames), header.rotation), np.asarray(stamps))
+                frames, stamps, chunk_start = [], [], None
+        if frames:
+            yield FrameChunk(chunk_start, _rotate(np.stack(frames), header.rotation), np.asarray(stamps))
+    except VideoError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise VideoError(path, f"truncated or corrupt: decoding failed after frame {index} ({err})") from None
+    finally:
+        container.close()
+    if index < len(starts) - 1:
+        raise VideoError(path, f"truncated or corrupt: the file lists {len(starts)} frames but only {index + 1} "
+                               "could be decoded", hint="re-encode the file or remove it")
+
+
 def open_video(path: str | os.PathLike, backend: str | None = None) -> OpenedVideo:
     """Check ``path`` and open it with ``backend`` (default :data:`DEFAULT_BACKEND`); raises VideoError."""
     return OpenedVideo(path, backend)
@@ -446,5 +518,5 @@ def _check_file_exists_for_fingerprint(path: str) -> None:
         raise VideoError(path, "permission denied (cannot read the file)", hint="fix the permissions (chmod +r)")
 
 
-__all__ = ["VideoInfo", "OpenedVideo", "DEFAULT_BACKEND", "open_video", "available_backends", "probe_video", "read_frames",
+__all__ = ["VideoInfo", "OpenedVideo", "FrameChunk", "iter_frames", "DEFAULT_BACKEND", "open_video", "available_backends", "probe_video", "read_frames",
            "frame_timestamps", "fingerprint_file"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,15 +43,19 @@ def _literal(field: str, kind: str, value: Any) -> str:
     return repr(float(value))
 
 
-def build_filter(filters: Mapping[str, Any] | None, fields: Mapping[str, tuple[str, int]] = SCALAR_FIELDS) -> str:
+def build_filter(filters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+                 fields: Mapping[str, tuple[str, int]] = SCALAR_FIELDS) -> str:
     """Translate ``{"domain": "studio", "label": ["a", "b"], "start_s": (0, 5)}`` into a safe expression.
 
     A value matches exactly; a list or set means "any of"; a tuple ``(lo, hi)`` is an
     inclusive range on a numeric field (``None`` leaves that end open). Conditions are
     ANDed. Field names must be scalar fields of the schema; values are escaped.
+    A list of such dicts matches rows that any of them matches (their expressions ORed).
     """
     if not filters:
         return ""
+    if isinstance(filters, (list, tuple)):
+        return " or ".join(f"({build_filter(one, fields)})" for one in filters)
     if not isinstance(filters, Mapping):
         raise ParameterError(f"filters must be a dict of field -> value, got {type(filters).__name__}")
     clauses = []

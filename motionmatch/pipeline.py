@@ -6,6 +6,11 @@ A run that is killed and started again skips every video whose part exists and w
 content fingerprint still matches, so nothing finished is recomputed and no row is
 written twice. ``pandas.read_parquet(out / "parts")`` reads the whole table.
 
+Dense windows over long videos (``window_spec``, ``motionmatch extract --stride-s``) write
+``parts/<key>.plan.json`` (the video's fingerprint, detected cuts, windows and notes) and then one
+part per chunk of windows, ``parts/<key>.c00000.parquet``, ``.c00001`` ...; the video is done when
+its last chunk exists, and a killed run resumes at the first missing chunk.
+
 Bad inputs never stop a run: each one is recorded in ``failures.csv`` with the file,
 the stage and the reason, and the summary counts embedded, skipped and failed videos.
 """
@@ -26,15 +31,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .clips import ClipSpec, sample_clips
-from .decode import fingerprint_file
+from .clips import (DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_WINDOW_FRAMES, NO_SHOTS, ClipSpec, ClipWindow, WindowSpec,
+                    iter_window_clips, open_with_timestamps, plan_windows, sample_clips)
+from .decode import fingerprint_file, open_video
+from .shots import detect_shots
 from .errors import EncoderMismatchError, MotionMatchError, ParameterError, VideoError
 from .estimate import ExtractionEstimate
 from .datasets import Failure, normalise_manifest
-from .datasets import load_source  # noqa: F401  (re-export: notebook 01, test_beyond, test_estimate, test_notebooks)
 from .table import (EXTRACT_META, FAILURE_COLUMNS, META_NOTE_KEYS, TABLE_COLUMNS, make_clip_id, parts_dir,
                     read_extract_meta)
-from .table import embedding_matrix, load_embeddings  # noqa: F401  (re-export: notebook 01 and test_beyond use them from here)
 
 # ----------------------------------------------------------------------------- extraction
 @dataclass
@@ -60,10 +65,16 @@ class ExtractSummary:
         text = (f"{self.videos_total} videos: {self.embedded} embedded, {self.skipped_done} already done, "
                 f"{self.failed} failed; {self.clips_embedded} clips in {self.seconds:.1f} s "
                 f"[{self.encoder_id}] -> {self.out_dir}")
-        if self.failures:
-            text += f"\nfailures ({len(self.failures)}, see failures.csv):"
-            for failure in self.failures[:20]:
+        problems = [f for f in self.failures if f.stage != "window"]
+        notes = [f for f in self.failures if f.stage == "window"]  # dense windows only: padded windows
+        if problems:
+            text += f"\nfailures ({len(problems)}, see failures.csv):"
+            for failure in problems[:20]:
                 text += f"\n  {failure.path}: {failure.reason}"
+        if notes:
+            text += f"\nnotes ({len(notes)}, in failures.csv with stage 'window'):"
+            for note in notes[:20]:
+                text += f"\n  {note.path}: {note.reason}"
         return text
 
 
@@ -83,7 +94,7 @@ def _check_run_meta(out_dir: Path, meta: dict, overwrite: bool) -> None:
                 f"this run asks for encoder {meta['encoder_id']}, clips {meta['clip_spec']}. "
                 "Use another output folder, or pass overwrite=True (--overwrite) to start again.")
     if overwrite and parts_dir(out_dir).exists():
-        for part in parts_dir(out_dir).glob("*.parquet"):
+        for part in [*parts_dir(out_dir).glob("*.parquet"), *parts_dir(out_dir).glob("*" + PLAN_SUFFIX)]:
             part.unlink()
     parts_dir(out_dir).mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -211,6 +222,7 @@ def extract_embeddings(
     progress: bool = True,
     encoder_note: str = "",
     print_fn=print,
+    window_spec: WindowSpec | None = None,
 ) -> ExtractSummary:
     """Embed every video in ``manifest`` with ``encoder`` into ``out_dir``; resumable.
 
@@ -221,6 +233,11 @@ def extract_embeddings(
     ``workers`` > 0 decodes in that many processes while the encoder runs; 0 decodes inline;
     None picks :func:`default_decode_workers`.
     ``prune`` deletes parts of videos no longer in the manifest.
+
+    ``window_spec`` switches from clips-per-video to dense windows over each whole video (long
+    untrimmed videos; see :func:`_extract_dense`): decoded in this process, streamed,
+    one part per chunk of windows, resumable inside a video. It is recorded in
+    ``extract_meta.json`` under ``"windows"``.
     """
     if batch_size <= 0:
         raise ParameterError(f"batch_size must be > 0, got {batch_size}")
@@ -228,6 +245,8 @@ def extract_embeddings(
         workers = default_decode_workers()
     if workers < 0:
         raise ParameterError(f"workers must be >= 0 (or None for the default), got {workers}")
+    if clip_spec is None and window_spec is not None:  # the measured dense-window default
+        clip_spec = ClipSpec(frames_per_clip=DEFAULT_WINDOW_FRAMES, frame_stride=DEFAULT_WINDOW_FRAME_STRIDE)
     clip_spec = clip_spec or ClipSpec(frames_per_clip=encoder.frames_per_clip)
     tubelet = int(encoder.preprocessing().get("tubelet_size", 1) or 1)
     if clip_spec.frames_per_clip % tubelet:
@@ -237,6 +256,8 @@ def extract_embeddings(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"encoder_id": encoder.encoder_id, "preprocessing": encoder.preprocessing(), "clip_spec": asdict(clip_spec)}
+    if window_spec is not None:
+        meta["windows"] = asdict(window_spec)
     if encoder_note:
         meta["encoder_note"] = encoder_note
     _check_run_meta(out_dir, json.loads(json.dumps(meta)), overwrite)
@@ -245,6 +266,10 @@ def extract_embeddings(
     summary = ExtractSummary(out_dir=str(out_dir), encoder_id=encoder.encoder_id, videos_total=len(manifest))
     summary.failures.extend(discovery_failures)
     started = time.perf_counter()
+    if window_spec is not None:
+        _extract_dense(manifest, encoder, out_dir, clip_spec, window_spec, summary, batch_size=batch_size,
+                      prune=prune, progress=progress, print_fn=print_fn)
+        return _finish(out_dir, summary, started)
 
     wanted = {}
     todo: list[str] = []
@@ -286,6 +311,11 @@ def extract_embeddings(
         summary.embedded += 1
         summary.clips_embedded += len(windows)
     bar.close()
+    return _finish(out_dir, summary, started)
+
+
+def _finish(out_dir: Path, summary: ExtractSummary, started: float) -> ExtractSummary:
+    """Count the failures, write failures.csv and summary.json."""
     summary.failed = len([f for f in summary.failures if f.stage in ("decode", "encode")])
     summary.seconds = time.perf_counter() - started
     write_failures(out_dir, summary.failures)
@@ -304,7 +334,8 @@ def _part_is_current(part: Path, video_path: str) -> bool:
         return False
 
 
-def _write_part(out_dir: Path, row, fingerprint: str, windows, vectors: np.ndarray, encoder_id: str) -> None:
+def _write_part(out_dir: Path, row, fingerprint: str, windows, vectors: np.ndarray, encoder_id: str,
+                target: Path | None = None) -> None:
     records = []
     for window, vector in zip(windows, vectors):
         records.append({
@@ -320,12 +351,164 @@ def _write_part(out_dir: Path, row, fingerprint: str, windows, vectors: np.ndarr
             "embedding": np.asarray(vector, dtype=np.float32),
         })
     frame = pd.DataFrame(records, columns=list(TABLE_COLUMNS))
-    target = _part_path(out_dir, row.path)
-    temporary = target.with_suffix(".parquet.tmp")
+    target = target or _part_path(out_dir, row.path)
+    temporary = target.with_name(target.name + ".tmp")
     frame.to_parquet(temporary, index=False)
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(temporary, target)
+
+
+# ----------------------------------------------------------------------------- dense windows (long videos)
+PLAN_SUFFIX = ".plan.json"  # parts/<key>.plan.json: a video's windows, notes and fingerprint, written before its parts
+
+
+def _chunk_path(out_dir: Path, video_path: str, chunk: int) -> Path:
+    """parts/<key>.c<chunk>.parquet: one part per chunk of windows (``load_embeddings`` globs parts/*.parquet)."""
+    return _part_path(out_dir, video_path).with_suffix(f".c{chunk:05d}.parquet")
+
+
+def _plan_path(out_dir: Path, video_path: str) -> Path:
+    return _part_path(out_dir, video_path).with_suffix(PLAN_SUFFIX)
+
+
+def _video_files(out_dir: Path, video_path: str) -> list[Path]:
+    """The plan and every chunk part of one video."""
+    key = _part_path(out_dir, video_path).stem
+    return [p for p in parts_dir(out_dir).glob(key + ".*") if p.name.endswith((".parquet", PLAN_SUFFIX))]
+
+
+def _load_plan(out_dir: Path, video_path: str, fingerprint: str) -> dict | None:
+    """The stored plan of a video whose content has not changed; a stale or broken plan and its parts are removed."""
+    path = _plan_path(out_dir, video_path)
+    if not path.exists():
+        return None
+    try:
+        plan = json.loads(path.read_text())
+        if plan.get("video_fingerprint") == fingerprint:
+            plan["windows"] = [ClipWindow(w[0], tuple(w[1]), w[2], w[3], w[4]) for w in plan["windows"]]
+            return plan
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        pass
+    for stale in _video_files(out_dir, video_path):  # the file changed (or the plan is unreadable): start it again
+        stale.unlink()
+    return None
+
+
+def _make_plan(out_dir: Path, video_path: str, fingerprint: str, clip_spec: ClipSpec, window_spec: WindowSpec) -> dict:
+    """Detect shots, place the windows and store the plan (atomically) before any part is written."""
+    _, info, stamps = open_with_timestamps(video_path, "pyav")  # the backend iter_frames streams with
+    shots = None if window_spec.shots == NO_SHOTS else detect_shots(video_path, window_spec.shots)
+    windows, notes = plan_windows(info, clip_spec, window_spec, stamps, shots)
+    plan = {"video_path": video_path, "video_fingerprint": fingerprint, "notes": notes,
+            "cuts_s": [shot.start_s for shot in (shots or [])[1:]],  # where the detected shots start
+            "windows": [[w.clip_index, list(w.frame_indices), w.start_s, w.end_s, w.padded_frames] for w in windows]}
+    target = _plan_path(out_dir, video_path)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(json.dumps(plan))
+    os.replace(temporary, target)
+    plan["windows"] = windows
+    return plan
+
+
+def _dense_estimate(paths: Sequence[str], clip_spec: ClipSpec, window_spec: WindowSpec, encoder, print_fn):
+    """The time estimate of a dense run: about one window per ``stride_s`` of each video's duration."""
+    total = 0
+    for path in paths:
+        try:
+            total += int(open_video(path).info().duration_s // window_spec.stride_s) + 1
+        except VideoError:
+            continue
+    return ExtractionEstimate(total_clips=total, encoder_id=encoder.encoder_id, device=str(getattr(encoder, "device", "cpu")),
+                              frames_per_clip=clip_spec.frames_per_clip, videos=len(paths), print_fn=print_fn)
+
+
+def _extract_dense(manifest: pd.DataFrame, encoder, out_dir: Path, clip_spec: ClipSpec, window_spec: WindowSpec,
+                   summary: ExtractSummary, batch_size: int, prune: bool, progress: bool, print_fn) -> None:
+    """Dense windows over each whole video; one part per ``windows_per_chunk`` windows.
+
+    A video is done when its last chunk's part exists. A run killed inside a video resumes at its
+    first missing chunk: the plan (shots and windows) is read back, decoding starts at that chunk's
+    first frame, finished parts are never rewritten and no window is written twice. Decoding is
+    one sequential stream per video (:func:`~motionmatch.clips.iter_window_clips`), so memory does
+    not grow with the duration. Notes on padded windows go to failures.csv with stage ``window``
+    (not counted as failures).
+    """
+    rows = {row.path: row for row in manifest.itertuples(index=False)}
+    if prune:
+        keep = {_part_path(out_dir, p).stem for p in rows}
+        for part in parts_dir(out_dir).iterdir():
+            if part.name.split(".")[0] not in keep:
+                part.unlink()
+    per_chunk = window_spec.windows_per_chunk
+    estimate = _dense_estimate(list(rows), clip_spec, window_spec, encoder, print_fn)
+    bar = tqdm(total=len(rows), desc=f"extract [{encoder.encoder_id}]", unit="video", disable=not progress)
+    for path, row in rows.items():
+        bar.update(1)
+        try:
+            fingerprint = fingerprint_file(path)
+            plan = _load_plan(out_dir, path, fingerprint) or _make_plan(out_dir, path, fingerprint, clip_spec, window_spec)
+        except VideoError as err:
+            summary.failures.append(Failure(path, "decode", err.reason, err.hint))
+            continue
+        windows = plan["windows"]
+        summary.failures.extend(Failure(path, "window", note, "nothing to do: recorded so the padding is known")
+                                for note in plan["notes"])
+        n_chunks = -(-len(windows) // per_chunk)
+        chunk = next((c for c in range(n_chunks) if not _chunk_path(out_dir, path, c).exists()), n_chunks)
+        if chunk == n_chunks:
+            summary.skipped_done += 1
+            continue
+        if chunk:
+            print_fn(f"resuming {path} at chunk {chunk}/{n_chunks} (window {chunk * per_chunk} of {len(windows)})")
+        try:
+            written = _embed_chunks(out_dir, row, fingerprint, windows, chunk, per_chunk, encoder, batch_size, estimate)
+        except MotionMatchError as err:
+            if not isinstance(err, VideoError):
+                raise  # a configuration problem (weights, parameters): stop, it would fail for every video
+            summary.failures.append(Failure(path, "decode", err.reason, err.hint))
+            continue
+        except _EncodeFailed as err:
+            summary.failures.append(Failure(path, "encode", str(err), "check the clip size and the encoder settings"))
+            continue
+        summary.embedded += 1
+        summary.clips_embedded += written
+    bar.close()
+
+
+class _EncodeFailed(RuntimeError):
+    """The encoder raised something other than a MotionMatchError on one batch."""
+
+
+def _embed_chunks(out_dir: Path, row, fingerprint: str, windows: list, chunk: int, per_chunk: int, encoder,
+                  batch_size: int, estimate: ExtractionEstimate) -> int:
+    """Encode windows from ``chunk`` on, writing each chunk's part as soon as it is complete; returns windows written."""
+    done_windows, done_vectors, batch, written = [], [], [], 0
+
+    def encode(clips) -> None:
+        encode_started = time.perf_counter()
+        try:
+            vectors = encoder.encode([c.frames for c in clips], batch_size=batch_size)
+        except MotionMatchError:
+            raise
+        except Exception as err:
+            raise _EncodeFailed(f"{type(err).__name__}: {err}") from err
+        estimate.observe(len(clips), time.perf_counter() - encode_started)
+        done_windows.extend(c.window for c in clips)
+        done_vectors.extend(vectors)
+
+    for clip in iter_window_clips(row.path, windows, start_window=chunk * per_chunk):
+        batch.append(clip)
+        chunk_end = min(len(windows), (chunk + 1) * per_chunk)
+        if len(batch) == batch_size or clip.window.clip_index == chunk_end - 1:
+            encode(batch)
+            batch = []
+        if clip.window.clip_index == chunk_end - 1:
+            _write_part(out_dir, row, fingerprint, done_windows, np.asarray(done_vectors), encoder.encoder_id,
+                        target=_chunk_path(out_dir, row.path, chunk))
+            written += len(done_windows)
+            done_windows, done_vectors, chunk = [], [], chunk + 1
+    return written
 
 
 # ----------------------------------------------------------------------------- indexing

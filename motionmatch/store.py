@@ -446,12 +446,11 @@ class MotionStore(StoredArrays):
         finally:
             iterator.close()
 
-    def fetch_table(self, fields: Sequence[str] | None = None, filters: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Everything stored (or the rows ``filters`` match, see :func:`build_filter`), as an embeddings table
-        (vectors as float32 arrays), sorted by video and clip, i.e. each video's windows in time order.
-
-        ``filters={"video_path": [...]}`` fetches the windows of given videos (what segment search aligns).
-        """
+    def fetch_table(self, fields: Sequence[str] | None = None,
+                    filters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> pd.DataFrame:
+        """Everything stored, or the rows ``filters`` match (:func:`build_filter`; ``[{"video_path": v, "start_s":
+        (lo, hi)}, ...]`` fetches time spans of given videos), as an embeddings table (float32 vectors) sorted by
+        video and clip, i.e. each video's windows in time order."""
         expression = build_filter(filters)
         vector_fields = self._vector_fields()
         valid = [*SCALAR_FIELDS, *vector_fields]
@@ -460,7 +459,13 @@ class MotionStore(StoredArrays):
         if unknown:
             raise ParameterError(f"unknown fields {unknown}; valid: {', '.join(valid)}")
         query_fields = list(dict.fromkeys([PRIMARY_FIELD, *wanted]))
-        rows = [row for batch in self._iter_rows(self.collection, query_fields, expression) for row in batch]
+        rows: list = []
+        if expression:  # a few videos' windows: one query call (the iterator costs several round trips)
+            self._ready()
+            rows = list(self._call("query", "query", self.collection, filter=expression, output_fields=query_fields,
+                                   limit=MAX_TOPK))
+        if not expression or len(rows) >= MAX_TOPK:
+            rows = [row for batch in self._iter_rows(self.collection, query_fields, expression) for row in batch]
         frame = pd.DataFrame(rows, columns=query_fields)
         for field in vector_fields:
             if field in frame:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from motionmatch.decode import (
-    DEFAULT_BACKEND, VideoInfo, available_backends, fingerprint_file, frame_timestamps, open_video,
+    DEFAULT_BACKEND, VideoInfo, available_backends, fingerprint_file, frame_timestamps, iter_frames, open_video,
     probe_video, read_frames,
 )
 from motionmatch.errors import ParameterError, VideoError
@@ -123,6 +123,31 @@ def test_variable_frame_rate_timestamps_are_the_real_ones(tmp_path, backend):
     assert info.duration_s > stamps[-1]
     frames = read_frames(path, [9, 2], backend=backend)
     np.testing.assert_allclose(frames.mean(axis=(1, 2, 3)), grey_levels(10)[[9, 2]], atol=CODEC_TOLERANCE)
+
+
+def test_iter_frames_streams_every_frame_with_its_real_timestamp(tmp_path):
+    gaps = np.array([0.1, 0.05, 0.2, 0.05, 0.1, 0.3, 0.05, 0.15, 0.05])
+    stamps = np.concatenate([[0.0], np.cumsum(gaps)])
+    path = write_video(tmp_path / "vfr.mp4", constant_frames(10, 32, 48), fps=10, timestamps_s=stamps)
+    chunks = list(iter_frames(path, chunk_frames=3))
+    assert [c.start_index for c in chunks] == [0, 3, 6, 9] and [len(c.frames) for c in chunks] == [3, 3, 3, 1]
+    np.testing.assert_allclose(np.concatenate([c.timestamps for c in chunks]), stamps, atol=2e-3)
+    frames = np.concatenate([c.frames for c in chunks])
+    np.testing.assert_array_equal(frames, read_frames(path, range(10), backend="pyav"))
+    np.testing.assert_allclose(frames.mean(axis=(1, 2, 3)), grey_levels(10), atol=CODEC_TOLERANCE)
+    resumed = list(iter_frames(path, chunk_frames=4, start_frame=7))  # a seek to the keyframe, then forward
+    assert [c.start_index for c in resumed] == [7]
+    np.testing.assert_array_equal(resumed[0].frames, frames[7:])
+    assert list(iter_frames(path, start_frame=10)) == []
+
+
+def test_iter_frames_on_a_truncated_file_raises_video_error_after_what_it_holds(tmp_path):
+    path = _write_truncated_after_first_frames(tmp_path / "cut.mp4")
+    seen = []
+    with pytest.raises(VideoError, match="truncated or corrupt") as caught:
+        for chunk in iter_frames(path, chunk_frames=4):
+            seen.append(len(chunk.frames))
+    assert sum(seen) >= 1 and caught.value.path == str(path)  # the start still streams, then the error
 
 
 def test_display_rotation_is_applied(tmp_path, backend):

@@ -78,6 +78,24 @@ def clean_table(videos, tmp_path_factory) -> pd.DataFrame:
     return table_module.load_embeddings(out)
 
 
+def kill_when(command: list[str], ready, what: str) -> None:
+    """Start ``command`` (cwd: the project), SIGKILL it as soon as ``ready()`` is true; it must not end first."""
+    child = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=dict(os.environ, TQDM_DISABLE="1"))
+    deadline = time.monotonic() + CLI_TIMEOUT_S
+    try:
+        while not ready():
+            assert child.poll() is None, f"the run ended before it could be killed: make {what} longer"
+            assert time.monotonic() < deadline, "the run made no progress"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == -signal.SIGKILL
+
+
 def _finished_parts(out: Path) -> dict[str, int]:
     folder = table_module.parts_dir(out)
     return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.parquet")} if folder.is_dir() else {}
@@ -87,20 +105,7 @@ def _finished_parts(out: Path) -> dict[str, int]:
 def test_killed_extraction_resumes_without_recomputing_or_duplicating(videos, clean_table, tmp_path):
     out = tmp_path / "emb"
     command = [sys.executable, "-m", "motionmatch.cli", "extract", str(videos), "--out", str(out), *SPEC_ARGS]
-    first = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=dict(os.environ, TQDM_DISABLE="1"))
-    deadline = time.monotonic() + CLI_TIMEOUT_S
-    try:
-        while len(_finished_parts(out)) < 3:
-            assert first.poll() is None, "the first run ended before it could be killed: make the videos longer"
-            assert time.monotonic() < deadline, "the first run made no progress"
-            time.sleep(0.02)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == -signal.SIGKILL
+    kill_when(command, lambda: len(_finished_parts(out)) >= 3, "the videos")
     done_before = _finished_parts(out)
     assert 3 <= len(done_before) < N_VIDEOS, f"{len(done_before)} videos done when killed"
 

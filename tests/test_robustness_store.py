@@ -85,7 +85,7 @@ def test_cli_search_filter_with_an_injection_returns_only_that_label(evil_index)
     label = '" or 1==1 or label == "'
     query = table[table.label == label].video_path.iloc[0]
     done = cli("search", query, "--milvus-uri", evil_index["uri"], "--collection", "evil", "-k", str(len(table)),
-               "--filter", f"label={label}", "--json")
+               "--filter", f"label={label}", "--include-video", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
     hits = json.loads(done.stdout)
     assert {h["clip_id"] for h in hits} == set(table[table.label == label].clip_id)
