@@ -128,6 +128,19 @@ WORKER_DIED = ("the decode worker process died while decoding this file (a decod
                "|re-encode the file (e.g. ffmpeg -i in.mp4 -c:v libx264 out.mp4) or remove it")
 
 
+def _submit(pool: ProcessPoolExecutor, pending: list, job, path: str, spec: ClipSpec) -> bool:
+    """Queue one video on the pool; False when the pool is already broken (a worker died since the last result).
+
+    The broken pool then shows at this submission rather than at a result; the video was never started, so
+    the caller puts it back, and the futures in flight report the breakage as usual.
+    """
+    try:
+        pending.append((path, pool.submit(job, path, spec)))
+        return True
+    except BrokenProcessPool:
+        return False
+
+
 def _iter_decoded(paths: Sequence[str], spec: ClipSpec, workers: int, prefetch: int,
                   job=_decode_job) -> Iterator[tuple]:
     """Decode videos ahead of the encoder, in worker processes, with a bounded window.
@@ -161,11 +174,17 @@ def _iter_decoded(paths: Sequence[str], spec: ClipSpec, workers: int, prefetch: 
                     solo = bool(isolate)
                     if solo:
                         path = isolate.pop(0)
-                        pending.append((path, pool.submit(job, path, spec)))
+                        if not _submit(pool, pending, job, path, spec):
+                            isolate.insert(0, path)
                 if not solo:
                     while queue and len(pending) < prefetch:
                         path = queue.pop(0)
-                        pending.append((path, pool.submit(job, path, spec)))
+                        if not _submit(pool, pending, job, path, spec):  # broke since the last result: not started
+                            queue.insert(0, path)
+                            break
+                if not pending:  # the pool broke with nothing in flight: start a new one
+                    broken = True
+                    break
                 path, done = pending.pop(0)
                 try:
                     result = done.result()

@@ -44,6 +44,23 @@ def test_a_dying_worker_fails_only_its_video(videos, workers):
                          "only that video failed; the pool restarted", f"{len(videos) - 1} videos decoded")
 
 
+def test_a_worker_dying_while_the_consumer_is_busy_fails_only_its_video(videos):
+    """The pool breaks between two results (the encoder is still busy with the last one), so the next
+    *submission*, not a result, is where the broken pool shows: that must cost only the dying video too."""
+    import time
+
+    results = []
+    for result in _iter_decoded(videos, SPEC, workers=2, prefetch=4, job=hostile.decode_or_die):
+        results.append(result)
+        if len(results) == 1:
+            time.sleep(3.0)  # a slow encoder: crash_c's worker dies meanwhile, before the next submission
+    by_path = {result[0]: result for result in results}
+    assert sorted(by_path) == sorted(videos) and len(results) == len(videos)
+    crashed = next(p for p in videos if "crash" in p)
+    assert "worker process died" in by_path[crashed][4]
+    assert all(by_path[p][4] is None and len(by_path[p][3]) == SPEC.clips_per_video for p in videos if p != crashed)
+
+
 def test_workers_that_cannot_start_say_what_to_do(videos, tmp_path):
     """A script without a __main__ guard: spawn re-runs it in each worker, so no worker can start."""
     import subprocess
