@@ -12,7 +12,7 @@ BENCH_ARGS ?=
 .PHONY: venv lock data demo test bench bench-quick bench-large reports clean help
 
 help:
-	@echo "make demo   - set up, generate sample videos, run notebooks 01-06, write reports/*.html"
+	@echo "make demo   - set up, generate sample videos, run notebooks 01-07, write reports/*.html"
 	@echo "make test   - set up and run the test-suite"
 	@echo "make lock   - regenerate constraints.txt (the tested set) from the current venv"
 	@echo "make bench  - run the benchmarks (BENCH_ARGS=--quick for the quick mode); make bench-large: 1e6 search"
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab,ray,server]"
 	$(PY) -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (motionmatch)" >/dev/null
 	touch $@
 

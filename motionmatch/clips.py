@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -308,5 +308,52 @@ def iter_window_clips(path: str | os.PathLike, windows: Sequence[ClipWindow], st
                                       "frames could be decoded", hint="re-encode the file or remove it")
 
 
+def prefetched_clips(items: Iterable, depth: int) -> Iterator:
+    """``items`` read ahead by a thread, at most ``depth`` waiting: a video decodes while the encoder works.
+
+    Decoders (PyAV, decord) and the encoders' heavy calls release the GIL, so on 2 cores the two overlap.
+    An exception of the reader is raised here, at the item where it happened; a consumer that stops
+    early (break, error) stops the reader too.
+    """
+    import queue
+    import threading
+
+    done, stop = object(), threading.Event()
+    waiting: queue.Queue = queue.Queue(maxsize=max(1, depth))
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
+            put((done, err))
+
+    reader = threading.Thread(target=read, name="motionmatch-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item, error = waiting.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+
+
 __all__ = ["ClipSpec", "ClipWindow", "Clip", "plan_clips", "sample_clips", "open_with_timestamps", "DEFAULT_STRIDE_S",
-           "DEFAULT_WINDOW_FRAMES", "DEFAULT_WINDOW_FRAME_STRIDE", "NO_SHOTS", "SHOT_CHOICES", "WindowSpec", "plan_windows", "iter_window_clips"]
+           "DEFAULT_WINDOW_FRAMES", "DEFAULT_WINDOW_FRAME_STRIDE", "NO_SHOTS", "SHOT_CHOICES", "WindowSpec", "plan_windows", "iter_window_clips",
+           "prefetched_clips"]

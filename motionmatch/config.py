@@ -15,6 +15,9 @@ collection          MOTIONMATCH_COLLECTION       motionmatch_clips
 hybrid_collection   MOTIONMATCH_HYBRID_COLLECTION  motionmatch_beyond_hybrid
 embeddings_dir      MOTIONMATCH_EMBEDDINGS_DIR   data/interim/embeddings
 sample_dir          MOTIONMATCH_SAMPLE_DIR       data/raw/sample
+long_sample_dir     MOTIONMATCH_LONG_SAMPLE_DIR  data/raw/sample_long (long untrimmed videos)
+long_embeddings_dir MOTIONMATCH_LONG_EMBEDDINGS_DIR  data/interim/embeddings_long (their dense windows)
+long_collection     MOTIONMATCH_LONG_COLLECTION  motionmatch_windows
 evaluation_dir      MOTIONMATCH_EVALUATION_DIR   data/processed/evaluation
 ==================  ===========================  ==========================================
 """
@@ -45,6 +48,9 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "hybrid_collection": ("MOTIONMATCH_HYBRID_COLLECTION", "motionmatch_beyond_hybrid"),
     "embeddings_dir": ("MOTIONMATCH_EMBEDDINGS_DIR", str(INTERIM_DIR / "embeddings")),
     "sample_dir": ("MOTIONMATCH_SAMPLE_DIR", str(SAMPLE_VIDEOS_DIR)),
+    "long_sample_dir": ("MOTIONMATCH_LONG_SAMPLE_DIR", str(RAW_DIR / "sample_long")),
+    "long_embeddings_dir": ("MOTIONMATCH_LONG_EMBEDDINGS_DIR", str(INTERIM_DIR / "embeddings_long")),
+    "long_collection": ("MOTIONMATCH_LONG_COLLECTION", "motionmatch_windows"),
     "evaluation_dir": ("MOTIONMATCH_EVALUATION_DIR", str(PROCESSED_DIR / "evaluation")),
 }
 

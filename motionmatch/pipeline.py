@@ -32,7 +32,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .clips import (DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_WINDOW_FRAMES, NO_SHOTS, ClipSpec, ClipWindow, WindowSpec,
-                    iter_window_clips, open_with_timestamps, plan_windows, sample_clips)
+                    iter_window_clips, open_with_timestamps, plan_windows, prefetched_clips, sample_clips)
 from .decode import fingerprint_file, open_video
 from .shots import detect_shots
 from .errors import EncoderMismatchError, MotionMatchError, ParameterError, VideoError
@@ -516,7 +516,7 @@ def _embed_chunks(out_dir: Path, row, fingerprint: str, windows: list, chunk: in
         done_windows.extend(c.window for c in clips)
         done_vectors.extend(vectors)
 
-    for clip in iter_window_clips(row.path, windows, start_window=chunk * per_chunk):
+    for clip in prefetched_clips(iter_window_clips(row.path, windows, start_window=chunk * per_chunk), depth=2 * batch_size):
         batch.append(clip)
         chunk_end = min(len(windows), (chunk + 1) * per_chunk)
         if len(batch) == batch_size or clip.window.clip_index == chunk_end - 1:

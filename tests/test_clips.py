@@ -174,3 +174,38 @@ def test_sample_clips_on_a_broken_file_raises_video_error(tmp_path, backend):
     with pytest.raises(VideoError) as caught:
         sample_clips(path, ClipSpec(), backend=backend)
     assert caught.value.path == str(path)
+
+
+def test_prefetched_clips_keeps_order_raises_where_the_reader_failed_and_stops_with_the_consumer():
+    import threading
+
+    from motionmatch.clips import prefetched_clips
+
+    assert list(prefetched_clips(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield from range(5)
+        raise VideoError("bad.mp4", "cannot decode frame 5", "re-encode it")
+
+    got = []
+    with pytest.raises(VideoError, match="frame 5"):
+        for item in prefetched_clips(failing(), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]  # everything before the failure arrives first
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    for item in prefetched_clips(endless(), depth=2):
+        if item == 3:
+            break
+    before = threading.active_count()
+    assert not any(t.name == "motionmatch-prefetch" for t in threading.enumerate())  # the reader stopped...
+    assert len(produced) <= 3 + 1 + 2 + 1  # ...after reading at most depth (+ the one it held) past the consumer
+    assert before == threading.active_count()

@@ -292,6 +292,11 @@ def test_generate_sample_long_writes_videos_ground_truth_and_queries(tmp_path):
     truth = pd.read_csv(out / "ground_truth.csv")
     assert truth.video.unique().tolist() == ["long_000.mp4"] and truth.end_s.max() == pytest.approx(8.0)
     assert len(pd.read_csv(out / "relevant.csv")) == 2 and (out / "queries" / "copy_001.mp4").is_file()
+    # the manifest is the gallery: the long videos, not the copy queries written beside them
+    manifest, failures = datasets.load_source(out / "manifest.csv")
+    assert [Path(p).name for p in manifest.path] == ["long_000.mp4"] and not failures
+    discovered, _ = datasets.load_source(out)
+    assert len(discovered) == 3  # (pointing at the folder would index the 2 queries too)
     assert "already present" in cli_ok(*args)
 
 
