@@ -25,7 +25,9 @@ from .errors import MotionMatchError, ParameterError
 from .table import read_extract_meta
 
 DATASET_CHOICES = [None, "folder", "manifest", "ucf101", "hmdb51", "kinetics"]
-HYBRID_NOTEBOOK = "06"  # writes its own (hybrid) collection; --collection is not passed to it
+# notebooks with their own index: `report --collection/--embeddings` (the main index) are not passed to them
+OWN_PARAMETERS = {"06": ("collection",),  # its hybrid collection
+                  "07": ("collection", "embeddings_dir")}  # the long videos' dense windows
 
 
 class GenerateSample(Command):
@@ -45,7 +47,7 @@ class GenerateSample(Command):
         long = parser.add_argument_group("long videos (--long)")
         long.add_argument("--long", action="store_true",
                           help="write long untrimmed videos of motion segments with ground_truth.csv and cuts.csv "
-                               "(default folder: the sample folder's sibling <sample>_long, e.g. data/raw/sample_long)")
+                               "and manifest.csv (default folder: MOTIONMATCH_LONG_SAMPLE_DIR, else data/raw/sample_long)")
         long.add_argument("--n-videos", type=positive_int("--n-videos"), default=4, help="long videos (default 4)")
         long.add_argument("--duration-s", type=positive_float("--duration-s"), default=180.0,
                           help="seconds per long video (default 180)")
@@ -78,35 +80,17 @@ class GenerateSample(Command):
 
     @staticmethod
     def long_folder(args) -> Path:
-        """--out, else the configured sample folder's sibling ``<name>_long``."""
-        if args.out:
-            return Path(args.out)
-        sample = Path(config.setting("sample_dir"))
-        return sample.with_name(sample.name + "_long")
+        """--out, else the configured long sample folder (MOTIONMATCH_LONG_SAMPLE_DIR, else data/raw/sample_long)."""
+        return Path(args.out or config.setting("long_sample_dir"))
 
     @staticmethod
     def execute_long(args):
-        import pandas as pd
+        from .long_run import ensure_long_sample
 
-        from .long_synthetic import generate_long_videos, write_copy_queries
-
-        out = GenerateSample.long_folder(args)
-        truth = out / "ground_truth.csv"
-        if truth.exists():
-            present = pd.read_csv(truth)
-            videos = sorted(set(present["video"]))
-            ends = present.groupby("video")["end_s"].max()
-            if (len(videos) == args.n_videos and all((out / v).is_file() for v in videos)
-                    and abs(float(ends.min()) - args.duration_s) < 1.0 and abs(float(ends.max()) - args.duration_s) < 1.0
-                    and (args.copy_queries == 0 or (out / "relevant.csv").exists())):
-                print(f"long videos already present: {truth} ({len(videos)} videos of {args.duration_s:g} s)")
-                return 0
-            print(f"{truth} does not match --n-videos {args.n_videos} --duration-s {args.duration_s:g}: generating again")
-        path = generate_long_videos(out, n_videos=args.n_videos, duration_s=args.duration_s, seed=args.seed)
-        print(f"wrote {args.n_videos} long videos and {path}")
-        if args.copy_queries:
-            relevant = write_copy_queries(out, n_queries=args.copy_queries, query_s=args.query_s, seed=args.seed)
-            print(f"wrote {args.copy_queries} copy queries and {relevant}")
+        manifest = ensure_long_sample(GenerateSample.long_folder(args), n_videos=args.n_videos,
+                                      duration_s=args.duration_s, seed=args.seed, copy_queries=args.copy_queries,
+                                      query_s=args.query_s)
+        print(f"index the long videos with: motionmatch extract {manifest} --stride-s")
         return 0
 
 
@@ -143,6 +127,13 @@ class Extract(Command):
                             help="decoding processes ahead of the encoder (default: CPU cores - 2, at most 4; 0 on 2 cores)")
         parser.add_argument("--overwrite", action="store_true", help="discard earlier results in --out")
         parser.add_argument("--prune", action="store_true", help="drop results of videos no longer in the source")
+        scale = parser.add_argument_group("Ray: decode in Ray tasks, encode in a pool of actors (same output folder)")
+        scale.add_argument("--ray", action="store_true", help="run on Ray Data (pip install -e .[ray])")
+        scale.add_argument("--ray-address", default="", metavar="ADDR",
+                           help="a Ray cluster (HOST:PORT from `ray start --head`, ray://HOST:10001, auto); "
+                                "default: a local Ray on this machine")
+        scale.add_argument("--ray-actors", type=positive_int("--ray-actors"), default=None, metavar="N",
+                           help="encoder actors (default: one per GPU of the cluster, else half its CPUs)")
 
     @staticmethod
     def execute(args):
@@ -157,19 +148,35 @@ class Extract(Command):
         if args.stride_s is not None:
             given = {"shots": args.shots, "windows_per_chunk": args.windows_per_chunk}
             windows = WindowSpec(stride_s=args.stride_s, **{k: v for k, v in given.items() if v is not None})
+        if not args.ray and (args.ray_address or args.ray_actors is not None):
+            raise ParameterError("--ray-address and --ray-actors apply to Ray extraction: add --ray")
+        if args.ray and args.workers is not None:
+            raise ParameterError("--workers sets local decode processes; with --ray, decoding runs in Ray tasks "
+                                 "(use --ray-actors for the encoder actors)")
+        if args.ray:
+            from .ray_extract import import_ray
+
+            import_ray()  # before loading a model: say now if Ray is missing
         manifest, failures = load_source(args.source, dataset=args.dataset)  # checks the path before loading a model
         if len(manifest) == 0 and not failures:
             raise ParameterError(f"no videos found in {args.source} (looked for {', '.join(config.VIDEO_EXTENSIONS)})")
-        encoder, note = choose_encoder(args.encoder, model_id=config.setting("model_id", args.model), device=args.device)
+        # with --ray the driver's encoder only names the run (id, preprocessing): keep it off the actors' GPU
+        encoder, note = choose_encoder(args.encoder, model_id=config.setting("model_id", args.model),
+                                       device="cpu" if args.ray else args.device)
         print(f"encoder: {note}")
         dense = windows is not None
         spec = ClipSpec(frames_per_clip=args.frames_per_clip or (DEFAULT_WINDOW_FRAMES if dense else encoder.frames_per_clip),
                         frame_stride=args.frame_stride or (DEFAULT_WINDOW_FRAME_STRIDE if dense else 2),
                         clips_per_video=args.clips_per_video)
-        summary = extract_embeddings(manifest, encoder, embeddings_dir(args, "out"), clip_spec=spec,
-                                     batch_size=args.batch_size, workers=args.workers, overwrite=args.overwrite,
-                                     prune=args.prune, discovery_failures=failures, encoder_note=note,
-                                     window_spec=windows)
+        options = dict(clip_spec=spec, batch_size=args.batch_size, overwrite=args.overwrite, prune=args.prune,
+                       discovery_failures=failures, encoder_note=note, window_spec=windows)
+        if args.ray:
+            from .ray_extract import extract_embeddings_ray
+
+            summary = extract_embeddings_ray(manifest, encoder, embeddings_dir(args, "out"), address=args.ray_address,
+                                             actors=args.ray_actors, **options)
+        else:
+            summary = extract_embeddings(manifest, encoder, embeddings_dir(args, "out"), workers=args.workers, **options)
         print(summary)
         return 0
 
@@ -184,6 +191,12 @@ class Index(Command):
         add_store_args(parser)
         parser.add_argument("--recreate", action="store_true", help="drop the collection first")
         parser.add_argument("--remove-missing", action="store_true", help="delete rows of videos no longer in the table")
+        parser.add_argument("--bulk", action="store_true",
+                            help="write Milvus bulk-import files (pymilvus BulkWriter) and import them, for millions "
+                                 "of rows; falls back to batched upserts, saying why, where the server cannot import")
+        parser.add_argument("--bulk-dir", default="", metavar="DIR",
+                            help="with --bulk: where to write the import files (default: a temporary folder that is "
+                                 "removed after); the server must be able to read it")
 
     @staticmethod
     def execute(args):
@@ -197,11 +210,35 @@ class Index(Command):
         with MotionStore(args.milvus_uri, args.collection) as store:  # unreachable URI fails here, before work
             if args.recreate:
                 store.drop()
-            summary = index_embeddings(table, store, encoder_id=meta["encoder_id"], preprocessing=meta["preprocessing"],
-                                       remove_missing=args.remove_missing,
-                                       clip_spec={**meta["clip_spec"], **({"windows": meta["windows"]} if "windows" in meta else {})})
+            clip_spec = {**meta["clip_spec"], **({"windows": meta["windows"]} if "windows" in meta else {})}
+            if args.bulk:
+                from .bulk import bulk_index
+
+                summary, report = bulk_index(table, store, encoder_id=meta["encoder_id"],
+                                             preprocessing=meta["preprocessing"], remove_missing=args.remove_missing,
+                                             clip_spec=clip_spec, files_dir=args.bulk_dir or None)
+                print(f"bulk: {report.rows:,} rows by {report.method}"
+                      + (f" ({report.rows_per_s:,.0f} rows/s)" if report.rows_per_s else ""))
+            else:
+                summary = index_embeddings(table, store, encoder_id=meta["encoder_id"],
+                                           preprocessing=meta["preprocessing"], remove_missing=args.remove_missing,
+                                           clip_spec=clip_spec)
+            calibration_note = Index.store_calibration(store)
         print(summary)
+        print(calibration_note)
         return 0
+
+    @staticmethod
+    def store_calibration(store) -> str:
+        """Fit the segment scores' gallery calibration and store it with the collection (search loads it)."""
+        from .localize import save_gallery_calibration
+
+        try:
+            calibration = save_gallery_calibration(store)
+        except ParameterError as err:  # too few windows to fit: a search refits (or runs uncalibrated) and says so
+            return f"gallery calibration not stored: {err}"
+        return (f"gallery calibration (segment z-scores) fitted on {calibration.n_fitted_} windows and stored with "
+                f"collection '{store.collection}'")
 
 
 class Search(Command):
@@ -233,7 +270,8 @@ class Search(Command):
             result = search_range(store, args.query, args.start, args.end, k=args.k, segments=args.segments,
                                   exclude_video=args.exclude_video, calibration=calibration, filters=filters or None,
                                   n_candidates=args.candidates, threshold=args.threshold,
-                                  group_by_video=args.one_per_video, fetch_windows=not args.hits_only)
+                                  group_by_video=args.one_per_video, fetch_windows=not args.hits_only,
+                                  **({"extend_margin": None} if args.as_aligned else {}))
         for note in result.notes:
             print(f"note: {note}", file=sys.stderr)
         plan = result.query
@@ -288,6 +326,9 @@ class Search(Command):
                             help="videos (most votes over the query windows' top-k) aligned into segments")
         parser.add_argument("--hits-only", action="store_true",
                             help="align the Milvus hits alone, without fetching the candidates' windows (faster)")
+        parser.add_argument("--as-aligned", action="store_true",
+                            help="keep segments as aligned: do not grow them over the windows where the query's motion "
+                                 "goes on (growth finds whole same-motion moments; copies are never grown)")
 
 
     @staticmethod
@@ -374,7 +415,7 @@ class Evaluate(Command):
     def localisation(args, out: Path) -> int:
         """``evaluate --segments GT.csv``: segment search over a query list, metrics with 95% bootstrap CIs."""
         from .encoders.auto import describe_encoder
-        from .localize import evaluate_search, format_metrics, read_query_list
+        from .localize_eval import evaluate_search, format_metrics, read_query_list
         from .store import MotionStore
 
         queries, relevant = read_query_list(args.segments, args.queries or None)  # files checked before any work
@@ -383,7 +424,8 @@ class Evaluate(Command):
             encoder_id = store.encoder_info()["encoder_id"]
             metrics, predictions, notes = evaluate_search(
                 store, queries, relevant, n_resamples=args.n_boot, k=args.k, calibration=calibration,
-                n_candidates=args.candidates, threshold=args.threshold, fetch_windows=not args.hits_only)
+                n_candidates=args.candidates, threshold=args.threshold, fetch_windows=not args.hits_only,
+                **({"extend_margin": None} if args.as_aligned else {}))
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         out.mkdir(parents=True, exist_ok=True)
@@ -453,18 +495,24 @@ class Report(Command):
     def runs(args) -> list[tuple[list[str], dict]]:
         """(notebook prefixes, parameters) for each run_all call, in notebook order.
 
-        --collection names the main index; notebook 06 keeps its hybrid collection apart (its own
-        ``collection`` parameter, default MOTIONMATCH_HYBRID_COLLECTION), so it never gets this one.
+        --collection and --embeddings name the main index and table; notebook 06 keeps its hybrid
+        collection apart and notebook 07 its long videos' windows and collection (their own parameters,
+        resolved by config: MOTIONMATCH_HYBRID_COLLECTION, MOTIONMATCH_LONG_*), so they never get these.
         """
         from .report import list_notebooks
 
         only = [p for p in args.only.split(",") if p]
         parameters = Report.notebook_parameters(args)
         selected = [n.name[:2] for n in list_notebooks() if not only or any(n.name.startswith(p) for p in only)]
-        runs = [([p for p in selected if p != HYBRID_NOTEBOOK], parameters)]
-        if HYBRID_NOTEBOOK in selected:
-            runs.append(([HYBRID_NOTEBOOK], {k: v for k, v in parameters.items() if k != "collection"}))
-        return [(prefixes, values) for prefixes, values in runs if prefixes]  # run_all(only=[]) would run all
+        runs: list[tuple[list[str], dict]] = []
+        for prefix in selected:
+            own = OWN_PARAMETERS.get(prefix, ())
+            values = {k: v for k, v in parameters.items() if k not in own}
+            if runs and runs[-1][1] == values:
+                runs[-1][0].append(prefix)
+            else:
+                runs.append(([prefix], values))
+        return runs
 
     @staticmethod
     def execute(args):

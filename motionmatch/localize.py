@@ -1,5 +1,7 @@
 """Search by time range: cut a query range into windows, find the moments of the collection that match it.
 
+Evaluation over a list of queries (``motionmatch evaluate --segments``) is in :mod:`motionmatch.localize_eval`.
+
 :func:`search_range` is the one entry point (the CLI's ``search``, notebooks and the API call it):
 
 1. **Check the range before any work** (:func:`plan_query`): ``start_s < end_s``, no negative
@@ -19,12 +21,26 @@
    the query windows are aligned against them (:func:`motionmatch.segments.align`, the temporal
    network by default); a one-window query thresholds and merges adjacent windows instead
    (:func:`motionmatch.segments.merge_window_hits`). Neither bridges a gap wider than one stride.
+   Aligned segments then grow along the reference axis while the motion goes on
+   (:func:`motionmatch.segments.extend_segments`, :data:`DEFAULT_EXTEND_MARGIN`), except copies.
+6. **Phases**: on a collection of dense windows each query window is also embedded shifted by 1 .. frame_stride - 1
+   frames and the best phase counts (:func:`phase_plans`): on the tuning gallery copy R1@tIoU0.7 rose from 0.37 to
+   0.57 (no growth) at 4x the query's embedding cost.
+
+**Calibration persistence**: ``motionmatch index`` fits the gallery z-score statistics once and stores them with
+the collection (:func:`save_gallery_calibration`, arrays ``segment_calibration.*``); a search loads them
+(:func:`load_gallery_calibration`) and refits, with a note, when none is stored or the collection changed since.
 
 **Cost** (p50 over 27 queries of 6 windows, 10 candidates, random 128-d vectors in 100-window videos,
 Milvus Lite HNSW, 2 shared CPU cores; a throwaway script, see the issue-11 report; bench later): at 1e4 windows a
 plain top-10 takes 7.7 ms, the segment search 80 ms with ``fetch_windows=True`` (the fetch and its
 parsing dominate) and 14 ms with ``fetch_windows=False``; at 1e5, 64 ms against 313 ms (4.9x) and
 76 ms against 75 ms (1.0x). On the tiny long-video set of the tests both modes give the same metrics.
+
+``fetch_windows=True`` stays the default by measurement (bench/bench_localize.py, tuning seed 0): aligning the Milvus
+hits alone gave copy R1@tIoU0.7 0.53 against 0.57 and same-motion R1@tIoU0.5 0.30 against 0.33; the temporal
+network stays the aligner there too (Hough: 0.37 and 0.30; DTW lost copies: 0.00), and ``min_hits=2`` (3: 0.60 and
+0.30, with a worse boundary error).
 
 **Scores.** ``calibration=None`` keeps raw cosines. ``calibration="gallery"`` (the CLI default) or
 a fitted PCA-whitening :class:`~motionmatch.calibrate.ScoreCalibration` turns every cosine into a
@@ -47,7 +63,7 @@ import pandas as pd
 
 from .clips import ClipSpec, ClipWindow
 from .errors import ParameterError
-from .segments import ALIGNERS, DEFAULT_ALIGNER, Segment, WindowHit, align, merge_window_hits
+from .segments import ALIGNERS, DEFAULT_ALIGNER, Segment, WindowHit, align, extend_segments, merge_window_hits
 from .validation import check_choice, check_scalar
 
 GALLERY = "gallery"  # calibration="gallery": fit the z-score statistics on a sample of the collection
@@ -55,6 +71,13 @@ GALLERY = "gallery"  # calibration="gallery": fit the z-score statistics on a sa
 # (FlowEncoder, 12 copy + 12 same-motion queries, evaluate_search at each threshold; issue-11 report): segment µAP over
 # both kinds 0.72 at z >= 0 and 0.71 at 0.5, against 0.53 at 1.0 (same-motion recall falls) and 0.67 for raw cosine
 DEFAULT_Z_THRESHOLD = 0.0
+# segments.extend_segments: margin (raw cosine; None: segments stay as aligned) and the copy level (an aligned
+# segment whose windows are this close to the query is a copy and is not grown). Chosen on the tuning gallery of
+# bench/bench_localize.py (seed 0, 8 x 60 s, 30 copy + 30 same-motion queries; `--seed 0 --sweep`) by copy
+# R1@tIoU0.7 + same-motion R1@tIoU0.5, with coverage scoring (_by_coverage): 0.57 + 0.33 with growth against
+# 0.63 + 0.17 without (median same-motion boundary error 1.1 s against 3.8 s); margin 0.05 or copy level 0.95 lower.
+DEFAULT_EXTEND_MARGIN = 0.03
+DEFAULT_COPY_LEVEL = 0.97
 DEFAULT_RAW_THRESHOLD = 0.5  # cosine, when scores are not calibrated
 READ_WINDOWS = 16  # windows decoded and embedded at a time (memory stays flat for long ranges)
 _EPS = 1e-6
@@ -73,6 +96,7 @@ class QueryPlan:
     stride_s: float  # between window starts
     windows: tuple[ClipWindow, ...]
     notes: tuple[str, ...] = ()
+    n_frames: int = 0  # frames in the whole file (0: unknown; no phase-shifted windows then)
 
     @property
     def times(self) -> np.ndarray:
@@ -152,7 +176,28 @@ def plan_query(path: str | os.PathLike, spec: ClipSpec, start_s: float | None = 
         windows.append(ClipWindow(index, tuple(real + [real[-1]] * padded), float(stamps[real[0]]),
                                   end_time(real[-1]), padded))
     return QueryPlan(os.fspath(path), float(stamps[first]), end_time(last), duration, window_s,
-                     float(stride_s or window_s), tuple(windows), tuple(notes))
+                     float(stride_s or window_s), tuple(windows), tuple(notes), n)
+
+
+def phase_plans(plan: QueryPlan, n_phases: int) -> list[QueryPlan]:
+    """The plan's windows shifted by 1 .. ``n_phases - 1`` frames, one plan per shift (a window that would run
+    past the file's last frame keeps its place).
+
+    Why? An indexed window samples every ``frame_stride``-th frame from its start, and window starts are a
+    multiple of ``frame_stride`` frames apart, so a query window samples the same frames as an indexed one only
+    when its start has the same phase modulo ``frame_stride``. A copy of a range starts at any frame; with one
+    plan per phase, one of them samples exactly the indexed frames (measured on FlowEncoder: a copy's best
+    window cosine 0.89-0.92 at the wrong phase, 0.98-0.99 at the right one).
+    """
+    n_phases = check_scalar(n_phases, "query_phases", int, min_value=1)
+    out = []
+    for shift in range(1, n_phases):
+        windows = tuple(w if plan.n_frames and max(w.frame_indices) + shift >= plan.n_frames else
+                        ClipWindow(w.clip_index, tuple(i + shift for i in w.frame_indices), w.start_s, w.end_s,
+                                   w.padded_frames) for w in plan.windows)
+        out.append(QueryPlan(plan.path, plan.start_s, plan.end_s, plan.duration_s, plan.window_s, plan.stride_s,
+                             windows, plan.notes, plan.n_frames))
+    return out
 
 
 def embed_query(plan: QueryPlan, encoder, batch_size: int = 8) -> np.ndarray:
@@ -188,6 +233,53 @@ def fit_gallery_calibration(store, max_videos: int = 200, n_components: int = 64
     vectors = embedding_matrix(table)
     components = min(n_components, len(vectors) - 1, vectors.shape[1])
     return ScoreCalibration("whiten", n_components=components).fit(vectors, encoder_id=store.encoder_info()["encoder_id"])
+
+
+CALIBRATION_PREFIX = "segment_calibration."  # array-name prefix of the gallery calibration stored with a collection
+FITTED_ON = "fitted_on"  # with the prefix: JSON (rows, encoder_id) of the collection the calibration was fitted on
+
+
+def save_gallery_calibration(store, calibration=None, **fit_options: Any):
+    """Fit the gallery calibration (unless given) and store it with the collection (``store.save_array``, the
+    arrays of :meth:`ScoreCalibration.to_arrays`), with the row count it was fitted on; returns it.
+
+    ``motionmatch index`` calls this after each upsert, so a search loads the statistics instead of refitting them.
+    """
+    from .calibrate import json_to_array
+
+    calibration = calibration if calibration is not None else fit_gallery_calibration(store, **fit_options)
+    arrays = {**calibration.to_arrays(),
+              FITTED_ON: json_to_array({"rows": int(store.count()), "encoder_id": store.encoder_info()["encoder_id"]})}
+    for name in [n for n in store.list_arrays() if n.startswith(CALIBRATION_PREFIX)]:
+        store.delete_array(name)
+    for key, array in arrays.items():
+        store.save_array(CALIBRATION_PREFIX + key, array)
+    return calibration
+
+
+def load_gallery_calibration(store):
+    """``(calibration, note)``: the calibration stored with the collection by :func:`save_gallery_calibration`,
+    or, when none is stored or it is stale (the collection's row count or encoder changed since), one fitted now
+    with a note saying so and what to run."""
+    from .calibrate import ScoreCalibration, array_to_json
+
+    names = [n for n in store.list_arrays() if n.startswith(CALIBRATION_PREFIX)]
+    reason = f"collection '{store.collection}' stores no gallery calibration"
+    if names:
+        arrays = {n[len(CALIBRATION_PREFIX):]: store.load_array(n) for n in names}
+        fitted_on = array_to_json(arrays.pop(FITTED_ON)) if FITTED_ON in arrays else {}
+        rows, encoder_id = int(store.count()), store.encoder_info()["encoder_id"]
+        if fitted_on.get("rows") == rows and fitted_on.get("encoder_id") == encoder_id:
+            calibration = ScoreCalibration.from_arrays(arrays)
+            return calibration, (f"scores are z-scores against the gallery calibration stored with collection "
+                                 f"'{store.collection}' ({calibration.n_fitted_} windows, "
+                                 f"{calibration.components_.shape[0]} axes)")
+        reason = (f"the gallery calibration stored with collection '{store.collection}' is stale (fitted on "
+                  f"{fitted_on.get('rows')} rows of {fitted_on.get('encoder_id')!r}; the collection now holds {rows} "
+                  f"rows of {encoder_id!r})")
+    calibration = fit_gallery_calibration(store)
+    return calibration, (f"{reason}: refitted on {calibration.n_fitted_} gallery windows for this search; "
+                         "`motionmatch index` stores it with the collection")
 
 
 def gallery_moments(calibration, query_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -277,6 +369,7 @@ def _candidate_grids(store, plan: QueryPlan, vectors: np.ndarray, window_hits: l
                      filters: Mapping[str, Any] | None, fetch_windows: bool):
     """Per candidate video: (its reference window times (n, 2), the (n_query, n) cosine matrix, NaN = unknown).
 
+    ``vectors`` is (n_phases, n_query, dim): a cell is the best cosine over a query window's phases.
     ``fetch_windows``: every window starting within a query length (plus a window) of the video's hits,
     with its vector, from the store (one query call); else only the Milvus hits (no fetch; a pair that
     was not among a query window's top-k stays NaN).
@@ -287,7 +380,7 @@ def _candidate_grids(store, plan: QueryPlan, vectors: np.ndarray, window_hits: l
         spans = {video: (max(0.0, min(s) - margin), max(s) + margin) for video, s in starts.items()}
         for video, rows in _windows_by_video(store, spans, filters).items():
             ref = np.stack(rows["embedding"].to_numpy()).astype(np.float64)
-            yield video, rows[["start_s", "end_s"]].to_numpy(float), vectors.astype(np.float64) @ ref.T
+            yield video, rows[["start_s", "end_s"]].to_numpy(float), (vectors.astype(np.float64) @ ref.T).max(axis=0)
         return
     for video in videos:
         windows = sorted({(h.start_s, h.end_s) for hits in window_hits for h in hits if h.video_path == video})
@@ -298,6 +391,22 @@ def _candidate_grids(store, plan: QueryPlan, vectors: np.ndarray, window_hits: l
                 if h.video_path == video:
                     cosine[i, column[(h.start_s, h.end_s)]] = h.score
         yield video, np.array(windows, dtype=float).reshape(-1, 2), cosine
+
+
+def _by_coverage(segments: Sequence[Segment], n_query_windows: int) -> list[Segment]:
+    """Score each aligned segment by its hits' summed score over all query windows (a window it does not match
+    counts 0: a complete alignment beats a short one of the same level), then keep, per video, only segments
+    whose reference range overlaps no better one (a repeating motion gives parallel diagonals of one copy)."""
+    from dataclasses import replace
+
+    rescored = sorted((replace(s, score=float(sum(h.score for h in s.hits)) / n_query_windows) if s.hits else s
+                       for s in segments), key=lambda s: -s.score)
+    kept: list[Segment] = []
+    for seg in rescored:
+        if not any(k.video_path == seg.video_path and min(k.end_s, seg.end_s) > max(k.start_s, seg.start_s)
+                   for k in kept):
+            kept.append(seg)
+    return kept
 
 
 def _reference_stride(times: np.ndarray) -> float:
@@ -311,7 +420,8 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
                  calibration: Any = GALLERY, filters: Mapping[str, Any] | None = None, n_candidates: int = 10,
                  threshold: float | None = None, aligner: str = DEFAULT_ALIGNER, min_hits: int = 2,
                  max_segments: int | None = None, group_by_video: bool = False, fetch_windows: bool = True,
-                 encoder=None, batch_size: int = 8) -> SearchResult:
+                 encoder=None, batch_size: int = 8, query_phases: int | None = None,
+                 extend_margin: float | None = DEFAULT_EXTEND_MARGIN) -> SearchResult:
     """Search the collection with the windows of ``query_path`` between ``start_s`` and ``end_s`` (seconds).
 
     ``exclude_video``: True drops the query's own file from the results, False keeps it; None (the
@@ -321,7 +431,10 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
     ``threshold`` defaults to 0 (z-scores: above the query window's gallery mean) or 0.5 (raw cosine).
     ``segments=False`` stops after the window hits; ``group_by_video`` keeps one hit per video and query
     window (Milvus group_by). ``fetch_windows=False`` aligns the Milvus hits alone (no fetch of the candidates' windows:
-    faster, segments may be shorter). Everything is checked before the encoder is built.
+    faster, segments may be shorter). ``query_phases``: with segments, each query window is also embedded shifted
+    by 1 .. n-1 frames and the best phase counts (:func:`phase_plans`); default: the collection's ``frame_stride``
+    when it records dense windows, else 1. ``extend_margin``: see :func:`search_vectors`.
+    Everything is checked before the encoder is built.
     """
     from .encoders.auto import encoder_from_id
 
@@ -330,6 +443,10 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
     min_hits = check_scalar(min_hits, "min_hits", int, min_value=1)
     max_segments = check_scalar(k if max_segments is None else max_segments, "max_segments", int, min_value=1)
     check_choice(aligner, "aligner", tuple(ALIGNERS))
+    if extend_margin is not None:
+        extend_margin = check_scalar(extend_margin, "extend_margin", float, min_value=0)
+    if query_phases is not None:
+        query_phases = check_scalar(query_phases, "query_phases", int, min_value=1)
     if exclude_video is not None and not isinstance(exclude_video, bool):
         raise ParameterError(f"exclude_video must be True, False or None (auto), got {exclude_video!r}")
     if isinstance(calibration, str) and calibration != GALLERY:
@@ -347,9 +464,8 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
     excluded = tuple(own if (exclude_video or (exclude_video is None and own)) else ())
     notes = []
     if calibration == GALLERY and segments:
-        calibration = fit_gallery_calibration(store)
-        notes.append(f"scores are z-scores against {calibration.n_fitted_} gallery windows (PCA whitening, "
-                     f"{calibration.components_.shape[0]} axes)")
+        calibration, note = load_gallery_calibration(store)
+        notes.append(note)
     encoder = encoder or encoder_from_id(info["encoder_id"])
     if not info.get("clip_spec") and encoder.frames_per_clip != spec.frames_per_clip:
         plan = plan_query(query_path, ClipSpec(frames_per_clip=encoder.frames_per_clip), start_s, end_s, stride)
@@ -358,7 +474,13 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
         notes.append(f"the query file is indexed ({', '.join(excluded)}): its own windows are left out "
                      "(include them with exclude_video=False / --include-video)")
     vectors = embed_query(plan, encoder, batch_size)
+    if query_phases is None:
+        recorded = info.get("clip_spec") or {}
+        query_phases = spec.frame_stride if ("windows" in recorded or "stride_s" in recorded) else 1
+    phases = phase_plans(plan, query_phases) if segments else []
+    phase_vectors = np.stack([embed_query(shifted, encoder, batch_size) for shifted in phases]) if phases else None
     return search_vectors(store, plan, vectors, k=k, segments=segments, excluded=excluded, calibration=calibration,
+                          phase_vectors=phase_vectors, extend_margin=extend_margin,
                           filters=filters, n_candidates=n_candidates, threshold=threshold, aligner=aligner,
                           min_hits=min_hits, max_segments=max_segments, group_by_video=group_by_video,
                           fetch_windows=bool(fetch_windows),
@@ -369,17 +491,28 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, k: int, segments
                    calibration: Any, filters: Mapping[str, Any] | None, n_candidates: int, threshold: float,
                    aligner: str, min_hits: int, max_segments: int, group_by_video: bool = False,
                    encoder_id: str | None = None, preprocessing: Mapping | None = None,
-                   notes: Sequence[str] = (), fetch_windows: bool = True) -> SearchResult:
+                   notes: Sequence[str] = (), fetch_windows: bool = True, phase_vectors: np.ndarray | None = None,
+                   extend_margin: float | None = None, copy_level: float = DEFAULT_COPY_LEVEL,
+                   coverage: bool = True) -> SearchResult:
     """Steps 4 and 5 of the module docstring for query windows already embedded (``vectors``, one per window
     of ``plan``); :func:`search_range` checks every argument and calls this. ``calibration`` is None or a
     fitted whitening. Cost beyond a plain top-k: one fetch of the candidates' windows (``fetch_windows=False``:
     none, the Milvus hits alone are aligned) and one alignment per candidate."""
     excluded, notes = tuple(excluded), list(notes)
     fetch_k = min(16384, k + 4 * len(excluded[1:]))  # extra paths of the same file are dropped after the search
-    window_hits = store.search(vectors, k=fetch_k, filters=filters, group_by_video=group_by_video,
-                               encoder_id=encoder_id, preprocessing=preprocessing,
-                               exclude_video=excluded[0] if excluded else None)
-    window_hits = [[h for h in hits if h.video_path not in excluded][:k] for hits in window_hits]
+    all_vectors = vectors if phase_vectors is None else np.concatenate([vectors[None], phase_vectors]).reshape(
+        -1, vectors.shape[1])
+    searched = store.search(all_vectors, k=fetch_k, filters=filters, group_by_video=group_by_video,
+                            encoder_id=encoder_id, preprocessing=preprocessing,
+                            exclude_video=excluded[0] if excluded else None)
+    window_hits = []
+    for window in range(len(vectors)):  # each query window's hits over its phases: the best score per indexed window
+        best: dict[str, Any] = {}
+        for hits in searched[window::len(vectors)]:
+            for hit in hits:
+                if hit.video_path not in excluded and (hit.clip_id not in best or hit.score > best[hit.clip_id].score):
+                    best[hit.clip_id] = hit
+        window_hits.append(sorted(best.values(), key=lambda h: -h.score)[:k])
     votes: dict[str, float] = {}
     for hits in window_hits:
         best: dict[str, float] = {}
@@ -401,7 +534,8 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, k: int, segments
     found: list[Segment] = []
     counts = []
     q_times = plan.times
-    for video, r_times, cosine in _candidate_grids(store, plan, vectors, window_hits, ranked, filters, fetch_windows):
+    phased = vectors[None] if phase_vectors is None else np.concatenate([vectors[None], phase_vectors])
+    for video, r_times, cosine in _candidate_grids(store, plan, phased, window_hits, ranked, filters, fetch_windows):
         sim = np.nan_to_num((cosine - mean[:, None]) / sd[:, None], nan=-1e3)  # a pair no hit scored: no match
         counts.append((video, len(r_times)))
         if len(q_times) == 1:
@@ -410,145 +544,21 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, k: int, segments
             found.extend(merge_window_hits(hits, threshold, _reference_stride(r_times),
                                            query_range=(float(q_times[0, 0]), float(q_times[0, 1]))))
         else:
-            found.extend(align(sim, q_times, r_times, video, method=aligner, threshold=threshold,
-                               min_hits=min(min_hits, len(q_times))))
+            aligned = align(sim, q_times, r_times, video, method=aligner, threshold=threshold,
+                            min_hits=min(min_hits, len(q_times)))
+            if coverage:
+                aligned = _by_coverage(aligned, len(q_times))
+            if extend_margin is not None:
+                aligned = extend_segments(aligned, np.nan_to_num(cosine, nan=-1.0).max(axis=0), r_times, threshold,
+                                          extend_margin, scores=sim.max(axis=0), query_range=(plan.start_s, plan.end_s),
+                                          copy_level=copy_level)
+            found.extend(aligned)
     result.candidates["n_windows"] = result.candidates["video_path"].map(dict(counts)).fillna(0).astype(int)
     result.segments = sorted(found, key=lambda s: -s.score)[:max_segments]
     return result
 
 
-# ----------------------------------------------------------------------------- evaluation over a query list
-def read_query_list(relevant_path: str | os.PathLike, queries_path: str | os.PathLike | None = None
-                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(queries, relevant)`` with absolute paths: ``relevant_path`` is a localisation ground truth
-    (:data:`~motionmatch.localization.RELEVANT_COLUMNS`, e.g. ``relevant.csv`` from
-    :func:`~motionmatch.long_synthetic.write_copy_queries`); ``queries_path`` (default ``queries.csv``
-    beside it) lists ``query_id, path`` and optionally ``kind`` (default "copy") and the range to search,
-    ``query_start_s, query_end_s`` (default: the whole file). Relative paths are relative to each CSV's folder.
-    """
-    from .localization import RELEVANT_COLUMNS
-    from .table import require_columns
-
-    relevant_path = Path(relevant_path)
-    queries_path = Path(queries_path) if queries_path else relevant_path.parent / "queries.csv"
-    for path, what in ((relevant_path, "--segments (the relevant moments)"), (queries_path, "--queries")):
-        if not path.is_file():
-            raise ParameterError(f"{path} does not exist: {what} must be a CSV; write one with "
-                                 "motionmatch.long_synthetic.write_copy_queries or give its path")
-    relevant, queries = pd.read_csv(relevant_path), pd.read_csv(queries_path)
-    require_columns(relevant, RELEVANT_COLUMNS, f"{relevant_path}")
-    require_columns(queries, ("query_id", "path"), f"{queries_path}")
-    unknown = sorted(set(relevant["query_id"]) - set(queries["query_id"]))
-    if unknown:
-        raise ParameterError(f"{relevant_path} names queries {unknown[:5]} that {queries_path} does not list")
-    queries = queries.copy()
-    queries["path"] = [str((queries_path.parent / p).resolve()) for p in queries["path"].astype(str)]
-    queries["kind"] = queries["kind"].fillna("copy").astype(str) if "kind" in queries else "copy"
-    for column in ("query_start_s", "query_end_s"):
-        queries[column] = queries[column].astype(float) if column in queries else np.nan
-    missing = [p for p in queries["path"] if not Path(p).is_file()]
-    if missing:
-        raise ParameterError(f"{len(missing)} query file(s) listed in {queries_path} do not exist, e.g. {missing[0]}")
-    relevant = relevant.copy()
-    relevant["video"] = [str((relevant_path.parent / v).resolve()) for v in relevant["video"].astype(str)]
-    return queries, relevant
-
-
-def evaluate_search(store, queries: pd.DataFrame, relevant: pd.DataFrame, n_resamples: int = 1000, seed: int = 0,
-                    **options: Any) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Run :func:`search_range` for every query and score the segments against ``relevant``.
-
-    Returns ``(metrics, predictions, notes)``: ``metrics`` holds
-    :func:`~motionmatch.localization.evaluate_localization`'s rows with a ``kind`` column (each query
-    kind, then ``"all"``); ``predictions`` every segment found (localisation's prediction columns plus
-    ``kind``). ``options`` go to :func:`search_range`; a "gallery" calibration is fitted once.
-    """
-    from .localization import PREDICTION_COLUMNS, evaluate_localization
-
-    if options.get("calibration", GALLERY) == GALLERY:
-        options["calibration"] = fit_gallery_calibration(store)
-    rows, notes = [], []
-    for query in queries.itertuples(index=False):
-        start = None if pd.isna(query.query_start_s) else float(query.query_start_s)
-        end = None if pd.isna(query.query_end_s) else float(query.query_end_s)
-        found = search_range(store, query.path, start, end, **options)
-        notes.extend(f"{query.query_id}: {note}" for note in found.notes if not note.startswith("the query file is"))
-        rows.extend({"query_id": query.query_id, "video": str(Path(s.video_path).resolve()), "start_s": s.start_s,
-                     "end_s": s.end_s, "score": s.score, "query_start_s": s.query_start_s,
-                     "query_end_s": s.query_end_s, "kind": query.kind} for s in found.segments)
-    predictions = pd.DataFrame(rows, columns=[*PREDICTION_COLUMNS, "kind"])
-    tables = []
-    kinds = list(dict.fromkeys(queries["kind"]))
-    for kind in kinds + (["all"] if len(kinds) > 1 else []):
-        ids = set(queries["query_id"]) if kind == "all" else set(queries.loc[queries["kind"] == kind, "query_id"])
-        chosen = relevant[relevant["query_id"].isin(ids)]
-        if chosen.empty:
-            continue
-        table = evaluate_localization(predictions[predictions["query_id"].isin(ids)], chosen,
-                                      n_resamples=n_resamples, seed=seed)
-        tables.append(table.assign(kind=kind))
-    return pd.concat(tables, ignore_index=True), predictions, notes
-
-
-def write_same_motion_queries(out_dir: str | os.PathLike, n_queries: int = 20, query_s: float = 4.0,
-                              seed: int = 0) -> Path:
-    """"Same motion" queries for the long videos under ``out_dir`` (:func:`~motionmatch.long_synthetic.generate_long_videos`).
-
-    Each query is a ``query_s`` range of one labelled segment (the indexed long video itself, searched by
-    range, so its own file is left out by default); its relevant moments are the segments with the same
-    label in *other* groups of *other* videos (a look the query never shows). Writes
-    ``same_motion_queries.csv`` and ``same_motion_relevant.csv`` and, joined with the copy queries of
-    ``queries.csv`` / ``relevant.csv`` when present, ``all_queries.csv`` / ``all_relevant.csv``; returns the
-    path of ``all_relevant.csv`` (``motionmatch evaluate --segments DIR/all_relevant.csv --queries DIR/all_queries.csv``).
-    """
-    from .long_synthetic import DISTRACTOR_LABEL
-
-    n_queries = check_scalar(n_queries, "n_queries", int, min_value=1)
-    query_s = check_scalar(query_s, "query_s", float, min_value=0, include_min=False)
-    out_dir = Path(out_dir)
-    truth_path = out_dir / "ground_truth.csv"
-    if not truth_path.is_file():
-        raise ParameterError(f"{truth_path} does not exist: run generate_long_videos({str(out_dir)!r}) first")
-    truth = pd.read_csv(truth_path)
-    labelled = truth[truth["label"] != DISTRACTOR_LABEL]
-    eligible = [row for row in labelled[labelled["end_s"] - labelled["start_s"] >= query_s].itertuples()
-                if ((labelled["label"] == row.label) & (labelled["video"] != row.video)).any()]
-    if not eligible:
-        raise ParameterError(f"{truth_path}: no labelled segment of at least {query_s:g} s whose label occurs in "
-                             "another video; generate more or longer videos, or a shorter query_s")
-    rng = np.random.default_rng([seed, 3])
-    queries, relevant = [], []
-    for index in range(n_queries):
-        row = eligible[int(rng.integers(len(eligible)))]
-        start = float(row.start_s + rng.uniform(0, row.end_s - row.start_s - query_s))
-        query_id = f"same_{index:03d}"
-        queries.append({"query_id": query_id, "path": row.video, "kind": "same_motion", "label": row.label,
-                        "video": row.video, "start_s": start, "end_s": start + query_s,
-                        "query_start_s": start, "query_end_s": start + query_s})
-        targets = labelled[(labelled["label"] == row.label) & (labelled["video"] != row.video)]
-        relevant.extend({"query_id": query_id, "video": t.video, "start_s": t.start_s, "end_s": t.end_s,
-                         "query_start_s": start, "query_end_s": start + query_s} for t in targets.itertuples())
-    queries_frame, relevant_frame = pd.DataFrame(queries), pd.DataFrame(relevant)
-    queries_frame.to_csv(out_dir / "same_motion_queries.csv", index=False)
-    relevant_frame.to_csv(out_dir / "same_motion_relevant.csv", index=False)
-    if (out_dir / "queries.csv").is_file() and (out_dir / "relevant.csv").is_file():
-        queries_frame = pd.concat([pd.read_csv(out_dir / "queries.csv"), queries_frame], ignore_index=True)
-        relevant_frame = pd.concat([pd.read_csv(out_dir / "relevant.csv"), relevant_frame], ignore_index=True)
-    queries_frame.to_csv(out_dir / "all_queries.csv", index=False)
-    relevant_frame.to_csv(out_dir / "all_relevant.csv", index=False)
-    return out_dir / "all_relevant.csv"
-
-
-def format_metrics(metrics: pd.DataFrame) -> str:
-    """The metric table with 95% CIs, one block per query kind."""
-    lines = []
-    for kind, rows in metrics.groupby("kind", sort=False):
-        lines.append(f"{kind} ({int(rows['n_queries'].iloc[0])} queries)")
-        lines.extend(f"  {r.metric:<18} {r.value:7.3f}  [{r.ci_low:.3f}, {r.ci_high:.3f}]" for r in rows.itertuples())
-    return "\n".join(lines)
-
-
 __all__ = ["GALLERY", "DEFAULT_Z_THRESHOLD", "DEFAULT_RAW_THRESHOLD", "QueryPlan", "SearchResult", "clip_spec_of",
-           "plan_query", "embed_query", "fit_gallery_calibration", "gallery_moments", "own_videos", "search_range",
-           "search_vectors",
-           "read_query_list", "evaluate_search", "write_same_motion_queries", "format_metrics"]
+           "plan_query", "embed_query", "fit_gallery_calibration", "save_gallery_calibration",
+           "load_gallery_calibration", "CALIBRATION_PREFIX", "gallery_moments", "own_videos", "search_range",
+           "search_vectors"]

@@ -13,6 +13,9 @@ its last chunk exists, and a killed run resumes at the first missing chunk.
 
 Bad inputs never stop a run: each one is recorded in ``failures.csv`` with the file,
 the stage and the reason, and the summary counts embedded, skipped and failed videos.
+
+Size: a little over 600 lines because the resume bookkeeping (parts, plans, chunks, failures.csv) lives
+here once, for the local path and for the Ray path (:mod:`motionmatch.ray_extract`), which reuses it.
 """
 from __future__ import annotations
 
@@ -258,53 +261,19 @@ def extract_embeddings(
     one part per chunk of windows, resumable inside a video. It is recorded in
     ``extract_meta.json`` under ``"windows"``.
     """
-    if batch_size <= 0:
-        raise ParameterError(f"batch_size must be > 0, got {batch_size}")
     if workers is None:
         workers = default_decode_workers()
     if workers < 0:
         raise ParameterError(f"workers must be >= 0 (or None for the default), got {workers}")
-    if clip_spec is None and window_spec is not None:  # the measured dense-window default
-        clip_spec = ClipSpec(frames_per_clip=DEFAULT_WINDOW_FRAMES, frame_stride=DEFAULT_WINDOW_FRAME_STRIDE)
-    clip_spec = clip_spec or ClipSpec(frames_per_clip=encoder.frames_per_clip)
-    tubelet = int(encoder.preprocessing().get("tubelet_size", 1) or 1)
-    if clip_spec.frames_per_clip % tubelet:
-        raise ParameterError(
-            f"frames_per_clip={clip_spec.frames_per_clip} is not a multiple of the encoder's tubelet size {tubelet}; "
-            f"use e.g. {tubelet * max(1, clip_spec.frames_per_clip // tubelet)}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"encoder_id": encoder.encoder_id, "preprocessing": encoder.preprocessing(), "clip_spec": asdict(clip_spec)}
-    if window_spec is not None:
-        meta["windows"] = asdict(window_spec)
-    if encoder_note:
-        meta["encoder_note"] = encoder_note
-    _check_run_meta(out_dir, json.loads(json.dumps(meta)), overwrite)
-
-    manifest = normalise_manifest(manifest).drop_duplicates("path")
-    summary = ExtractSummary(out_dir=str(out_dir), encoder_id=encoder.encoder_id, videos_total=len(manifest))
-    summary.failures.extend(discovery_failures)
-    started = time.perf_counter()
+    clip_spec, manifest, summary, started = start_extraction(manifest, encoder, out_dir, clip_spec, window_spec,
+                                                             batch_size, overwrite, encoder_note, discovery_failures)
     if window_spec is not None:
         _extract_dense(manifest, encoder, out_dir, clip_spec, window_spec, summary, batch_size=batch_size,
                       prune=prune, progress=progress, print_fn=print_fn)
         return _finish(out_dir, summary, started)
 
-    wanted = {}
-    todo: list[str] = []
-    for row in manifest.itertuples(index=False):
-        wanted[row.path] = row
-        part = _part_path(out_dir, row.path)
-        if part.exists() and _part_is_current(part, row.path):
-            summary.skipped_done += 1
-        else:
-            todo.append(row.path)
-    if prune:
-        keep = {_part_path(out_dir, p).name for p in wanted}
-        for part in parts_dir(out_dir).glob("*.parquet"):
-            if part.name not in keep:
-                part.unlink()
-
+    wanted, todo = plan_todo(manifest, out_dir, prune, summary)
     estimate = ExtractionEstimate(total_clips=len(todo) * clip_spec.clips_per_video, encoder_id=encoder.encoder_id,
                                   device=str(getattr(encoder, "device", "cpu")), frames_per_clip=clip_spec.frames_per_clip,
                                   clips_per_video=clip_spec.clips_per_video, videos=len(todo), print_fn=print_fn)
@@ -331,6 +300,59 @@ def extract_embeddings(
         summary.clips_embedded += len(windows)
     bar.close()
     return _finish(out_dir, summary, started)
+
+
+def start_extraction(manifest: pd.DataFrame, encoder, out_dir: Path, clip_spec: ClipSpec | None,
+                     window_spec: WindowSpec | None, batch_size: int, overwrite: bool, encoder_note: str,
+                     discovery_failures: Sequence[Failure] = (), extra_meta: dict | None = None):
+    """Check the settings, write extract_meta.json, and start the summary; shared by the local and Ray paths.
+
+    Returns ``(clip_spec, manifest, summary, started)``. ``extra_meta`` (e.g. ``{"ray": ...}``) is recorded
+    too; its keys must be in ``table.META_NOTE_KEYS`` so runs with and without it resume each other.
+    """
+    if batch_size <= 0:
+        raise ParameterError(f"batch_size must be > 0, got {batch_size}")
+    if clip_spec is None and window_spec is not None:  # the measured dense-window default
+        clip_spec = ClipSpec(frames_per_clip=DEFAULT_WINDOW_FRAMES, frame_stride=DEFAULT_WINDOW_FRAME_STRIDE)
+    clip_spec = clip_spec or ClipSpec(frames_per_clip=encoder.frames_per_clip)
+    tubelet = int(encoder.preprocessing().get("tubelet_size", 1) or 1)
+    if clip_spec.frames_per_clip % tubelet:
+        raise ParameterError(
+            f"frames_per_clip={clip_spec.frames_per_clip} is not a multiple of the encoder's tubelet size {tubelet}; "
+            f"use e.g. {tubelet * max(1, clip_spec.frames_per_clip // tubelet)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"encoder_id": encoder.encoder_id, "preprocessing": encoder.preprocessing(), "clip_spec": asdict(clip_spec)}
+    if window_spec is not None:
+        meta["windows"] = asdict(window_spec)
+    if encoder_note:
+        meta["encoder_note"] = encoder_note
+    meta.update(extra_meta or {})
+    _check_run_meta(out_dir, json.loads(json.dumps(meta)), overwrite)
+
+    manifest = normalise_manifest(manifest).drop_duplicates("path")
+    summary = ExtractSummary(out_dir=str(out_dir), encoder_id=encoder.encoder_id, videos_total=len(manifest))
+    summary.failures.extend(discovery_failures)
+    return clip_spec, manifest, summary, time.perf_counter()
+
+
+def plan_todo(manifest: pd.DataFrame, out_dir: Path, prune: bool, summary: ExtractSummary) -> tuple[dict, list[str]]:
+    """Clips per video: ``({path: manifest row}, paths not yet done)``; counts the done ones, prunes gone ones."""
+    wanted = {}
+    todo: list[str] = []
+    for row in manifest.itertuples(index=False):
+        wanted[row.path] = row
+        part = _part_path(out_dir, row.path)
+        if part.exists() and _part_is_current(part, row.path):
+            summary.skipped_done += 1
+        else:
+            todo.append(row.path)
+    if prune:
+        keep = {_part_path(out_dir, p).name for p in wanted}
+        for part in parts_dir(out_dir).glob("*.parquet"):
+            if part.name not in keep:
+                part.unlink()
+    return wanted, todo
 
 
 def _finish(out_dir: Path, summary: ExtractSummary, started: float) -> ExtractSummary:
@@ -416,18 +438,27 @@ def _load_plan(out_dir: Path, video_path: str, fingerprint: str) -> dict | None:
 
 def _make_plan(out_dir: Path, video_path: str, fingerprint: str, clip_spec: ClipSpec, window_spec: WindowSpec) -> dict:
     """Detect shots, place the windows and store the plan (atomically) before any part is written."""
+    return _store_plan(out_dir, _compute_plan(video_path, fingerprint, clip_spec, window_spec))
+
+
+def _compute_plan(video_path: str, fingerprint: str, clip_spec: ClipSpec, window_spec: WindowSpec) -> dict:
+    """A video's plan as JSON-ready values (shots, windows, notes); the Ray path runs this in its tasks."""
     _, info, stamps = open_with_timestamps(video_path, "pyav")  # the backend iter_frames streams with
     shots = None if window_spec.shots == NO_SHOTS else detect_shots(video_path, window_spec.shots)
     windows, notes = plan_windows(info, clip_spec, window_spec, stamps, shots)
-    plan = {"video_path": video_path, "video_fingerprint": fingerprint, "notes": notes,
+    return {"video_path": video_path, "video_fingerprint": fingerprint, "notes": notes,
             "cuts_s": [shot.start_s for shot in (shots or [])[1:]],  # where the detected shots start
             "windows": [[w.clip_index, list(w.frame_indices), w.start_s, w.end_s, w.padded_frames] for w in windows]}
+
+
+def _store_plan(out_dir: Path, plan: dict) -> dict:
+    """Write a computed plan atomically; returns it with its windows as ClipWindow objects."""
+    video_path = plan["video_path"]
     target = _plan_path(out_dir, video_path)
     temporary = target.with_name(target.name + ".tmp")
     temporary.write_text(json.dumps(plan))
     os.replace(temporary, target)
-    plan["windows"] = windows
-    return plan
+    return {**plan, "windows": [ClipWindow(w[0], tuple(w[1]), w[2], w[3], w[4]) for w in plan["windows"]]}
 
 
 def _dense_estimate(paths: Sequence[str], clip_spec: ClipSpec, window_spec: WindowSpec, encoder, print_fn):

@@ -33,7 +33,7 @@ FAILURE_COLUMNS = ("path", "stage", "reason", "hint")
 EXTRACT_META = "extract_meta.json"
 PARTS_DIR = "parts"
 # Keys of extract_meta.json that describe a run but do not decide whether its parts can be reused.
-META_NOTE_KEYS = ("encoder_note",)
+META_NOTE_KEYS = ("encoder_note", "ray")  # recorded, not decisive: a run may resume another's output
 
 
 def make_clip_id(video_path: str | Path, clip_index: int, encoder_id: str) -> str:

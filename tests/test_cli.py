@@ -69,8 +69,12 @@ def test_report_passes_model_store_and_folders_only_when_given(tmp_path, monkeyp
 def test_report_never_hands_the_main_collection_to_the_hybrid_notebook():
     parser, _ = cli.build_parser()
     runs = cli.Report.runs(parser.parse_args(["report", "--collection", "main_index"]))
-    assert [prefixes for prefixes, _ in runs] == [["01", "02", "03", "04", "05"], ["06"]]
+    assert [prefixes for prefixes, _ in runs] == [["01", "02", "03", "04", "05"], ["06", "07"]]
     assert runs[0][1]["collection"] == "main_index" and "collection" not in runs[1][1]
+    # 07 keeps its long videos' table too: --embeddings reaches 06, not 07
+    with_table = cli.Report.runs(parser.parse_args(["report", "--collection", "main_index", "--embeddings", "e"]))
+    assert [prefixes for prefixes, _ in with_table] == [["01", "02", "03", "04", "05"], ["06"], ["07"]]
+    assert "embeddings_dir" in with_table[1][1] and not {"collection", "embeddings_dir"} & set(with_table[2][1])
     only_06 = cli.Report.runs(parser.parse_args(["report", "--only", "06", "--collection", "main_index"]))
     assert [prefixes for prefixes, _ in only_06] == [["06"]]  # never an empty `only`, which would run them all
     assert [p for p, _ in cli.Report.runs(parser.parse_args(["report", "--only", "02,03"]))] == [["02", "03"]]

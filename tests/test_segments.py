@@ -141,3 +141,47 @@ def test_segments_frame_and_comparison():
     easy = table[table["case"] == "diagonal"]
     assert (easy["segment_F1"] > 0.9).all() and (easy["segment_uAP"] > 0.9).all()
     assert DEFAULT_ALIGNER in ALIGNERS
+
+
+# ----------------------------------------------------------------------------- growing aligned segments
+def _segment(start, end, score, video="v"):
+    from motionmatch.segments import Segment
+
+    return Segment(video, float(start), float(end), float(score), 0.0, 2.0, ())
+
+
+def test_extend_grows_over_a_continuing_motion_and_stops_at_a_drop():
+    """A same-motion run (profile within the margin of the aligned part) is followed; a copy's peak, well above
+    its neighbours, stays as aligned; growth stops where the profile drops or the score falls under the threshold."""
+    from motionmatch.segments import extend_segments
+
+    ref = window_times(20, window_s=2.0, stride_s=1.0)  # windows [j, j + 2]
+    profile = np.full(20, 0.5)
+    profile[5:15] = 0.90  # a motion that goes on for 10 windows
+    profile[8:10] = 0.92  # the aligned part, a little above the rest
+    grown = extend_segments([_segment(8, 11, 1.5)], profile, ref, threshold=0.0, margin=0.03, query_range=(0.0, 4.0))
+    assert [(s.start_s, s.end_s) for s in grown] == [(5.0, 16.0)]
+    assert grown[0].score == pytest.approx(profile[5:15].mean())  # scored over its windows
+    assert (grown[0].query_start_s, grown[0].query_end_s) == (0.0, 4.0)  # the whole query range
+    copy = profile.copy()
+    copy[8:10] = 0.99  # a copy: its diagonal sits 0.09 above the motion around it
+    kept = extend_segments([_segment(8, 11, 3.0)], copy, ref, threshold=0.0, margin=0.03)
+    assert [(s.start_s, s.end_s, s.score) for s in kept] == [(8.0, 11.0, 3.0)]
+    scores = np.where(np.arange(20) < 7, -1.0, 1.0)  # windows 5 and 6 score under the threshold
+    capped = extend_segments([_segment(8, 11, 1.5)], profile, ref, threshold=0.0, margin=0.03, scores=scores)
+    assert [(s.start_s, s.end_s) for s in capped] == [(7.0, 16.0)]
+
+
+def test_extend_never_bridges_a_gap_and_merges_overlaps():
+    from motionmatch.segments import extend_segments
+
+    ref = np.array([[0, 2], [1, 3], [2, 4], [3, 5], [8, 10], [9, 11]], dtype=float)  # 3 s gap after window 3
+    profile = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
+    grown = extend_segments([_segment(1, 3, 1.0), _segment(2, 4, 0.8), _segment(9, 11, 0.7)], profile, ref,
+                            threshold=0.0, margin=0.05)
+    assert sorted((s.start_s, s.end_s) for s in grown) == [(0.0, 5.0), (8.0, 11.0)]  # two overlaps merged, gap kept
+    assert max(s.score for s in grown) == pytest.approx(0.9)
+    with pytest.raises(ParameterError, match="one value per reference window"):
+        extend_segments([_segment(1, 3, 1.0)], profile[:3], ref, threshold=0.0, margin=0.05)
+    with pytest.raises(ParameterError, match="margin"):
+        extend_segments([_segment(1, 3, 1.0)], profile, ref, threshold=0.0, margin=-1.0)
