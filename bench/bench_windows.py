@@ -48,7 +48,8 @@ if str(PROJECT_ROOT) not in sys.path:  # `python bench/bench_windows.py` from an
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from motionmatch.clips import ClipSpec, WindowSpec, iter_window_clips, open_with_timestamps, plan_windows  # noqa: E402
+from motionmatch.clips import (DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, ClipSpec, WindowSpec,  # noqa: E402
+                               iter_window_clips, open_with_timestamps, plan_windows)
 from motionmatch.encoders import build_encoder  # noqa: E402
 from motionmatch.long_synthetic import DISTRACTOR_LABEL, generate_long_videos  # noqa: E402
 from motionmatch.shots import shots_from_cuts  # noqa: E402
@@ -182,19 +183,33 @@ def main(argv: list[str] | None = None) -> dict:
                          "stride_s": stride_s, **result, "windows_per_hour": len(kept) / hours,
                          "seconds_per_hour": len(kept) * per_window / hours})
     choice = recommend(rows)
-    print("| frames x step | window s | stride s | 1-NN acc | mean tIoU | best - this (95% CI) | windows / video-hour "
-          "| s / video-hour |")
-    print("|---|---|---|---|---|---|---|---|")
+    lines = ["| frames x step | window s | stride s | 1-NN acc | mean tIoU | best - this (95% CI) | windows / video-hour "
+             "| s / video-hour |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         low, high = r["ci_vs_best"]
-        print(f"| 16 x {r['frame_stride']} | {r['window_s']} | {r['stride_s']:g} | {r['accuracy_1nn']:.3f} | "
-              f"{r['mean_tiou']:.3f} | {low:+.3f} .. {high:+.3f} | {r['windows_per_hour']:.0f} | "
-              f"{r['seconds_per_hour']:.0f} |")
-    print(f"\nrecommended: 16 x {choice['frame_stride']}, stride {choice['stride_s']:g} s "
-          f"({setting['n_videos']} videos x {setting['duration_s']:g} s, {hours * 60:.1f} min of video)")
-    results = {"setting": {**setting, "size": list(setting["size"]), "seed": args.seed},
+        lines.append(f"| 16 x {r['frame_stride']} | {r['window_s']} | {r['stride_s']:g} | {r['accuracy_1nn']:.3f} | "
+                     f"{r['mean_tiou']:.3f} | {low:+.3f} .. {high:+.3f} | {r['windows_per_hour']:.0f} | "
+                     f"{r['seconds_per_hour']:.0f} |")
+    default = (DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_STRIDE_S)
+    agrees = (choice["frame_stride"], choice["stride_s"]) == default
+    lines += ["", f"recommended: 16 x {choice['frame_stride']}, stride {choice['stride_s']:g} s "
+              f"({setting['n_videos']} videos x {setting['duration_s']:g} s, {hours * 60:.1f} min of video); the "
+              f"package default (clips.DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_STRIDE_S) is 16 x {default[0]}, "
+              f"{default[1]:g} s" + (" (agrees)" if agrees else " (DISAGREES)")
+              + (" — quick mode is too small to choose by; the default rests on the full run." if args.quick else ".")]
+    summary = "\n".join(lines)
+    print(summary)
+    results = {"command": "python bench/bench_windows.py" + (" --quick" if args.quick else ""),
+               "mode": "quick" if args.quick else "full",
+               "setting": {**setting, "size": list(setting["size"]), "seed": args.seed},
                "rows": [{k: v for k, v in r.items() if k != "tiou"} for r in rows],
                "recommended": {"frame_stride": choice["frame_stride"], "stride_s": choice["stride_s"]},
+               "summary": summary,
+               "targets": {"default": {"target": "the dense-window default (clips.DEFAULT_WINDOW_FRAME_STRIDE, "
+                                                 "DEFAULT_STRIDE_S) is the measured choice",
+                                       "measured": f"16 x {choice['frame_stride']} every {choice['stride_s']:g} s "
+                                                   f"(mean tIoU {choice['mean_tiou']:.3f})",
+                                       "passed": None if args.quick else bool(agrees)}},
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

@@ -308,42 +308,63 @@ def iter_window_clips(path: str | os.PathLike, windows: Sequence[ClipWindow], st
                                       "frames could be decoded", hint="re-encode the file or remove it")
 
 
-def prefetched_clips(items: Iterable, depth: int) -> Iterator:
-    """``items`` read ahead by a thread, at most ``depth`` waiting: a video decodes while the encoder works.
+PREFETCH_BYTES = 128 * 2**20  # decoded frames waiting for the encoder, at most (about 3 windows of 16 x 720p RGB)
 
-    Decoders (PyAV, decord) and the encoders' heavy calls release the GIL, so on 2 cores the two overlap.
-    An exception of the reader is raised here, at the item where it happened; a consumer that stops
-    early (break, error) stops the reader too.
+
+def _frames_bytes(item) -> int:
+    frames = getattr(item, "frames", None)
+    return int(getattr(frames, "nbytes", 0))
+
+
+def prefetched_clips(items: Iterable, depth: int, max_bytes: int = PREFETCH_BYTES) -> Iterator:
+    """``items`` read ahead by a thread: a video decodes while the encoder works.
+
+    At most ``depth`` items and ``max_bytes`` of decoded frames wait (one item always may, however
+    large), so memory stays bounded at any resolution. Decoders (PyAV, decord) and the encoders'
+    heavy calls release the GIL, so on 2 cores the two overlap. An exception of the reader is
+    raised here, after the items read before it; a consumer that stops early (break, error) stops
+    the reader too.
     """
-    import queue
+    import collections
     import threading
 
     done, stop = object(), threading.Event()
-    waiting: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    waiting: collections.deque = collections.deque()
+    ready = threading.Condition()
+    queued = [0]  # bytes waiting
+    depth, max_bytes = max(1, int(depth)), max(0, int(max_bytes))
 
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                waiting.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def put(item, error=None) -> bool:
+        size = _frames_bytes(item)
+        with ready:
+            while waiting and (len(waiting) >= depth or queued[0] + size > max_bytes) and not stop.is_set():
+                ready.wait(timeout=0.1)
+            if stop.is_set():
+                return False
+            waiting.append((item, error, size))
+            queued[0] += size
+            ready.notify_all()
+        return True
 
     def read() -> None:
         try:
             for item in items:
-                if not put((item, None)):
+                if not put(item):
                     return
-            put((done, None))
+            put(done)
         except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
-            put((done, err))
+            put(done, err)
 
     reader = threading.Thread(target=read, name="motionmatch-prefetch", daemon=True)
     reader.start()
     try:
         while True:
-            item, error = waiting.get()
+            with ready:
+                while not waiting:
+                    ready.wait(timeout=0.1)
+                item, error, size = waiting.popleft()
+                queued[0] -= size
+                ready.notify_all()
             if item is done:
                 if error is not None:
                     raise error
@@ -351,6 +372,8 @@ def prefetched_clips(items: Iterable, depth: int) -> Iterator:
             yield item
     finally:
         stop.set()
+        with ready:
+            ready.notify_all()
         reader.join(timeout=5)
 
 

@@ -209,3 +209,31 @@ def test_prefetched_clips_keeps_order_raises_where_the_reader_failed_and_stops_w
     assert not any(t.name == "motionmatch-prefetch" for t in threading.enumerate())  # the reader stopped...
     assert len(produced) <= 3 + 1 + 2 + 1  # ...after reading at most depth (+ the one it held) past the consumer
     assert before == threading.active_count()
+
+
+def test_prefetched_clips_bounds_the_decoded_bytes_waiting():
+    """Read-ahead holds at most max_bytes of frames (one item at least), whatever the depth."""
+    import threading
+    import time
+
+    from motionmatch.clips import prefetched_clips
+
+    class Item:
+        def __init__(self, i):
+            self.i, self.frames = i, np.zeros(1000, dtype=np.uint8)
+
+    read = []
+
+    def source():
+        for i in range(20):
+            read.append(i)
+            yield Item(i)
+
+    stream = prefetched_clips(source(), depth=100, max_bytes=2500)
+    first = next(stream)
+    time.sleep(0.3)  # the reader fills what the bound lets it
+    assert first.i == 0 and len(read) <= 1 + 2 + 1  # the one taken, 2 waiting (2000 <= 2500 bytes), 1 blocked in put
+    assert [item.i for item in stream] == list(range(1, 20))
+    huge = prefetched_clips(iter([Item(0), Item(1)]), depth=4, max_bytes=10)  # larger than the bound: one at a time
+    assert [item.i for item in huge] == [0, 1]
+    assert not any(t.name == "motionmatch-prefetch" for t in threading.enumerate() if t.is_alive())

@@ -1,0 +1,396 @@
+"""Cost of indexing long videos with dense windows: linear in duration, flat peak memory, seconds per stage.
+
+Every extraction is the CLI's ``motionmatch extract SOURCE --stride-s`` with its defaults
+(``extract_embeddings(..., window_spec=WindowSpec())``: a window of 16 frames every 4th frame every
+0.5 s, TransNetV2 shot detection, 32 windows per saved part, batch 8) and the weight-free
+FlowEncoder, each in a **fresh subprocess** (so its peak RSS, ``VmHWM``, is its own). The
+TransNetV2 weights are loaded before the timed call (their load time is reported apart): they are
+a per-process cost, not a per-minute one. The videos are generated into a temporary folder and
+deleted afterwards. Measured side by side in one run:
+
+* **Linear in duration**: generated long videos (``long_synthetic.generate_long_videos``: 2-20 s
+  motion segments with hard cuts, 160x120, 24 fps) of 12 to 96 s; a least-squares line of CPU
+  seconds (all threads of the process; wall clock on this shared machine swings with the other
+  jobs, so it is shown but not judged) over minutes (``scipy.stats.linregress``). Target: R² >= 0.99
+  and every step's marginal cost (extra seconds per extra minute between consecutive durations)
+  within ±25% of the fitted slope, i.e. no superlinear term.
+* **Flat memory at 720p**: peak RSS of a long 1280x720 video against a short one (a gradient with a
+  moving block, a hard cut every 20 s). A 24 fps hour of 720p is 86,400 frames: about an hour on 2 CPU
+  cores (TransNetV2 alone ~45 min), past any bench budget. So the pair is 21 s (250 frames: TransNetV2's
+  batches of 4 x 100 frames are full, 32 windows: one saved part) against 150 s (1,800 frames, 7.2x) at
+  **12 fps**, and the target is judged on that ratio: within +10%. Caveat, measured: the pipeline's
+  read-ahead (``clips.prefetched_clips``, up to 2 x batch = 16 decoded windows queued; 44 MiB each at
+  720p) fills only when the encoder falls behind the decoder, so how full it got, and with it the
+  peak, varies from run to run and is more likely to reach its bound in a longer run. The bound does
+  not grow with duration; a run's peak can still differ by up to ~16 x 44 MiB. (A pair at a very low
+  frame rate does not work: its short video is a handful of windows, and the ratio then shows the
+  read-ahead and the batches filling up, not growth with duration.)
+* **Seconds per video-hour by stage** (on this machine's cores): the pipeline records only its total
+  time, so the child wraps the pipeline's own stage functions with timers (the real functions run):
+  ``probe`` (timestamps, fingerprint), ``shots`` (``detect_shots``, TransNetV2), ``decode`` (the
+  ``iter_window_clips`` stream, consumed by a read-ahead thread) and ``encode`` (``encoder.encode``).
+  Decode and encode overlap, so their rows add up to more than their phase (total - probe - shots),
+  which is shown too; their CPU is the calling thread's (``time.thread_time``: PyAV's and OpenCV's own
+  worker threads are not in it), probe and shot detection run alone and count the whole process. The
+  content detector (PySceneDetect) is timed on the same files after the extraction, for the
+  ``--shots content`` total. The 720p pair's per-frame and per-window costs give an extrapolated
+  720p, 24 fps hour.
+
+Usage::
+
+    python -m bench.bench_long_cost --quick   # tiny sizes: the whole path in under a minute (targets not judged)
+    python -m bench.bench_long_cost           # 12-96 s at 160x120, 24 fps; 21 and 150 s at 720p, 12 fps; ~6 min
+
+Prints markdown and writes ``bench/out/long_cost.json``. ``main(argv) -> dict`` for ``python -m bench``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = BENCH_DIR.parent
+OUT_DIR = BENCH_DIR / "out"
+if str(PROJECT_ROOT) not in sys.path:  # `python bench/bench_long_cost.py` from anywhere
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+QUICK = {"linear": {"seconds": (3, 6, 12), "size": (64, 48), "fps": 24.0},
+         "memory": {"seconds": (8, 24), "size": (160, 90), "fps": 12.0}}
+FULL = {"linear": {"seconds": (12, 24, 48, 96), "size": (160, 120), "fps": 24.0},
+        "memory": {"seconds": (250 / 12, 150), "size": (1280, 720), "fps": 12.0}}
+R2_MIN = 0.99  # linear fit of CPU seconds over minutes
+STEP_TOLERANCE = 0.25  # each step's marginal s/min within this share of the fitted slope
+RSS_MAX_RATIO = 1.10  # long-video peak RSS / short-video peak RSS
+REAL_FPS = 24.0  # the frame rate the 720p hour is extrapolated to
+CUT_EVERY_S = 20.0  # hard cuts of the memory-pair videos
+STAGES = ("probe", "shots", "decode", "encode")
+STAGE_CLOCKS = {"probe": time.process_time, "shots": time.process_time,  # run alone: the whole process
+                "decode": time.thread_time, "encode": time.thread_time}  # overlap: the calling thread only
+CHILD_TIMEOUT_S = 1200
+
+
+# ----------------------------------------------------------------------------- videos
+def _pair_frames(n_frames: int, width: int, height: int, shot_frames: int, seed: int):
+    """Frames of a memory-pair video: a colour gradient with a moving inverted block, new colours at each cut."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ramp = (np.arange(width, dtype=np.float32) / max(1, width - 1))[None, :, None]
+    side = max(4, height // 8)
+    for index in range(n_frames):
+        if index % shot_frames == 0:
+            low, high = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+            background = np.broadcast_to(low * (1 - ramp) + high * ramp, (height, width, 3)).astype(np.uint8)
+            x, y, vx, vy = rng.uniform(0, width - side), rng.uniform(0, height - side), *rng.uniform(-12, 12, 2)
+        frame = background.copy()
+        step = index % shot_frames
+        left = int(abs((x + vx * step) % (2 * (width - side)) - (width - side)))
+        top = int(abs((y + vy * step) % (2 * (height - side)) - (height - side)))
+        frame[top:top + side, left:left + side] = 255 - frame[top:top + side, left:left + side]
+        yield frame
+
+
+def make_video(folder: Path, seconds: float, size: tuple[int, int], fps: float, kind: str, seed: int) -> Path:
+    """One generated video in its own folder (the extraction source); returns the video's path."""
+    from motionmatch.long_synthetic import generate_long_videos
+    from motionmatch.synthetic import write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "linear":
+        generate_long_videos(folder, n_videos=1, duration_s=seconds, seed=seed, fps=fps, size=size, progress=False)
+        return folder / "long_000.mp4"
+    n_frames = int(round(seconds * fps))
+    frames = _pair_frames(n_frames, size[0], size[1], max(1, int(round(CUT_EVERY_S * fps))), seed)
+    return write_video(folder / "pair.mp4", frames, fps, preset="ultrafast")
+
+
+# ----------------------------------------------------------------------------- the child (one extraction)
+class StageTimers:
+    """Wall and CPU seconds spent inside wrapped functions (and inside a wrapped generator's ``next``)."""
+
+    def __init__(self):
+        self.wall = {stage: 0.0 for stage in STAGES}
+        self.cpu = {stage: 0.0 for stage in STAGES}
+
+    def _add(self, stage: str, wall_0: float, cpu_0: float) -> None:
+        self.wall[stage] += time.perf_counter() - wall_0
+        self.cpu[stage] += STAGE_CLOCKS[stage]() - cpu_0
+
+    def wrap(self, stage: str, function):
+        def timed(*args, **kwargs):
+            wall_0, cpu_0 = time.perf_counter(), STAGE_CLOCKS[stage]()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self._add(stage, wall_0, cpu_0)
+        return timed
+
+    def wrap_iter(self, stage: str, function):
+        def timed(*args, **kwargs):
+            iterator = function(*args, **kwargs)
+            try:
+                while True:
+                    wall_0, cpu_0 = time.perf_counter(), STAGE_CLOCKS[stage]()
+                    try:
+                        item = next(iterator)
+                    except StopIteration:
+                        return
+                    finally:
+                        self._add(stage, wall_0, cpu_0)
+                    yield item
+            finally:
+                iterator.close()
+        return timed
+
+
+def _child(spec: dict) -> dict:
+    """Runs in a fresh subprocess: the CLI's dense extraction of one video, timed by stage; then the content detector."""
+    import motionmatch.pipeline as pipeline
+    from bench.bench_memory import _own_peak_mib
+    from motionmatch import shots
+    from motionmatch.clips import WindowSpec
+    from motionmatch.datasets import load_source
+    from motionmatch.decode import probe_video
+    from motionmatch.encoders import build_encoder
+
+    detect_shots = shots.detect_shots
+    load_0 = time.perf_counter()
+    shots._transnet_model("auto")  # detect_shots' default device; loaded once per process, reported apart
+    load_s = time.perf_counter() - load_0
+    timers = StageTimers()
+    pipeline.detect_shots = timers.wrap("shots", pipeline.detect_shots)
+    pipeline.open_with_timestamps = timers.wrap("probe", pipeline.open_with_timestamps)
+    pipeline.fingerprint_file = timers.wrap("probe", pipeline.fingerprint_file)
+    pipeline.iter_window_clips = timers.wrap_iter("decode", pipeline.iter_window_clips)
+    encoder = build_encoder("flow")
+    encoder.encode = timers.wrap("encode", encoder.encode)
+    manifest, failures = load_source(spec["folder"])  # as `motionmatch extract` does
+    wall_0, cpu_0 = time.perf_counter(), time.process_time()
+    summary = pipeline.extract_embeddings(manifest, encoder, spec["out"], window_spec=WindowSpec(), progress=False,
+                                          print_fn=lambda *_args, **_kw: None)
+    wall, cpu = time.perf_counter() - wall_0, time.process_time() - cpu_0
+    peak = _own_peak_mib()
+    if failures or summary.failed or summary.embedded != 1:
+        raise RuntimeError(f"extraction of {spec['folder']} failed: {[f for f in summary.failures if f.stage != 'window']}")
+    video = manifest["path"].iloc[0]
+    info = probe_video(video)
+    wall_c, cpu_c = time.perf_counter(), time.process_time()
+    content_shots = detect_shots(video, "content")
+    content = {"wall": time.perf_counter() - wall_c, "cpu": time.process_time() - cpu_c, "shots": len(content_shots)}
+    return {"minutes": info.duration_s / 60, "frames": info.num_frames, "fps": info.fps,
+            "size": [info.width, info.height], "windows": summary.clips_embedded,
+            "padded_notes": sum(f.stage == "window" for f in summary.failures), "wall_s": wall, "cpu_s": cpu,
+            "stage_wall_s": timers.wall, "stage_cpu_s": timers.cpu, "content": content,
+            "transnet_load_s": load_s, "peak_rss_mib": peak}
+
+
+def _run_child(spec: dict) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(PROJECT_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])), TQDM_DISABLE="1")
+    done = subprocess.run([sys.executable, "-m", "bench.bench_long_cost", "--child", json.dumps(spec)],
+                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, cwd=PROJECT_ROOT, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"long_cost child for {spec['folder']} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- analysis
+def linear_fit(minutes: list[float], values: list[float]) -> dict:
+    """Least-squares line of ``values`` over ``minutes`` (scipy.stats.linregress): slope, intercept, R²."""
+    from scipy.stats import linregress
+
+    fit = linregress(minutes, values)
+    return {"slope": float(fit.slope), "intercept": float(fit.intercept), "r2": float(fit.rvalue ** 2)}
+
+
+def marginal_costs(minutes: list[float], seconds: list[float]) -> list[float]:
+    """Extra seconds per extra minute between consecutive durations."""
+    return [(s1 - s0) / (m1 - m0) for m0, m1, s0, s1 in zip(minutes, minutes[1:], seconds, seconds[1:])]
+
+
+def judge_linear(rows: list[dict], clock: str = "cpu_s") -> dict:
+    """Linearity of ``clock`` seconds (``cpu_s`` or ``wall_s``) over minutes: fit, marginal steps, verdict."""
+    minutes, seconds = [r["minutes"] for r in rows], [r[clock] for r in rows]
+    fit = linear_fit(minutes, seconds)
+    steps = marginal_costs(minutes, seconds)
+    deviation = max(abs(step / fit["slope"] - 1) for step in steps) if fit["slope"] > 0 else float("inf")
+    per_minute = [s / m for m, s in zip(minutes, seconds)]
+    return {**fit, "clock": clock, "marginal_s_per_min": steps, "max_step_deviation": deviation,
+            "s_per_min": per_minute,
+            "s_per_min_spread": (max(per_minute) - min(per_minute)) / (sum(per_minute) / len(per_minute)),
+            "passed": bool(fit["r2"] >= R2_MIN and deviation <= STEP_TOLERANCE)}
+
+
+def judge_memory(pair: list[dict]) -> dict:
+    """Peak RSS of the longer video over the shorter one's."""
+    short, long = pair
+    ratio = long["peak_rss_mib"] / short["peak_rss_mib"]
+    return {"ratio": ratio, "duration_ratio": long["minutes"] / short["minutes"],
+            "frames": [short["frames"], long["frames"]], "windows": [short["windows"], long["windows"]],
+            "passed": bool(ratio <= RSS_MAX_RATIO)}
+
+
+def _per_hour(rows: list[dict], value) -> float:
+    return sum(value(r) for r in rows) / (sum(r["minutes"] for r in rows) / 60)
+
+
+def stage_table(rows: list[dict]) -> list[dict]:
+    """Seconds per video-hour of each stage (wall and CPU) over ``rows`` pooled, the decode+encode phase, totals."""
+    out = [{"stage": "probe (timestamps, fingerprint)"},
+           {"stage": "shot detection (TransNetV2, the default)"},
+           {"stage": "decode (read-ahead thread; CPU: that thread)"},
+           {"stage": "encode (FlowEncoder; CPU: that thread)"}]
+    for row, stage in zip(out, STAGES):
+        row["wall"] = _per_hour(rows, lambda r, s=stage: r["stage_wall_s"][s])
+        row["cpu"] = _per_hour(rows, lambda r, s=stage: r["stage_cpu_s"][s])
+    alone = {k: _per_hour(rows, lambda r, k=k: r[f"{k}_s"] - r[f"stage_{k}_s"]["probe"] - r[f"stage_{k}_s"]["shots"])
+             for k in ("wall", "cpu")}
+    total = {k: _per_hour(rows, lambda r, k=k: r[f"{k}_s"]) for k in ("wall", "cpu")}
+    content = {k: _per_hour(rows, lambda r, k=k: r["content"][k]) for k in ("wall", "cpu")}
+    shots = {k: _per_hour(rows, lambda r, k=k: r[f"stage_{k}_s"]["shots"]) for k in ("wall", "cpu")}
+    out.append({"stage": "decode + encode phase (they overlap; rest of the run: plan, parts)", **alone})
+    out.append({"stage": "shot detection (PySceneDetect content, `--shots content`)", **content})
+    out.append({"stage": "**total, default (TransNetV2)**", **total})
+    out.append({"stage": "**total, `--shots content`**", **{k: total[k] - shots[k] + content[k] for k in total}})
+    return out
+
+
+def hour_at_720p(pair: list[dict]) -> dict:
+    """A 720p, 24 fps hour extrapolated from the pair's per-frame (probe, shots, decode) and per-window (encode)
+    wall costs; windows per hour at the default 0.5 s stride."""
+    frames = sum(r["frames"] for r in pair)
+    windows = sum(r["windows"] for r in pair)
+    per_frame = {s: sum(r["stage_wall_s"][s] for r in pair) / frames for s in ("probe", "shots", "decode")}
+    per_window = sum(r["stage_wall_s"]["encode"] for r in pair) / max(1, windows)
+    windows_per_hour = 3600 / 0.5
+    seconds = {**{s: v * REAL_FPS * 3600 for s, v in per_frame.items()}, "encode": per_window * windows_per_hour}
+    return {"per_frame_s": per_frame, "per_window_s": per_window, "windows_per_hour": windows_per_hour,
+            "seconds_per_hour": seconds, "sum": sum(seconds.values()),
+            "bound": seconds["probe"] + seconds["shots"] + max(seconds["decode"], seconds["encode"])}
+
+
+def _fmt_duration(minutes: float) -> str:
+    return f"{minutes * 60:.0f} s" if minutes < 5 else f"{minutes:g} min"
+
+
+def markdown(result: dict) -> str:
+    linear, pair, lin, mem = result["linear_rows"], result["memory_rows"], result["linear"], result["memory"]
+    wall = result["linear_wall"]
+    s_lin, s_mem = result["settings"]["linear"], result["settings"]["memory"]
+    lines = [f"Runs ({s_lin['size'][0]}x{s_lin['size'][1]} at {s_lin['fps']:g} fps for the duration series; "
+             f"{s_mem['size'][0]}x{s_mem['size'][1]} at {s_mem['fps']:g} fps for the memory pair), each in a fresh "
+             "process, CLI defaults (16 x 4 frames every 0.5 s, TransNetV2, FlowEncoder):", "",
+             "| video | frames | windows | wall s | CPU s | shots s | decode s | encode s | peak RSS MiB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in linear + pair:
+        w = r["stage_wall_s"]
+        lines.append(f"| {_fmt_duration(r['minutes'])} {r['size'][0]}x{r['size'][1]} @ {r['fps']:g} fps | {r['frames']} | "
+                     f"{r['windows']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {w['shots']:.1f} | "
+                     f"{w['decode']:.1f} | {w['encode']:.1f} | {r['peak_rss_mib']:.0f} |")
+    load = [r["transnet_load_s"] for r in linear + pair]
+    peaks = [r["peak_rss_mib"] for r in linear]
+    hour = result["hour_720p"]
+    lines += ["", f"TransNetV2 weights load in {min(load):.1f}-{max(load):.1f} s per process (not in the times); "
+              "stage columns are wall seconds inside each stage (decode overlaps encode).", "",
+              f"- **Linear in duration** (CPU): {lin['slope']:.1f} s per minute of video + {lin['intercept']:.1f} s, "
+              f"R² = {lin['r2']:.4f}; marginal s/min per step {', '.join(f'{v:.1f}' for v in lin['marginal_s_per_min'])} "
+              f"(largest deviation from the slope {lin['max_step_deviation']:.0%}). Wall clock (shared machine): "
+              f"R² = {wall['r2']:.4f}, steps {', '.join(f'{v:.1f}' for v in wall['marginal_s_per_min'])} s/min.",
+              f"- **Peak memory**: {_fmt_duration(pair[1]['minutes'])} / {_fmt_duration(pair[0]['minutes'])} at "
+              f"{s_mem['size'][0]}x{s_mem['size'][1]}, {s_mem['fps']:g} fps = **{mem['ratio']:.3f}x** "
+              f"({pair[1]['peak_rss_mib']:.0f} vs {pair[0]['peak_rss_mib']:.0f} MiB; {mem['duration_ratio']:.1f}x the "
+              f"duration, {mem['frames'][1]} vs {mem['frames'][0]} frames, {mem['windows'][1]} vs {mem['windows'][0]} "
+              f"windows). The {s_lin['size'][0]}x{s_lin['size'][1]} runs peak at {min(peaks):.0f}-{max(peaks):.0f} MiB "
+              "(mostly torch and TransNetV2).", "",
+              f"Seconds per video-hour by stage ({s_lin['size'][0]}x{s_lin['size'][1]}, {s_lin['fps']:g} fps, pooled "
+              f"over the duration series; {result['machine']['cpus']} CPUs, shared):", "",
+              "| stage | wall s / video-hour | CPU s / video-hour |", "|---|---:|---:|"]
+    lines += [f"| {row['stage']} | {row['wall']:.0f} | {row['cpu']:.0f} |" for row in result["stages"]]
+    lines += ["", f"720p at {REAL_FPS:g} fps, extrapolated from the memory pair ({hour['per_frame_s']['decode'] * 1e3:.1f} ms "
+              f"decode and {hour['per_frame_s']['shots'] * 1e3:.1f} ms TransNetV2 per frame, "
+              f"{hour['per_window_s'] * 1e3:.0f} ms encode per window, {hour['windows_per_hour']:.0f} windows per hour), "
+              "wall s per video-hour: " + ", ".join(f"{k} {v:.0f}" for k, v in hour["seconds_per_hour"].items())
+              + f"; {hour['bound']:.0f}-{hour['sum']:.0f} s in all (decode and encode overlapping fully / not at all), "
+              f"{hour['bound'] / 3600:.1f}-{hour['sum'] / 3600:.1f}x real time."]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_long_cost", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny videos: the whole path, targets not judged")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "long_cost.json")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        result = _child(json.loads(args.child))
+        print(json.dumps(result))
+        return result
+
+    started = time.perf_counter()
+    settings = QUICK if args.quick else FULL
+    rows: dict[str, list[dict]] = {"linear": [], "memory": []}
+    with tempfile.TemporaryDirectory(prefix="bench_long_cost_") as tmp:
+        for kind in ("linear", "memory"):
+            setting = settings[kind]
+            for index, seconds in enumerate(setting["seconds"]):
+                folder = Path(tmp) / f"{kind}_{index}"
+                generated_0 = time.perf_counter()
+                make_video(folder / "videos", seconds, setting["size"], setting["fps"], kind, args.seed + index)
+                generate_s = time.perf_counter() - generated_0
+                row = _run_child({"folder": str(folder / "videos"), "out": str(folder / "embeddings")})
+                row["generate_s"] = generate_s
+                rows[kind].append(row)
+                print(f"[long_cost] {kind} {seconds:.0f} s: {row['frames']} frames, {row['windows']} windows, "
+                      f"{row['wall_s']:.1f} s wall, {row['cpu_s']:.1f} s CPU, peak {row['peak_rss_mib']:.0f} MiB "
+                      f"(generated in {generate_s:.1f} s)", file=sys.stderr, flush=True)
+    linear = judge_linear(rows["linear"])
+    memory = judge_memory(rows["memory"])
+    judged = not args.quick
+    quick_note = "; quick mode: tiny sizes, not judged (`python -m bench.bench_long_cost`)"
+    s_lin, s_mem = settings["linear"], settings["memory"]
+    targets = {
+        "linear": {"target": f"indexing cost linear in duration (CPU s: R² >= {R2_MIN}, each step's marginal s/min "
+                             f"within ±{STEP_TOLERANCE:.0%} of the slope)",
+                   "measured": (f"R² {linear['r2']:.4f}, {linear['slope']:.1f} CPU s per minute of video, largest step "
+                                f"deviation {linear['max_step_deviation']:.0%} ("
+                                + ", ".join(f"{v:.0f}" for v in s_lin["seconds"])
+                                + f" s at {s_lin['size'][0]}x{s_lin['size'][1]}, {s_lin['fps']:g} fps)"
+                                + ("" if judged else quick_note)),
+                   "passed": linear["passed"] if judged else None},
+        "memory": {"target": f"peak RSS of a 60-min 720p video <= {RSS_MAX_RATIO:.2f}x a 5-min one",
+                   "measured": (f"{memory['ratio']:.3f}x for {s_mem['seconds'][1]:.0f} s vs {s_mem['seconds'][0]:.0f} s "
+                                f"at {s_mem['size'][0]}x{s_mem['size'][1]}, {s_mem['fps']:g} fps "
+                                f"({memory['frames'][1]} vs {memory['frames'][0]} frames; 60 vs 5 min not run: ~1 h on 2 cores; "
+                                "the read-ahead queue's fill varies by up to 16 windows, see bench_long_cost's docstring)"
+                                + ("" if judged else quick_note)),
+                   "passed": memory["passed"] if judged else None},
+    }
+    result = {"mode": "quick" if args.quick else "full",
+              "command": "python -m bench.bench_long_cost" + (" --quick" if args.quick else ""),
+              "settings": {k: {**v, "seconds": list(v["seconds"]), "size": list(v["size"])} for k, v in settings.items()},
+              "linear_rows": rows["linear"], "memory_rows": rows["memory"], "linear": linear,
+              "linear_wall": judge_linear(rows["linear"], "wall_s"), "memory": memory,
+              "stages": stage_table(rows["linear"]), "hour_720p": hour_at_720p(rows["memory"]), "targets": targets,
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()}}
+    verdicts = "\n".join(f"- **{ {True: 'PASS', False: 'FAIL', None: 'NOT JUDGED'}[t['passed']] }**: {t['target']}; "
+                         f"measured {t['measured']}." for t in targets.values())
+    result["summary"] = markdown(result) + "\n\n" + verdicts
+    result["seconds_total"] = time.perf_counter() - started
+    print(result["summary"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"\n(long_cost bench: {result['seconds_total']:.0f} s; JSON: {args.out})")
+    return result
+
+
+if __name__ == "__main__":
+    main()
