@@ -602,14 +602,19 @@ def index_embeddings(table: pd.DataFrame, store, encoder_id: str, preprocessing:
     stored_fp = dict(zip(existing["video_path"], existing["video_fingerprint"])) if len(existing) else {}
     table_fp = table.groupby("video_path", sort=False)["video_fingerprint"].first()
 
-    changed = [p for p, fp in table_fp.items() if p in stored_fp and stored_fp[p] != fp]
+    stored_n = dict(zip(existing["video_path"], existing["n_clips"])) if len(existing) else {}
+    table_n = table.groupby("video_path", sort=False).size()
+    # a changed fingerprint, or as many clips stored as the table has (more: rewrite it whole)
+    changed = [p for p, fp in table_fp.items() if p in stored_fp and (stored_fp[p] != fp or stored_n[p] > table_n[p])]
     new = [p for p in table_fp.index if p not in stored_fp]
-    unchanged = len(table_fp) - len(changed) - len(new)
+    # fewer clips stored than the table has: a run killed mid-upsert, completed by upserting its rows again
+    partial = [p for p, fp in table_fp.items() if p in stored_fp and stored_fp[p] == fp and stored_n[p] < table_n[p]]
+    unchanged = len(table_fp) - len(changed) - len(new) - len(partial)
     removed = [p for p in stored_fp if p not in table_fp.index] if remove_missing else []
     if changed or removed:
         store.delete_videos(changed + removed)
-    to_write = table[table["video_path"].isin(set(changed) | set(new))]
+    to_write = table[table["video_path"].isin(set(changed) | set(new) | set(partial))]
     if len(to_write):
         store.upsert(to_write, batch_size=batch_size, encoder_id=encoder_id, preprocessing=preprocessing)
     return IndexSummary(store.collection, store.uri, rows_before, store.count(),
-                        len(changed) + len(new), unchanged, len(changed), len(removed))
+                        len(changed) + len(new) + len(partial), unchanged, len(changed), len(removed))

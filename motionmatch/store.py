@@ -306,7 +306,7 @@ class MotionStore(StoredArrays):
         if clip_spec is not None:
             properties[PROP_CLIP_SPEC] = canonical_json(dict(clip_spec))
         self._call("create collection", "create_collection", self.collection, schema=schema,
-                   index_params=indexes, properties=properties)
+                   index_params=indexes, properties=properties, consistency_level="Session")  # read-your-writes
         self._info_cache = None
         self._ready()
         return self.encoder_info()

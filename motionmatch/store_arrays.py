@@ -50,7 +50,8 @@ class StoredArrays:
             schema.add_field("unused_vector", DataType.FLOAT_VECTOR, dim=2)  # Milvus requires one vector field
             indexes = self.client.prepare_index_params()
             indexes.add_index("unused_vector", index_type="FLAT", metric_type="L2")
-            self._call("create arrays collection", "create_collection", name, schema=schema, index_params=indexes)
+            self._call("create arrays collection", "create_collection", name, schema=schema, index_params=indexes,
+                       consistency_level="Session")  # a server reads its own writes at once (default: Bounded)
         self._ready(name)
 
     @staticmethod
@@ -62,7 +63,7 @@ class StoredArrays:
         """Arrays stored with the collection: name -> {shape, dtype, sha256, chunks}."""
         properties = self._info(refresh=True)["properties"]
         return {key[len(PROP_ARRAY_PREFIX):]: json.loads(value) for key, value in sorted(properties.items())
-                if key.startswith(PROP_ARRAY_PREFIX)}
+                if key.startswith(PROP_ARRAY_PREFIX) and value}  # "" marks a deleted array on Milvus < 2.5
 
     def save_array(self, name: str, array: np.ndarray) -> dict:
         """Store a small numeric array with the collection (replacing one of the same name); returns its metadata."""
@@ -119,7 +120,10 @@ class StoredArrays:
         existed = name in self.list_arrays()
         self._delete_array_rows(name)
         if existed:
-            self._call("drop array property", "drop_collection_properties", self.collection,
-                       property_keys=[PROP_ARRAY_PREFIX + name])
+            try:
+                self._call("drop array property", "drop_collection_properties", self.collection,
+                           property_keys=[PROP_ARRAY_PREFIX + name])
+            except StoreError:  # Milvus < 2.5 cannot drop a property ("only support alter"): blank it instead
+                self._set_properties({PROP_ARRAY_PREFIX + name: ""})
             self._info_cache = None
         return existed

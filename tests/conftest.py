@@ -137,3 +137,19 @@ def milvus_server(tmp_path_factory) -> str:
     process, uri = start_milvus_server(tmp_path_factory.mktemp("milvus_server") / "data")
     yield uri
     stop_milvus_server(process)
+
+
+@pytest.fixture(scope="session")
+def milvus_cpp_server(tmp_path_factory):
+    """One real C++ Milvus standalone (the `milvus` wheel, v2.3.5) on 127.0.0.1 for the session, as a
+    :class:`motionmatch.milvus_server.StandaloneServer` (``.uri``, ``.kill()``, ``.restart()``); skipped when the
+    `milvus` package is not installed. SIGTERM then SIGKILL on teardown."""
+    from motionmatch.errors import MissingPackageError
+    from motionmatch.milvus_server import start_standalone
+
+    try:
+        server = start_standalone(tmp_path_factory.mktemp("milvus_cpp") / "data")
+    except MissingPackageError as error:
+        pytest.skip(str(error))
+    yield server
+    server.stop()

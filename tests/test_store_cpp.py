@@ -1,0 +1,209 @@
+"""MotionStore, the CLI and bulk ingest against a real C++ Milvus standalone (the `milvus` wheel, v2.3.5).
+
+One server per session (the ``milvus_cpp_server`` fixture in conftest.py): the store's core checks
+(tests/test_store.py CORE_CHECKS, hybrid search replaced by the clear error this server must give),
+`motionmatch index` / `index --bulk` / `search`, and a SIGKILL of the server in the middle of a
+big upsert followed by a restart on the same data folder.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import RANDOM_ENCODER_ID, make_random_table
+from test_localize import long_gallery
+from test_store import CORE_CHECKS, check_hybrid_search_fuses_both_fields
+
+from motionmatch import cli
+from motionmatch.bulk import BulkWriterStore, bulk_index
+from motionmatch.errors import StoreError
+from motionmatch.hybrid_index import index_hybrid
+from motionmatch.methods import FittedVectors, VectorSpec
+from motionmatch.milvus_server import listening_addresses
+from motionmatch.pipeline import index_embeddings
+from motionmatch.store import MotionStore
+
+pytestmark = pytest.mark.server
+
+# Measured on Milvus 2.3.5 (Session consistency): a delete is not visible to a count made at once (about 1 s
+# later it is; a Strong read sees it) because the delete's reply carries no timestamp for pymilvus's session cache.
+DELETE_LAG = "Milvus 2.3.5: a delete is visible to reads only ~1 s later (its reply has no session timestamp)"
+SERVER_CHECKS = [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=DELETE_LAG))
+                 if c.__name__ == "check_delete_videos_and_read_back" else c
+                 for c in CORE_CHECKS if c is not check_hybrid_search_fuses_both_fields]
+
+
+def test_server_is_the_cpp_standalone_on_loopback(milvus_cpp_server):
+    assert milvus_cpp_server.version.startswith("v2.3"), milvus_cpp_server.version
+    assert milvus_cpp_server.uri.startswith("http://127.0.0.1:")
+    listening = listening_addresses(milvus_cpp_server.process.pid)
+    assert ("::", milvus_cpp_server.port) in listening or ("0.0.0.0", milvus_cpp_server.port) in listening \
+        or ("127.0.0.1", milvus_cpp_server.port) in listening
+    etcd_ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", (milvus_cpp_server.data_dir / "configs" /
+                                                                     "etcd.yaml").read_text())}
+    etcd = {address for address, port in listening if port in etcd_ports}
+    assert len(etcd_ports) == 2 and etcd == {"127.0.0.1"}, listening  # the embedded etcd: own ports, loopback only
+
+
+@pytest.mark.parametrize("check", SERVER_CHECKS, ids=lambda check: check.__name__.removeprefix("check_")[:40])
+def test_core_on_cpp_server(check, milvus_cpp_server):
+    check(milvus_cpp_server.uri, "cpp_" + check.__name__.removeprefix("check_")[:50])
+
+
+def test_hybrid_collection_gives_a_clear_error_naming_milvus_2_4(milvus_cpp_server):
+    table = make_random_table(12, 16, seed=2, extra_vectors={"visual": 8})
+    fields = [FittedVectors(VectorSpec("raw", "embedding"), None), FittedVectors(VectorSpec("raw", "visual"), None)]
+    with MotionStore(milvus_cpp_server.uri, "cpp_hybrid") as store:
+        with pytest.raises(StoreError, match=r"needs Milvus 2\.4 or newer.*runs v2\.3") as raised:
+            index_hybrid(table, store, fields, {"resize": 16})
+        assert milvus_cpp_server.uri in str(raised.value) and "docker-compose" in str(raised.value)
+        assert not store.exists()  # refused before anything was created
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    return long_gallery(str(tmp_path_factory.mktemp("cpp_gallery")))
+
+
+def _cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["upsert", "bulk"])
+def test_cli_index_then_search(gallery, milvus_cpp_server, capsys, bulk):
+    collection = f"cpp_cli_{'bulk' if bulk else 'upsert'}"
+    target = ["--milvus-uri", milvus_cpp_server.uri, "--collection", collection]
+    embeddings = gallery["videos"].parent / "embeddings"
+    code, out, err = _cli(capsys, "index", "--embeddings", embeddings, *target, "--recreate", *(["--bulk"] if bulk else []))
+    assert code == 0, err
+    rows = len(gallery["table"])
+    assert f"-> {rows} rows" in out
+    if bulk:
+        assert f"bulk: {rows:,} rows by bulk import" in out, out
+    code, out, err = _cli(capsys, "index", "--embeddings", embeddings, *target, *(["--bulk"] if bulk else []))
+    assert code == 0 and f"{rows} -> {rows} rows" in out, err  # idempotent: nothing written twice
+    query = gallery["videos"] / gallery["queries"].path.iloc[0]
+    code, out, err = _cli(capsys, "search", query, *target, "--json", "-k", 7)  # (group_by needs Milvus 2.4)
+    assert code == 0, err
+    hits = json.loads(out)
+    assert len(hits) == 7 and [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert {h["clip_id"] for h in hits} <= set(gallery["table"].clip_id)
+    with MotionStore(milvus_cpp_server.uri, collection) as store:
+        stored = store.fetch_table(["clip_id", "embedding"])
+    assert stored.clip_id.is_unique and set(stored.clip_id) == set(gallery["table"].clip_id)
+    merged = stored.merge(gallery["table"][["clip_id", "embedding"]], on="clip_id", suffixes=("", "_table"))
+    np.testing.assert_allclose(np.stack(merged.embedding), np.stack(merged.embedding_table), atol=1e-6)
+
+
+def test_bulk_on_milvus_lite_falls_back_to_upserts_and_says_why(tmp_db_uri):
+    table = make_random_table(40, 16, seed=4)
+    said = []
+    with MotionStore(tmp_db_uri, "bulk_lite") as store:
+        summary, report = bulk_index(table, store, RANDOM_ENCODER_ID, {"seed": 4}, print_fn=said.append)
+        assert store.count() == 40 == summary.rows_after
+    assert report.method == "batched upserts" and report.rows == 40
+    assert len(said) == 1 and "Milvus Lite" in said[0] and "batched upserts" in said[0]
+
+
+def test_bulk_import_when_the_server_cannot_read_the_files_falls_back(milvus_cpp_server, monkeypatch):
+    """A remote server reads import files from its own storage; an unreadable path makes the task fail."""
+    from motionmatch import bulk
+
+    table = make_random_table(24, 16, seed=6)
+    real_import = bulk.import_files
+
+    def import_elsewhere(store, batches, timeout_s):  # the paths as a server on another machine would see them
+        return real_import(store, [[f"/nonexistent{path}" for path in files] for files in batches], timeout_s)
+
+    monkeypatch.setattr(bulk, "import_files", import_elsewhere)
+    said = []
+    with MotionStore(milvus_cpp_server.uri, "cpp_bulk_unreadable") as store:
+        store.ensure_collection(RANDOM_ENCODER_ID, 16, {"seed": 6}, recreate=True)
+        writer = BulkWriterStore(store, print_fn=said.append)
+        assert writer.upsert(table, encoder_id=RANDOM_ENCODER_ID, preprocessing={"seed": 6}, progress=False) == 24
+        assert store.count() == 24
+    assert writer.report.method == "batched upserts"
+    assert len(said) == 1 and "failed" in said[0] and "batched upserts" in said[0], said
+
+
+def test_killed_mid_upsert_then_restarted_on_the_same_data(milvus_cpp_server):
+    """Batches of whole videos (256 = 64 videos of 4 clips): see the partial-video test below for the other case."""
+    batch, rows, dim = 256, 12_000, 64
+    table = make_random_table(rows, dim, seed=5)
+    uri, outcome = milvus_cpp_server.uri, {}
+    store = MotionStore(uri, "cpp_faults", timeout_s=5)
+    store.ensure_collection(RANDOM_ENCODER_ID, dim, {"seed": 5}, recreate=True)
+
+    def insert() -> None:
+        try:
+            outcome["written"] = store.upsert(table, batch_size=batch, progress=False)
+        except Exception as error:  # noqa: BLE001 - the test inspects what came out
+            outcome["error"] = error
+        outcome["ended"] = time.monotonic()
+
+    writer = threading.Thread(target=insert)
+    try:
+        writer.start()
+        with MotionStore(uri, "cpp_faults") as watcher:
+            deadline = time.monotonic() + 60
+            while (seen := watcher.count()) < 4 * batch and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert writer.is_alive(), "the upsert finished before the server could be killed: make the table larger"
+        killed_at = time.monotonic()
+        milvus_cpp_server.kill()
+        writer.join(timeout=90)
+        assert not writer.is_alive()
+        error = outcome.get("error")
+        assert isinstance(error, StoreError), f"expected StoreError, got {outcome}"
+        assert uri in str(error) and "cpp_faults" in str(error)
+        assert outcome["ended"] - killed_at < 30
+    finally:
+        store.close()
+        if not milvus_cpp_server.running():
+            milvus_cpp_server.restart()  # same data folder, ports and config; the session's fixture stays usable
+    with MotionStore(uri, "cpp_faults") as again:
+        survived = again.count()
+        assert seen <= survived < rows, (seen, survived)
+        summary = index_embeddings(table, again, RANDOM_ENCODER_ID, {"seed": 5}, batch_size=batch)  # the index, re-run
+        assert summary.rows_before == survived and again.count() == rows == summary.rows_after
+        stored = again.fetch_table(["clip_id"])
+    assert stored.clip_id.is_unique and set(stored.clip_id) == set(table.clip_id)
+
+
+def _partly_written_video_is_completed(uri: str) -> None:
+    table = make_random_table(12, 16, seed=7)  # 3 videos of 4 clips
+    with MotionStore(uri, "cpp_partial_video") as store:
+        store.ensure_collection(RANDOM_ENCODER_ID, 16, {"seed": 7}, recreate=True)
+        store.upsert(table.iloc[:6], progress=False)  # what a killed upsert leaves: video 1 has 2 of its 4 clips
+        summary = index_embeddings(table, store, RANDOM_ENCODER_ID, {"seed": 7})
+        assert store.count() == len(table) == summary.rows_after
+        assert (summary.videos_upserted, summary.videos_unchanged) == (2, 1)  # video 1 completed, video 2 new
+        assert store.fetch_table(["clip_id"]).clip_id.is_unique
+
+
+def test_rerun_index_completes_a_partly_written_video(milvus_cpp_server):
+    """Found on the C++ server (batches that split videos, then a kill): a video whose fingerprint was stored
+    with only some of its clips used to count as indexed; its stored clip count is now compared."""
+    _partly_written_video_is_completed(milvus_cpp_server.uri)
+
+
+def test_rerun_index_completes_a_partly_written_video_on_lite(tmp_db_uri):
+    _partly_written_video_is_completed(tmp_db_uri)
+
+
+def test_bulk_refuses_duplicate_clip_ids_before_importing(milvus_cpp_server):
+    from motionmatch.errors import ParameterError
+
+    table = make_random_table(8, 16, seed=8)
+    table.loc[5, "clip_id"] = table.loc[4, "clip_id"]  # an import inserts: this would become two rows
+    with MotionStore(milvus_cpp_server.uri, "cpp_bulk_duplicates") as store:
+        store.ensure_collection(RANDOM_ENCODER_ID, 16, {"seed": 8}, recreate=True)
+        with pytest.raises(ParameterError, match="duplicate clip_id"):
+            BulkWriterStore(store).upsert(table, encoder_id=RANDOM_ENCODER_ID, preprocessing={"seed": 8})
+        assert store.count() == 0
