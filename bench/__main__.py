@@ -130,11 +130,53 @@ def results_markdown(outcomes: dict[str, dict], quick: bool, command: str) -> st
             lines += [f"{outcome['status']}: {outcome.get('error', '')}", ""]
             continue
         sub_command = result.get("command") or f"python -m bench.bench_{name}{' --quick' if quick else ''}"
-        lines += [f"Command: `{sub_command.strip()}` ({outcome['seconds']:.0f} s).", ""]
+        when = f"{outcome['collected']}" if outcome.get("collected") else f"{outcome['seconds']:.0f} s"
+        lines += [f"Command: `{sub_command.strip()}` ({when}).", ""]
         if name == "search" and result.get("table_markdown"):
             lines += [result["table_markdown"], ""]
         lines += [result.get("summary") or "(no summary)", ""]
     return "\n".join(lines)
+
+
+COLLECTED_BEGIN, COLLECTED_END = "<!-- collected: begin -->", "<!-- collected: end -->"
+
+
+def collect(names: list[str]) -> dict[str, dict]:
+    """Outcomes read back from each benchmark's last full run (``bench/out/<name>.json``), nothing re-run.
+
+    A JSON that is missing, or was written by a ``--quick`` run, is reported as missing: only full runs count.
+    """
+    outcomes: dict[str, dict] = {}
+    for name in names:
+        path = OUT_DIR / f"{name}.json"
+        result = json.loads(path.read_text()) if path.exists() else None
+        if not isinstance(result, dict) or result.get("mode") != "full" or not result.get("command"):
+            outcomes[name] = {"status": "missing", "seconds": 0.0,
+                              "error": f"no full run recorded in {path}: run `python -m bench.bench_{name}`"}
+            continue
+        written = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        outcomes[name] = {"status": "ok", "seconds": float(result.get("seconds") or result.get("elapsed_s") or 0),
+                          "result": result, "collected": f"its run of {written}, JSON bench/out/{path.name}"}
+    return outcomes
+
+
+def merge_collected(markdown: str, names: list[str]) -> Path:
+    """Put the collected runs into bench/RESULTS.md between the collected markers (replacing an earlier block)."""
+    block = "\n".join([COLLECTED_BEGIN, "", f"# Collected runs: {', '.join(names)}", "",
+                        "Each benchmark below was run on its own (`python -m bench --collect` read its JSON back; "
+                        f"a full `make bench` rewrites this file with everything in one run). Collected on "
+                        f"{datetime.date.today().isoformat()}; each section names its command and when it ran. "
+                        "The machine (2 CPUs) was shared and loaded during these runs: read the ratios, measured side "
+                        "by side within each run.", "",
+                        markdown.split("\n", 4)[4], COLLECTED_END])
+    text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else ""
+    if COLLECTED_BEGIN in text and COLLECTED_END in text:
+        head, rest = text.split(COLLECTED_BEGIN, 1)
+        text = head + block + rest.split(COLLECTED_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS_MD.write_text(text, encoding="utf-8")
+    return RESULTS_MD
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="each benchmark's quick mode")
     parser.add_argument("--only", default=",".join(BENCHMARKS),
                         help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
+    parser.add_argument("--collect", default="", metavar="NAMES",
+                        help="re-run nothing: read these benchmarks' last full-run JSONs and put them in bench/RESULTS.md")
     args = parser.parse_args(argv)
+    if args.collect:
+        names = [n.strip() for n in args.collect.split(",") if n.strip()]
+        if unknown := [n for n in names if n not in BENCHMARKS]:
+            parser.error(f"--collect: unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        outcomes = collect(names)
+        print(f"wrote {merge_collected(results_markdown(outcomes, False, 'python -m bench --collect'), names)}")
+        return 1 if any(o["status"] != "ok" for o in outcomes.values()) else 0
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
