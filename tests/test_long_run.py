@@ -67,3 +67,17 @@ def test_index_clip_spec_carries_the_dense_windows():
     meta = {"clip_spec": {"frames_per_clip": 16, "frame_stride": 4}, "windows": {"stride_s": 0.5}}
     assert long_run.index_clip_spec(meta) == {"frames_per_clip": 16, "frame_stride": 4, "windows": {"stride_s": 0.5}}
     assert long_run.index_clip_spec({"clip_spec": {"frames_per_clip": 8}}) == {"frames_per_clip": 8}
+
+
+def test_memo_encoder_embeds_each_clip_once_and_returns_what_the_encoder_returns():
+    from motionmatch.encoders import build_encoder
+
+    flow = build_encoder("flow")
+    rng = np.random.default_rng(0)
+    clips = [rng.integers(0, 255, size=(flow.frames_per_clip, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    memo = long_run.MemoEncoder(flow)
+    first = memo.encode(clips)
+    np.testing.assert_allclose(first, flow.encode(clips), atol=1e-6)  # the wrapped encoder's vectors
+    again = memo.encode([clips[2], clips[0]])
+    np.testing.assert_array_equal(again, first[[2, 0]]) and None
+    assert memo.hits == 2 and len(memo.cache) == 3 and memo.encoder_id == flow.encoder_id

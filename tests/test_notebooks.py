@@ -192,7 +192,7 @@ def test_06_compares_methods_against_zero_shot(run):
     _, test_table = split_held_out_groups(load_embeddings(work / "embeddings"), test_fraction=0.5, seed=0)
     assert r["zero_shot_cross_p10"] == pytest.approx(brute_force_p10(test_table, "group", "other"), abs=1e-6)
     assert r["test_groups_seen_before_test"] == 0
-    assert r["hybrid_queries_checked"] == min(100, len(test_table))  # the notebook's sample, stated and recorded
+    assert r["hybrid_queries_checked"] == min(50, len(test_table))  # the notebook's sample, stated and recorded
     assert r["extra_vectors"] == ["visual"]  # the CLIP table was given...
     assert "visual" in r["hybrid_fields"]  # ...and became a vector field of the Milvus hybrid collection
 
