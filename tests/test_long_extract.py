@@ -157,7 +157,11 @@ def test_peak_memory_of_a_whole_dense_extraction_does_not_grow_with_the_duration
             peaks[seconds] = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-    assert peaks[40] <= 1.25 * peaks[10] + 256 * 1024, f"peak {peaks[40]} B for 40 s vs {peaks[10]} B for 10 s"
+    # the read-ahead queue is bounded (2 x batch_size windows) but how full it gets depends on timing: its
+    # bound is allowed on top (seen: 4.9 MB for 10 s and 6.7 MB for 40 s in one run, 1.9 MB apart)
+    read_ahead = 2 * 8 * SPEC.frames_per_clip * 64 * 96 * 3
+    assert peaks[40] <= 1.25 * peaks[10] + 256 * 1024 + read_ahead, \
+        f"peak {peaks[40]} B for 40 s vs {peaks[10]} B for 10 s"
 
 
 # ----------------------------------------------------------------------------- extraction
