@@ -124,7 +124,8 @@ def results_markdown(outcomes: dict[str, dict], quick: bool, command: str) -> st
              "## Targets", "", "| benchmark | target | measured | verdict |", "|---|---|---|---|",
              *_target_rows(outcomes), ""]
     for name, outcome in outcomes.items():
-        lines += [f"## {TITLES.get(name, name)}", ""]
+        base, _, other_run = name.partition("@")
+        lines += [f"## {TITLES.get(base, base)}" + (f" ({other_run})" if other_run else ""), ""]
         result = outcome.get("result") if isinstance(outcome.get("result"), dict) else None
         if outcome["status"] != "ok" or result is None:
             lines += [f"{outcome['status']}: {outcome.get('error', '')}", ""]
@@ -147,16 +148,17 @@ def collect(names: list[str]) -> dict[str, dict]:
     A JSON that is missing, or was written by a ``--quick`` run, is reported as missing: only full runs count.
     """
     outcomes: dict[str, dict] = {}
-    for name in names:
-        path = OUT_DIR / f"{name}.json"
+    for entry in names:  # NAME reads bench/out/NAME.json; NAME@FILE another run of it (e.g. server@server_1e5.json)
+        name, _, file_name = entry.partition("@")
+        path = OUT_DIR / (file_name or f"{name}.json")
         result = json.loads(path.read_text()) if path.exists() else None
         if not isinstance(result, dict) or result.get("mode") != "full" or not result.get("command"):
-            outcomes[name] = {"status": "missing", "seconds": 0.0,
-                              "error": f"no full run recorded in {path}: run `python -m bench.bench_{name}`"}
+            outcomes[entry] = {"status": "missing", "seconds": 0.0,
+                               "error": f"no full run recorded in {path}: run `python -m bench.bench_{name}`"}
             continue
         written = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
-        outcomes[name] = {"status": "ok", "seconds": float(result.get("seconds") or result.get("elapsed_s") or 0),
-                          "result": result, "collected": f"its run of {written}, JSON bench/out/{path.name}"}
+        outcomes[entry] = {"status": "ok", "seconds": float(result.get("seconds") or result.get("elapsed_s") or 0),
+                           "result": result, "collected": f"its run of {written}, JSON bench/out/{path.name}"}
     return outcomes
 
 
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.collect:
         names = [n.strip() for n in args.collect.split(",") if n.strip()]
-        if unknown := [n for n in names if n not in BENCHMARKS]:
+        if unknown := [n for n in names if n.partition("@")[0] not in BENCHMARKS]:
             parser.error(f"--collect: unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
         outcomes = collect(names)
         print(f"wrote {merge_collected(results_markdown(outcomes, False, 'python -m bench --collect'), names)}")
