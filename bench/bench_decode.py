@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.common import ChildFailed, child_main, run_child
+
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"
 VIDEO_DIR = OUT_DIR / "videos"
@@ -164,16 +166,10 @@ def _child_env(backend: str) -> dict:
 
 
 def _run_child(spec: dict) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
     try:
-        done = subprocess.run(command, env=_child_env(spec["backend"]), capture_output=True, text=True,
-                              timeout=CHILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {CHILD_TIMEOUT_S} s"}
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        return {"error": f"child failed (exit {done.returncode}): {last}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        return run_child("bench.bench_decode", spec, CHILD_TIMEOUT_S, env=_child_env(spec["backend"]))
+    except ChildFailed as error:  # one backend failing is a row of the table, not the end of the bench
+        return {"error": str(error).strip().splitlines()[-1] if "timed out" not in str(error) else str(error)}
 
 
 def _patterns(num_frames: int) -> dict[str, list[int]]:
@@ -231,9 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        result = _child(json.loads(args.child))
-        print(json.dumps(result))
-        return result
+        return child_main(args.child, _child)
 
     started = time.perf_counter()
     quick = args.quick

@@ -46,14 +46,14 @@ Prints markdown and writes ``bench/out/long_cost.json``. ``main(argv) -> dict`` 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.common import child_main, run_child, save_result
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
@@ -192,13 +192,7 @@ def _child(spec: dict) -> dict:
 
 
 def _run_child(spec: dict) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(PROJECT_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])), TQDM_DISABLE="1")
-    done = subprocess.run([sys.executable, "-m", "bench.bench_long_cost", "--child", json.dumps(spec)],
-                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, cwd=PROJECT_ROOT, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"long_cost child for {spec['folder']} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child("bench.bench_long_cost", spec, CHILD_TIMEOUT_S, what=f"long_cost child for {spec['folder']}")
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -331,9 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        result = _child(json.loads(args.child))
-        print(json.dumps(result))
-        return result
+        return child_main(args.child, _child)
 
     started = time.perf_counter()
     settings = QUICK if args.quick else FULL
@@ -385,11 +377,7 @@ def main(argv: list[str] | None = None) -> dict:
                          f"measured {t['measured']}." for t in targets.values())
     result["summary"] = markdown(result) + "\n\n" + verdicts
     result["seconds_total"] = time.perf_counter() - started
-    print(result["summary"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"\n(long_cost bench: {result['seconds_total']:.0f} s; JSON: {args.out})")
-    return result
+    return save_result(result, args.out, "long_cost")
 
 
 if __name__ == "__main__":

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.common import child_main, run_child
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"
@@ -96,14 +96,8 @@ def _child(spec: dict) -> dict:
 
 
 def _run_child(spec: dict) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(PROJECT_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])),
-        TQDM_DISABLE="1", **MODES[spec["mode"]])
-    done = subprocess.run([sys.executable, "-m", "bench.bench_memory", "--child", json.dumps(spec)],
-                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, cwd=PROJECT_ROOT, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"memory child {spec['mode']} x {spec['videos']} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child("bench.bench_memory", spec, CHILD_TIMEOUT_S, env=MODES[spec["mode"]],
+                     what=f"memory child {spec['mode']} x {spec['videos']}")
 
 
 def decoded_mib_per_video() -> float:
@@ -135,9 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        result = _child(json.loads(args.child))
-        print(json.dumps(result))
-        return result
+        return child_main(args.child, _child)
 
     from bench.bench_decode import _generate_video
 

@@ -45,6 +45,7 @@ import pandas as pd
 import psutil
 
 from bench.bench_search import K, MixtureData, PeakRss, recall_at_k
+from bench.common import save_result
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"
@@ -366,10 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
     result["targets"] = check_targets(result)
     result["elapsed_s"] = time.perf_counter() - began
     result["summary"] = markdown(result)
-    print(result["summary"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=float))
-    return result
+    return save_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -13,40 +13,13 @@ import numpy as np
 import pandas as pd
 
 from .calibrate import ScoreCalibration
-from .errors import EncoderMismatchError, ParameterError, StoreError
+from .errors import EncoderMismatchError, ParameterError
 from .methods import FittedVectors, VectorSpec
+from .schema import require_multi_vector
 from .metric_learning import TrainedHead
 from .table import table_encoder_id
 
 TRANSFORM_PREFIXES = {"calibration": "calibration.", "head": "head."}  # array-name prefixes in the store
-MULTI_VECTOR_MIN_VERSION = (2, 4)  # Milvus added several vector fields per collection and HybridSearch in 2.4
-
-
-def server_version(store) -> tuple[str, tuple[int, int] | None]:
-    """The Milvus version a server store reports ("v2.3.5-lite" -> (2, 3)); ("", None) for Milvus Lite / unknown."""
-    import re
-
-    if getattr(store, "is_local", True):
-        return "", None
-    try:
-        text = str(store.client.get_server_version())
-    except Exception:  # noqa: BLE001 - an old or unusual server: let the call itself say what fails
-        return "", None
-    found = re.match(r"v?(\d+)\.(\d+)", text)
-    return text, ((int(found.group(1)), int(found.group(2))) if found else None)
-
-
-def require_multi_vector(store, action: str = "a hybrid (multi-vector) collection") -> None:
-    """StoreError naming the Milvus version needed when the server predates multi-vector collections (2.4)."""
-    text, version = server_version(store)
-    if version is not None and version < MULTI_VECTOR_MIN_VERSION:
-        need = ".".join(map(str, MULTI_VECTOR_MIN_VERSION))
-        raise StoreError(f"{action} needs Milvus {need} or newer (several vector fields per collection and hybrid "
-                         f"search); the server at {store.uri} runs {text}. Point --milvus-uri at a Milvus {need}+ "
-                         f"server (deploy/docker-compose.yml runs one), or use a Milvus Lite .db path; plain "
-                         f"`motionmatch index` / `search` work on this server")
-
-
 def save_transforms(store, calibration: ScoreCalibration | None = None, head: TrainedHead | None = None) -> list[str]:
     """Store a calibration and/or a projection head with a collection (``store.save_array``); returns the array names.
 

@@ -9,12 +9,14 @@ with the package's own config template, but:
 * unpacks the binaries once per version into a cache folder (``MOTIONMATCH_MILVUS_BIN_CACHE`` or
   ``~/.cache/motionmatch/milvus-<version>``), shared by every data folder;
 * gives the proxy a free port and sets every component's ``ip`` to ``127.0.0.1`` (:data:`LOOPBACK_KEYS`),
-  so clients and components talk over loopback and etcd listens on ``localhost`` only. **Limit of
-  Milvus 2.3.5, measured:** its gRPC servers (proxy, coordinators, nodes) and the health/metrics port
-  listen on every interface (``[::]:PORT``) whatever ``ip`` says — ``ip`` is only the advertised
-  address, and 2.3 has no listen-address setting. :func:`listening_addresses` shows the sockets.
-  Run it where other hosts cannot reach those ports (a firewall, a container, or a network namespace);
-  the tests run on a machine without inbound network;
+  so components talk over loopback and etcd listens on ``localhost`` only;
+* **runs it in a network namespace of its own** (``network="namespace"``, :mod:`motionmatch.netns`):
+  Milvus 2.3.5's gRPC servers (proxy, coordinators, nodes) and its health/metrics port listen on every
+  interface (``[::]:PORT``) whatever ``ip`` says (measured: ``ip`` is only the advertised address, and
+  2.3 has no listen-address setting). Inside the namespace the only interface is loopback, and the
+  proxy and health ports are relayed from ``127.0.0.1`` on the host, so nothing else on the network can
+  reach the server. ``network="auto"`` (the default) falls back to ``"host"`` with a warning where the
+  kernel refuses unprivileged user namespaces; ``"host"`` runs it unwrapped (every interface);
 * waits for ``/healthz`` *and* a real gRPC call, for at most ``start_timeout_s``; a server that exits
   or does not answer in time is killed and the error carries the tail of its log;
 * stops with SIGTERM and, after a short grace (a busy 2.3 server was seen to take > 20 s), SIGKILL.
@@ -34,19 +36,24 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import netns
 from .errors import MissingPackageError, StoreError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_START_TIMEOUT_S = 180.0  # about 45 s on 2 cores; the launcher's own limit is 180 s
 STOP_GRACE_S = 3.0  # SIGTERM, then SIGKILL after this many seconds
 # Components whose gRPC servers would otherwise advertise the first non-loopback address.
 LOOPBACK_KEYS = ("rootCoord.ip", "proxy.ip", "queryCoord.ip", "queryNode.ip", "indexNode.ip", "dataCoord.ip",
                  "dataNode.ip")
+NETWORKS = ("auto", "namespace", "host")
 INSTALL_HINT = "pip install -e .[server]  (the `milvus` wheel ships the C++ Milvus standalone, Linux/macOS)"
 
 _running: "weakref.WeakSet[StandaloneServer]" = weakref.WeakSet()
@@ -89,7 +96,9 @@ class StandaloneServer:
     port: int  # the proxy's gRPC port
     health_port: int  # /healthz and /metrics
     start_timeout_s: float = DEFAULT_START_TIMEOUT_S
-    process: subprocess.Popen | None = field(default=None, repr=False)
+    network: str = "namespace"  # "namespace": reachable only through the host's 127.0.0.1; "host": every interface
+    process: subprocess.Popen | None = field(default=None, repr=False)  # the launcher in namespace mode
+    server_pid: int | None = None  # the milvus process itself
     version: str = ""  # e.g. "v2.3.5-lite" once started
 
     @property
@@ -116,13 +125,30 @@ class StandaloneServer:
                "LD_LIBRARY_PATH": ":".join(p for p in (str(bin_dir), os.environ.get("LD_LIBRARY_PATH", "")) if p)}
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / "milvus-stdout.log", "ab") as out, open(logs / "milvus-stderr.log", "ab") as err:
-            self.process = subprocess.Popen([str(bin_dir / "milvus"), "run", "standalone"], cwd=self.data_dir,
-                                            env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)  # a terminal's Ctrl-C does not reach it
+        command, listeners = [str(bin_dir / "milvus"), "run", "standalone"], []
+        pid_file = self.data_dir / "run" / "namespaced-milvus.pid"
+        if self.network == "namespace":  # relay the proxy and health ports from the host's loopback
+            listeners = [_loopback_listener(port, self.data_dir) for port in (self.port, self.health_port)]
+            pid_file.parent.mkdir(parents=True, exist_ok=True)
+            pid_file.unlink(missing_ok=True)
+            command = [sys.executable, "-m", netns.__name__,
+                       *[f"--forward={sock.fileno()}:{port}" for sock, port in zip(listeners, (self.port,
+                                                                                          self.health_port))],
+                       f"--pid-file={pid_file}", "--", *command]
+        try:
+            with open(logs / "milvus-stdout.log", "ab") as out, open(logs / "milvus-stderr.log", "ab") as err:
+                self.process = subprocess.Popen(command, cwd=self.data_dir, env=env, stdout=out, stderr=err,
+                                                stdin=subprocess.DEVNULL, pass_fds=[s.fileno() for s in listeners],
+                                                start_new_session=True)  # a terminal's Ctrl-C does not reach it
+        finally:
+            for sock in listeners:  # the launcher holds its own copies
+                sock.close()
+        self.server_pid = None if self.network == "namespace" else self.process.pid
         _running.add(self)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline and self.running():
+            if self.server_pid is None and pid_file.exists() and pid_file.read_text().strip():
+                self.server_pid = int(pid_file.read_text())
             if _healthy(self.health_port):
                 version = _server_version(self.uri)
                 if version:
@@ -138,11 +164,13 @@ class StandaloneServer:
                          f"{self.log_tail()}")
 
     def kill(self) -> None:
-        """SIGKILL at once (what a crash or an out-of-memory kill does)."""
+        """SIGKILL at once (what a crash or an out-of-memory kill does); return once the server is gone."""
         if self.process is not None:
             if self.process.poll() is None:
-                self.process.kill()
+                self.process.kill()  # in namespace mode the server gets SIGKILL with its launcher (PDEATHSIG)
             self.process.wait(timeout=30)
+        if self.server_pid is not None:
+            _wait_gone(self.server_pid, timeout_s=30)
         _running.discard(self)
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
@@ -172,6 +200,30 @@ class StandaloneServer:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def _loopback_listener(port: int, data_dir: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as error:
+        sock.close()
+        raise StoreError(f"cannot listen on 127.0.0.1:{port} for the Milvus standalone in {data_dir}: {error}. "
+                         f"Another process holds the port: stop it, or start the server on another port") from error
+    sock.listen(128)
+    return sock
+
+
+def _wait_gone(pid: int, timeout_s: float) -> None:
+    import psutil  # noqa: PLC0415
+
+    try:
+        psutil.Process(pid).wait(timeout=timeout_s)
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.TimeoutExpired as error:
+        raise StoreError(f"Milvus standalone (pid {pid}) is still running {timeout_s:.0f} s after SIGKILL") from error
 
 
 def _write_config(milvus, data_dir: Path, port: int) -> None:
@@ -224,32 +276,52 @@ def _server_version(uri: str) -> str | None:
 
 
 def start_standalone(data_dir: str | Path, port: int | None = None,
-                     start_timeout_s: float = DEFAULT_START_TIMEOUT_S) -> StandaloneServer:
+                     start_timeout_s: float = DEFAULT_START_TIMEOUT_S, network: str = "auto") -> StandaloneServer:
     """Start Milvus standalone on 127.0.0.1 with its data in ``data_dir``; return once it answers.
+
+    ``network``: ``"namespace"`` (only the host's 127.0.0.1 reaches it), ``"host"`` (it listens on every
+    interface: Milvus 2.3.5 cannot be bound), or ``"auto"``: a namespace where the kernel allows one.
 
     Restarting on the same ``data_dir`` serves the same collections. Raises StoreError (with the
     log tail) when the server exits or does not answer within ``start_timeout_s``;
     MissingPackageError when the ``milvus`` package is not installed.
     """
     milvus = milvus_package()
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
+    if network != "host":
+        refused = netns.isolation_error()
+        if refused and network == "namespace":
+            raise StoreError(f"cannot run the Milvus standalone in its own network namespace: {refused}. Allow "
+                             f"unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1), or pass "
+                             f"network='host' behind a firewall")
+        if refused:
+            log.warning("Milvus 2.3.5 will listen on every interface (it cannot be bound to loopback) because "
+                        "no network namespace can be made here: %s. Run it behind a firewall.", refused)
+        network = "host" if refused else "namespace"
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     _write_config(milvus, data_dir, port)
-    server = StandaloneServer(data_dir, port, free_port(), start_timeout_s=start_timeout_s)
+    server = StandaloneServer(data_dir, port, free_port(), start_timeout_s=start_timeout_s, network=network)
     server.start()
     return server
 
 
-def listening_addresses(pid: int) -> list[tuple[str, int]]:
-    """(address, port) of every TCP socket process ``pid`` listens on (for the loopback check)."""
-    import psutil
+def listening_addresses(server: StandaloneServer) -> dict[str, list[tuple[str, int]]]:
+    """What the server listens on: ``{"host": [...], "server": [...]}``, (address, port) pairs.
 
-    try:
-        connections = psutil.Process(pid).net_connections(kind="tcp")
-    except psutil.Error:
-        return []
-    return sorted({(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN})
+    ``host``: the sockets its processes hold in the caller's network namespace (in namespace mode only the
+    launcher's two relays on 127.0.0.1); ``server``: what the milvus process listens on in its own
+    namespace (the same sockets in host mode).
+    """
+    import psutil  # noqa: PLC0415
+
+    pids = {pid for pid in (server.server_pid, server.process.pid if server.process else None) if pid}
+    host = sorted({(c.laddr.ip, c.laddr.port) for c in psutil.net_connections(kind="tcp")
+                   if c.status == psutil.CONN_LISTEN and c.pid in pids})
+    inside = netns.listening_sockets(server.server_pid) if server.network == "namespace" and server.server_pid else host
+    return {"host": host, "server": inside}
 
 
 @atexit.register

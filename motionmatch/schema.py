@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import EncoderMismatchError, ParameterError
+from .errors import EncoderMismatchError, ParameterError, StoreError
 from .table import make_clip_id
 from .validation import check_choice, check_scalar
 
@@ -100,6 +100,34 @@ class IndexConfig:
         if "ef" in params:
             params["ef"] = max(int(params["ef"]), int(k))
         return {"metric_type": "COSINE", "params": params}
+
+
+MULTI_VECTOR_MIN_VERSION = (2, 4)  # Milvus added several vector fields per collection and HybridSearch in 2.4
+
+
+def server_version(store) -> tuple[str, tuple[int, int] | None]:
+    """The Milvus version a server store reports ("v2.3.5-lite" -> (2, 3)); ("", None) for Milvus Lite / unknown."""
+    if getattr(store, "is_local", True):
+        return "", None
+    if getattr(store, "_server_version", None) is None:  # asked once per store
+        try:
+            store._server_version = str(store.client.get_server_version())  # noqa: SLF001
+        except Exception:  # noqa: BLE001 - an old or unusual server: let the call itself say what fails
+            return "", None
+    text = store._server_version  # noqa: SLF001
+    found = re.match(r"v?(\d+)\.(\d+)", text)
+    return text, ((int(found.group(1)), int(found.group(2))) if found else None)
+
+
+def require_multi_vector(store, action: str = "a hybrid (multi-vector) collection") -> None:
+    """StoreError naming the Milvus version needed when the server predates multi-vector collections (2.4)."""
+    text, version = server_version(store)
+    if version is not None and version < MULTI_VECTOR_MIN_VERSION:
+        need = ".".join(map(str, MULTI_VECTOR_MIN_VERSION))
+        raise StoreError(f"{action} needs Milvus {need} or newer (several vector fields per collection and hybrid "
+                         f"search); the server at {store.uri} runs {text}. Point --milvus-uri at a Milvus {need}+ "
+                         f"server (deploy/docker-compose.yml runs one), or use a Milvus Lite .db path; plain "
+                         f"`motionmatch index` / `search` work on this server")
 
 
 def check_dim(dim: Any, name: str = "dim") -> int:

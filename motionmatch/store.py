@@ -30,10 +30,9 @@ from .errors import EncoderMismatchError, MotionMatchError, ParameterError, Stor
 from .filters import and_expressions, build_filter, not_video
 from .rpc import quiet_library_errors, retry_transient
 from .schema import (
-    ARRAYS_SUFFIX, HIT_FIELDS, NAME_RE,
-    PRIMARY_FIELD, PROP_CLIP_SPEC, PROP_DIM, PROP_ENCODER_ID, PROP_PREPROCESSING,
+    ARRAYS_SUFFIX, HIT_FIELDS, NAME_RE, PRIMARY_FIELD, PROP_CLIP_SPEC, PROP_DIM, PROP_ENCODER_ID, PROP_PREPROCESSING,
     PROP_SCHEMA_VERSION, SCALAR_FIELDS, SCHEMA_VERSION, VECTOR_FIELD, Hit, IndexConfig, build_schema, check_dim,
-    hits_from_results, scalar_columns, vector_matrix,
+    hits_from_results, require_multi_vector, scalar_columns, vector_matrix,
 )
 from .store_arrays import StoredArrays
 from .table import canonical_json
@@ -593,6 +592,7 @@ class MotionStore(StoredArrays):
                                      for field, w in zip(matrices, weights)], norm_score=False)
         expression = and_expressions(build_filter(filters), self._exclusions(exclude_video, 1)[0] if exclude_video else "")
         self._ready()
+        require_multi_vector(self, "hybrid search")  # Milvus 2.3 has no HybridSearch RPC
         requests = [AnnSearchRequest(data=m.tolist(), anns_field=field, param=self._search_params(field, candidate_k),
                                      limit=candidate_k, expr=expression or None) for field, m in matrices.items()]
         raw = self._call("hybrid search", "hybrid_search", self.collection, reqs=requests, ranker=fuser, limit=k,

@@ -5,16 +5,19 @@ Helpers other test files may import directly (``from conftest import start_milvu
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from motionmatch.table import make_clip_id
@@ -65,6 +68,67 @@ def random_table():
 def tmp_db_uri(tmp_path) -> str:
     """A fresh Milvus Lite path (not yet created) inside the test's tmp folder."""
     return str(tmp_path / "milvus" / "test.db")
+
+
+# ----------------------------------------------------------------------------- a server killed mid-upsert
+def kill_during_upsert(uri: str, collection: str, table: pd.DataFrame, batch: int, kill, *, encoder_id: str,
+                       min_batches: int = 4, join_s: float = 90) -> dict:
+    """Upsert ``table`` into a new collection in a thread; once ``min_batches`` batches are visible, ``kill()`` the
+    server; return {"seen": rows seen before the kill, "error": what the upsert raised, "seconds_to_error"}.
+
+    The watcher connects before the upsert starts, so a fast server cannot finish the upsert unseen.
+    """
+    from motionmatch.store import MotionStore
+
+    outcome: dict = {}
+    store = MotionStore(uri, collection, timeout_s=5)
+    store.ensure_collection(encoder_id, len(table.embedding.iloc[0]), {"seed": 5}, recreate=True)
+
+    def insert() -> None:
+        try:
+            outcome["written"] = store.upsert(table, batch_size=batch, progress=False)
+        except Exception as error:  # noqa: BLE001 - the caller inspects what came out
+            outcome["error"] = error
+        outcome["ended"] = time.monotonic()
+
+    writer = threading.Thread(target=insert)
+    try:
+        with MotionStore(uri, collection) as watcher:
+            watcher.count()
+            writer.start()
+            deadline = time.monotonic() + 60
+            while (seen := watcher.count()) < min_batches * batch and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert writer.is_alive(), "the upsert finished before the server could be killed: make the table larger"
+        killed_at = time.monotonic()
+        kill()
+        writer.join(timeout=join_s)
+        assert not writer.is_alive(), f"the upsert still runs {join_s:.0f} s after the server was killed"
+    finally:
+        store.close()
+    return {"seen": seen, "error": outcome.get("error"), "written": outcome.get("written"),
+            "seconds_to_error": outcome["ended"] - killed_at}
+
+
+# ----------------------------------------------------------------------------- reachability
+def external_addresses() -> list[str]:
+    """This machine's IPv4 / global IPv6 addresses other than loopback (link-local ones need a scope)."""
+    found = []
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family in (socket.AF_INET, socket.AF_INET6):
+                ip = ipaddress.ip_address(address.address.split("%")[0])
+                if not (ip.is_loopback or ip.is_link_local):
+                    found.append(str(ip))
+    return found
+
+
+def connects(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 # ----------------------------------------------------------------------------- a real milvus-lite server
@@ -141,7 +205,8 @@ def milvus_server(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def milvus_cpp_server(tmp_path_factory):
-    """One real C++ Milvus standalone (the `milvus` wheel, v2.3.5) on 127.0.0.1 for the session, as a
+    """One real C++ Milvus standalone (the `milvus` wheel, v2.3.5) for the session, in its own network namespace
+    and reachable on 127.0.0.1 only (where the kernel allows a namespace; else on every interface), as a
     :class:`motionmatch.milvus_server.StandaloneServer` (``.uri``, ``.kill()``, ``.restart()``); skipped when the
     `milvus` package is not installed. SIGTERM then SIGKILL on teardown."""
     from motionmatch.errors import MissingPackageError

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_random_table, start_milvus_server, stop_milvus_server
+from conftest import kill_during_upsert, make_random_table, start_milvus_server, stop_milvus_server
 from hostile import CLI_TIMEOUT_S, cli, cli_ok, record_tally
 
 from motionmatch import pipeline
@@ -62,11 +62,10 @@ def evil_index(tmp_path_factory) -> dict:
     return {"table": table_module.load_embeddings(out), "uri": uri, "videos": videos, "out": out}
 
 
-def test_labels_that_look_like_filter_injections_match_exactly_their_rows(evil_index):
-    table = evil_index["table"]
-    assert set(table.label) == set(EVIL_LABELS)  # the folder names became the labels, byte for byte
+def labels_match_exactly_their_rows(uri: str, collection: str, table: pd.DataFrame) -> None:
+    """Every hostile label filters to exactly its own rows (alone, and with another label) on ``uri``."""
     query = table.embedding.iloc[0]
-    with MotionStore(evil_index["uri"], "evil") as store:
+    with MotionStore(uri, collection) as store:
         assert store.count() == len(table)
         for label in EVIL_LABELS:
             expected = set(table[table.label == label].clip_id)
@@ -75,6 +74,12 @@ def test_labels_that_look_like_filter_injections_match_exactly_their_rows(evil_i
             assert {h.label for h in hits} == {label}
             both = store.search(query, k=len(table), filters={"label": [label, "walk"]})[0]
             assert {h.clip_id for h in both} == expected | set(table[table.label == "walk"].clip_id)
+
+
+def test_labels_that_look_like_filter_injections_match_exactly_their_rows(evil_index):
+    table = evil_index["table"]
+    assert set(table.label) == set(EVIL_LABELS)  # the folder names became the labels, byte for byte
+    labels_match_exactly_their_rows(evil_index["uri"], "evil", table)
     record_tally("guards", "labels from folder names: " + ", ".join(repr(label) for label in EVIL_LABELS),
                  "indexed as real labels; filters={'label': evil} returns exactly that label's rows",
                  f"{len(table)} rows; {len(table) // len(EVIL_LABELS)} per label returned, never more")
@@ -180,8 +185,10 @@ def test_parallel_extract_and_index_runs_into_one_server_collection(tmp_path, mi
 
 
 @pytest.mark.server
-def test_writers_creating_the_same_collection_at_once_all_succeed(milvus_server):
+@pytest.mark.parametrize("server", ["milvus_server", "milvus_cpp_server"], ids=["lite_server", "cpp_server"])
+def test_writers_creating_the_same_collection_at_once_all_succeed(server, request):
     """Regression: the slower of two concurrent creators used to fail ('already exists' / 'File exists')."""
+    milvus_server = getattr(found := request.getfixturevalue(server), "uri", found)  # the C++ one is an object
     table = make_random_table(24, 16, seed=3)
     writers, rounds = 3, 3
     for round_index in range(rounds):
@@ -206,7 +213,7 @@ def test_writers_creating_the_same_collection_at_once_all_succeed(milvus_server)
         with MotionStore(milvus_server, collection) as store:
             assert store.count() == len(table)
             assert store.encoder_info()["encoder_id"] == "test:random"
-    record_tally("concurrency", f"{writers} writers index into one new server collection at the same instant "
+    record_tally("concurrency", f"{writers} writers index into one new {server} collection at the same instant "
                  f"(barrier), {rounds} rounds", f"{len(summaries)}/{writers} writers succeeded in every round",
                  f"{len(table)} rows each round, no duplicates")
 
@@ -219,35 +226,18 @@ def test_server_killed_mid_upsert_then_restarted_and_the_upsert_rerun(tmp_path):
     table = make_random_table(rows, 64, seed=5)
     process, uri = start_milvus_server(tmp_path / "data")
     port = int(uri.rsplit(":", 1)[1])
-    outcome: dict = {}
-    try:
-        store = MotionStore(uri, "faults", timeout_s=5)
-        store.ensure_collection("test:random", 64, {"seed": 5})
 
-        def insert() -> None:
-            try:
-                outcome["written"] = store.upsert(table, batch_size=batch, progress=False)
-            except Exception as error:  # noqa: BLE001 - the test inspects what came out
-                outcome["error"] = error
-            outcome["ended"] = time.monotonic()
-
-        writer = threading.Thread(target=insert)
-        writer.start()
-        with MotionStore(uri, "faults") as watcher:
-            deadline = time.monotonic() + 60
-            while (seen := watcher.count()) < 8 * batch and time.monotonic() < deadline:
-                time.sleep(0.02)
-        assert writer.is_alive(), "the upsert finished before the server could be killed: make the table larger"
-        killed_at = time.monotonic()
+    def kill() -> None:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
-        writer.join(timeout=60)
-        assert not writer.is_alive()
-        error = outcome.get("error")
-        assert isinstance(error, StoreError), f"expected StoreError, got {outcome}"
+
+    try:
+        killed = kill_during_upsert(uri, "faults", table, batch, kill, encoder_id="test:random", min_batches=8,
+                                    join_s=60)
+        error, seen = killed["error"], killed["seen"]
+        assert isinstance(error, StoreError), f"expected StoreError, got {killed}"
         assert uri in str(error) and "is the Milvus server still running" in str(error)
-        assert outcome["ended"] - killed_at < 15
-        store.close()
+        assert killed["seconds_to_error"] < 15
 
         process, uri = start_milvus_server(tmp_path / "data", port=port)
         with MotionStore(uri, "faults") as again:
@@ -261,7 +251,7 @@ def test_server_killed_mid_upsert_then_restarted_and_the_upsert_rerun(tmp_path):
         stop_milvus_server(process)
     record_tally("faults injected and survived",
                  f"SIGKILL of `milvus-lite server` during a {rows}-row upsert (batches of {batch})",
-                 f"client: StoreError in {outcome['ended'] - killed_at:.1f} s ('is the Milvus server still running?')",
+                 f"client: StoreError in {killed['seconds_to_error']:.1f} s ('is the Milvus server still running?')",
                  f"after restart {survived} rows (whole batches, >= {seen} seen before the kill); "
                  f"rerun upsert -> {rows} rows, clip_id unique")
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 
 import numpy as np
 import pytest
-from conftest import RANDOM_ENCODER_ID, make_random_table
+from conftest import RANDOM_ENCODER_ID, connects, external_addresses, kill_during_upsert, make_random_table
 from test_localize import long_gallery
+from test_robustness_store import evil_index, labels_match_exactly_their_rows  # noqa: F401 - a fixture
 from test_store import CORE_CHECKS, check_hybrid_search_fuses_both_fields
 
 from motionmatch import cli
@@ -24,6 +23,7 @@ from motionmatch.errors import StoreError
 from motionmatch.hybrid_index import index_hybrid
 from motionmatch.methods import FittedVectors, VectorSpec
 from motionmatch.milvus_server import listening_addresses
+from motionmatch.netns import isolation_error, listening_sockets
 from motionmatch.pipeline import index_embeddings
 from motionmatch.store import MotionStore
 
@@ -37,16 +37,27 @@ SERVER_CHECKS = [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=DEL
                  for c in CORE_CHECKS if c is not check_hybrid_search_fuses_both_fields]
 
 
-def test_server_is_the_cpp_standalone_on_loopback(milvus_cpp_server):
+def test_server_is_the_cpp_standalone_reachable_only_on_loopback(milvus_cpp_server):
+    """Milvus 2.3.5 listens on [::] whatever its config; in its own network namespace only the two ports
+    relayed from the host's 127.0.0.1 reach it, and no other address of this machine does."""
     assert milvus_cpp_server.version.startswith("v2.3"), milvus_cpp_server.version
     assert milvus_cpp_server.uri.startswith("http://127.0.0.1:")
-    listening = listening_addresses(milvus_cpp_server.process.pid)
-    assert ("::", milvus_cpp_server.port) in listening or ("0.0.0.0", milvus_cpp_server.port) in listening \
-        or ("127.0.0.1", milvus_cpp_server.port) in listening
+    if milvus_cpp_server.network != "namespace":
+        pytest.skip(f"no network namespace on this machine, so the server listens on every interface: "
+                    f"{isolation_error()}")
+    listening = listening_addresses(milvus_cpp_server)
+    assert listening["host"] == sorted([("127.0.0.1", milvus_cpp_server.port),
+                                        ("127.0.0.1", milvus_cpp_server.health_port)]), listening
+    inside = listening["server"]
+    assert ("::", milvus_cpp_server.port) in inside, inside  # what 2.3.5 binds: every interface of its namespace
     etcd_ports = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", (milvus_cpp_server.data_dir / "configs" /
                                                                      "etcd.yaml").read_text())}
-    etcd = {address for address, port in listening if port in etcd_ports}
-    assert len(etcd_ports) == 2 and etcd == {"127.0.0.1"}, listening  # the embedded etcd: own ports, loopback only
+    assert len(etcd_ports) == 2 and {a for a, p in inside if p in etcd_ports} == {"127.0.0.1"}, inside
+    taken_on_host = {port for _, port in listening_sockets()}  # other services of this machine, not Milvus
+    probed = [(address, port) for address in external_addresses() for _, port in inside if port not in taken_on_host]
+    assert probed, "this machine has no non-loopback address to probe from"
+    reached = [(address, port) for address, port in probed if connects(address, port)]
+    assert not reached, f"the Milvus standalone answers on non-loopback addresses: {reached}"
 
 
 @pytest.mark.parametrize("check", SERVER_CHECKS, ids=lambda check: check.__name__.removeprefix("check_")[:40])
@@ -62,6 +73,17 @@ def test_hybrid_collection_gives_a_clear_error_naming_milvus_2_4(milvus_cpp_serv
             index_hybrid(table, store, fields, {"resize": 16})
         assert milvus_cpp_server.uri in str(raised.value) and "docker-compose" in str(raised.value)
         assert not store.exists()  # refused before anything was created
+
+
+def test_hybrid_search_on_a_plain_collection_names_milvus_2_4_not_a_traceback(milvus_cpp_server):
+    table = make_random_table(12, 16, seed=3)
+    with MotionStore(milvus_cpp_server.uri, "cpp_plain_for_hybrid") as store:
+        index_embeddings(table, store, RANDOM_ENCODER_ID, {"seed": 3})
+        query = np.vstack(table.embedding.to_numpy()[:1])
+        with pytest.raises(StoreError, match=r"hybrid search needs Milvus 2\.4 or newer.*runs v2\.3") as raised:
+            store.hybrid_search({"embedding": query}, k=3)
+        assert milvus_cpp_server.uri in str(raised.value)
+        assert [hit.clip_id for hit in store.search(query, k=1)[0]] == [table.clip_id.iloc[0]]  # plain search works
 
 
 @pytest.fixture(scope="module")
@@ -134,42 +156,20 @@ def test_bulk_import_when_the_server_cannot_read_the_files_falls_back(milvus_cpp
 
 def test_killed_mid_upsert_then_restarted_on_the_same_data(milvus_cpp_server):
     """Batches of whole videos (256 = 64 videos of 4 clips): see the partial-video test below for the other case."""
-    batch, rows, dim = 256, 12_000, 64
-    table = make_random_table(rows, dim, seed=5)
-    uri, outcome = milvus_cpp_server.uri, {}
-    store = MotionStore(uri, "cpp_faults", timeout_s=5)
-    store.ensure_collection(RANDOM_ENCODER_ID, dim, {"seed": 5}, recreate=True)
-
-    def insert() -> None:
-        try:
-            outcome["written"] = store.upsert(table, batch_size=batch, progress=False)
-        except Exception as error:  # noqa: BLE001 - the test inspects what came out
-            outcome["error"] = error
-        outcome["ended"] = time.monotonic()
-
-    writer = threading.Thread(target=insert)
+    batch, rows = 256, 40_000
+    table = make_random_table(rows, 64, seed=5)
+    uri = milvus_cpp_server.uri
     try:
-        writer.start()
-        with MotionStore(uri, "cpp_faults") as watcher:
-            deadline = time.monotonic() + 60
-            while (seen := watcher.count()) < 4 * batch and time.monotonic() < deadline:
-                time.sleep(0.05)
-        assert writer.is_alive(), "the upsert finished before the server could be killed: make the table larger"
-        killed_at = time.monotonic()
-        milvus_cpp_server.kill()
-        writer.join(timeout=90)
-        assert not writer.is_alive()
-        error = outcome.get("error")
-        assert isinstance(error, StoreError), f"expected StoreError, got {outcome}"
-        assert uri in str(error) and "cpp_faults" in str(error)
-        assert outcome["ended"] - killed_at < 30
+        killed = kill_during_upsert(uri, "cpp_faults", table, batch, milvus_cpp_server.kill, encoder_id=RANDOM_ENCODER_ID)
     finally:
-        store.close()
         if not milvus_cpp_server.running():
             milvus_cpp_server.restart()  # same data folder, ports and config; the session's fixture stays usable
+    assert isinstance(killed["error"], StoreError), f"expected StoreError, got {killed}"
+    assert uri in str(killed["error"]) and "cpp_faults" in str(killed["error"])
+    assert killed["seconds_to_error"] < 30
     with MotionStore(uri, "cpp_faults") as again:
         survived = again.count()
-        assert seen <= survived < rows, (seen, survived)
+        assert killed["seen"] <= survived < rows, (killed["seen"], survived)
         summary = index_embeddings(table, again, RANDOM_ENCODER_ID, {"seed": 5}, batch_size=batch)  # the index, re-run
         assert summary.rows_before == survived and again.count() == rows == summary.rows_after
         stored = again.fetch_table(["clip_id"])
@@ -207,3 +207,10 @@ def test_bulk_refuses_duplicate_clip_ids_before_importing(milvus_cpp_server):
         with pytest.raises(ParameterError, match="duplicate clip_id"):
             BulkWriterStore(store).upsert(table, encoder_id=RANDOM_ENCODER_ID, preprocessing={"seed": 8})
         assert store.count() == 0
+
+
+def test_labels_that_look_like_filter_injections_match_exactly_their_rows(evil_index, milvus_cpp_server):
+    """The robustness suite's hostile labels (quotes, backslashes, `or 1==1`), indexed by the CLI into the server."""
+    assert cli.main(["index", "--embeddings", str(evil_index["out"]), "--milvus-uri", milvus_cpp_server.uri,
+                     "--collection", "cpp_evil"]) == 0
+    labels_match_exactly_their_rows(milvus_cpp_server.uri, "cpp_evil", evil_index["table"])

@@ -1,0 +1,143 @@
+"""What loopback-only costs: the C++ Milvus standalone in its own network namespace against on the host network.
+
+Milvus 2.3.5 listens on every interface whatever its config says, so
+:func:`motionmatch.milvus_server.start_standalone` runs it in a network namespace and relays its ports from the
+host's 127.0.0.1 (:mod:`motionmatch.netns`, a Python relay). This bench measures that relay, side by side in
+one run, on one data folder:
+
+1. namespace: create a collection, time batched upserts of N rows (``MotionStore.upsert``, batches of 512),
+   build IVF_FLAT (nlist 256), time one query at a time (nprobe 16) with recall@10 against numpy;
+2. host network (the server restarted on the same data folder, listening on every interface): time the same
+   upserts into a second collection, and the same queries on the first;
+3. and 4. the two again, queries only, so each mode is timed twice and in alternation.
+
+The ratio of p50s (namespace / host, the median of each mode's rounds) is judged against our own bound of
+1.25x: the relay must not cost more than a quarter of a query.
+
+Usage::
+
+    python -m bench.bench_server_network            # 1e5 x 1024-d, about 4 minutes on 2 cores
+    python -m bench.bench_server_network --quick    # 1e4
+
+Prints markdown; writes ``bench/out/server_network.json`` with a "targets" row.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from bench.bench_search import MixtureData
+from bench.common import save_result
+from bench.bench_server import UPSERT_BATCH, build_index, chunks, exact_truth, open_collection, table_for, time_search
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+TARGET_RATIO = 1.25  # our bound: namespace p50 / host p50
+ROUNDS = ("namespace", "host", "namespace", "host")
+SEARCH = {"nprobe": 16}
+
+
+def upsert_rate(uri: str, name: str, data: MixtureData, n: int) -> tuple[object, dict]:
+    store = open_collection(uri, name, data.dim)
+    started = time.perf_counter()
+    for start, block in chunks(data, n, rows=10 * UPSERT_BATCH):
+        store.upsert(table_for(start, block), batch_size=UPSERT_BATCH, progress=False)
+    while store.count() < n:
+        time.sleep(0.2)
+    seconds = time.perf_counter() - started
+    return store, {"rows": n, "seconds": seconds, "rows_per_s": n / seconds}
+
+
+def one_round(folder: Path, network: str, first: bool, data: MixtureData, n: int, queries, truth, cap_s) -> dict:
+    from motionmatch.milvus_server import listening_addresses, start_standalone
+    from motionmatch.store import MotionStore
+
+    started = time.perf_counter()
+    server = start_standalone(folder, network=network)
+    row = {"network": server.network, "start_s": time.perf_counter() - started,
+           "host_listeners": listening_addresses(server)["host"]}
+    try:
+        if first:  # the namespace round builds the searched collection; the host round times its own upserts
+            store, row["upsert"] = upsert_rate(server.uri, f"net_{network}", data, n)
+            if network == ROUNDS[0]:
+                row["build_s"] = build_index(store, "IVF_FLAT", {"nlist": 256})
+            else:
+                store.drop()
+            store.close()
+        with MotionStore(server.uri, f"net_{ROUNDS[0]}") as store:
+            store.client.load_collection(store.collection)
+            row["search"] = time_search(store, queries, truth, SEARCH, cap_s)
+    finally:
+        server.stop()
+    print(f"[server_network] {network}: p50 {row['search']['p50_ms']:.2f} ms"
+          + (f", upserts {row['upsert']['rows_per_s']:,.0f} rows/s" if "upsert" in row else ""), file=sys.stderr,
+          flush=True)
+    return row
+
+
+def check_targets(rounds: list[dict]) -> dict:
+    p50 = {mode: float(np.median([r["search"]["p50_ms"] for r in rounds if r["network"] == mode]))
+           for mode in ("namespace", "host")}
+    ups = {r["network"]: r["upsert"]["rows_per_s"] for r in rounds if "upsert" in r}
+    ratio = p50["namespace"] / p50["host"]
+    return {"relay_p50": {"rule": f"loopback-only server (network namespace + relay): one-query p50 <= "
+                                  f"{TARGET_RATIO:g}x the host-network server's (our bound)",
+                          "passed": ratio <= TARGET_RATIO, "ratio": ratio,
+                          "measured": (f"{ratio:.2f}x (p50 {p50['namespace']:.2f} vs {p50['host']:.2f} ms, median of "
+                                       f"2 alternating rounds each); upserts {ups['namespace']:,.0f} vs "
+                                       f"{ups['host']:,.0f} rows/s = {ups['namespace'] / ups['host']:.2f}x")}}
+
+
+def markdown(result: dict) -> str:
+    lines = ["| round | network | start s | upserts rows/s | p50 ms | p99 ms | recall@10 | host listeners |",
+             "|---|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(result["rounds"], 1):
+        up = f"{r['upsert']['rows_per_s']:,.0f}" if "upsert" in r else "–"
+        listeners = ", ".join(f"{a}:{p}" for a, p in r["host_listeners"])
+        lines.append(f"| {i} | {r['network']} | {r['start_s']:.0f} | {up} | {r['search']['p50_ms']:.2f} | "
+                     f"{r['search']['p99_ms']:.2f} | {r['search']['recall_at_10']:.3f} | {listeners} |")
+    lines.append("")
+    for target in result["targets"].values():
+        lines.append(f"- **{'PASS' if target['passed'] else 'FAIL'}** {target['rule']}: {target['measured']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    warnings.simplefilter("ignore")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1e4 vectors (about 2 minutes)")
+    parser.add_argument("--size", type=float, default=None, help="rows (default 1e5; 1e4 with --quick)")
+    parser.add_argument("--dim", type=int, default=1024)
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "server_network.json")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    n = int(args.size or (10_000 if args.quick else 100_000))
+    data = MixtureData(args.dim, seed=0)
+    queries = data.queries(50 if args.quick else 200)
+    truth = exact_truth(data, n, queries)
+    folder = Path(tempfile.mkdtemp(prefix="bench_server_network_"))
+    try:
+        rounds = [one_round(folder / "milvus", network, i < 2, data, n, queries, truth, 4.0 if args.quick else 15.0)
+                  for i, network in enumerate(ROUNDS)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    result = {"mode": "quick" if args.quick else "full",
+              "command": "python -m bench.bench_server_network " + " ".join(
+                  shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+              "settings": {"size": n, "dim": args.dim, "queries": len(queries), "search": SEARCH,
+                           "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
+              "rounds": rounds, "targets": check_targets(rounds), "elapsed_s": time.perf_counter() - began}
+    result["summary"] = markdown(result)
+    return save_result(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
