@@ -21,6 +21,7 @@ from .cli_args import (Command, add_embeddings_arg, add_encoder_args, add_store_
 from .clips import DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_WINDOW_FRAMES, SHOT_CHOICES
 from .shots import DEFAULT_METHOD as SHOT_DEFAULT
 from .cli_beyond import BEYOND_COMMANDS
+from .cli_server import SERVER_COMMANDS
 from .errors import MotionMatchError, ParameterError
 from .table import read_extract_meta
 
@@ -538,7 +539,7 @@ def format_recorded_values(executed_notebooks) -> str:
 
 
 CORE_COMMANDS = [GenerateSample, Extract, Index, Search, Evaluate, Report]
-ALL_COMMANDS = CORE_COMMANDS + list(BEYOND_COMMANDS)
+ALL_COMMANDS = CORE_COMMANDS + list(BEYOND_COMMANDS) + SERVER_COMMANDS
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

@@ -19,6 +19,7 @@ long_sample_dir     MOTIONMATCH_LONG_SAMPLE_DIR  data/raw/sample_long (long untr
 long_embeddings_dir MOTIONMATCH_LONG_EMBEDDINGS_DIR  data/interim/embeddings_long (their dense windows)
 long_collection     MOTIONMATCH_LONG_COLLECTION  motionmatch_windows
 evaluation_dir      MOTIONMATCH_EVALUATION_DIR   data/processed/evaluation
+milvus_server_dir   MOTIONMATCH_MILVUS_SERVER_DIR  data/interim/milvus_standalone (`motionmatch milvus-server`)
 ==================  ===========================  ==========================================
 """
 from __future__ import annotations
@@ -52,6 +53,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "long_embeddings_dir": ("MOTIONMATCH_LONG_EMBEDDINGS_DIR", str(INTERIM_DIR / "embeddings_long")),
     "long_collection": ("MOTIONMATCH_LONG_COLLECTION", "motionmatch_windows"),
     "evaluation_dir": ("MOTIONMATCH_EVALUATION_DIR", str(PROCESSED_DIR / "evaluation")),
+    "milvus_server_dir": ("MOTIONMATCH_MILVUS_SERVER_DIR", str(INTERIM_DIR / "milvus_standalone")),
 }
 
 
@@ -65,10 +67,7 @@ def setting(name: str, value: str | os.PathLike | None = "") -> str:
     return os.environ.get(variable) or default
 
 
-# Module-level defaults, resolved at import (function signatures use them); call setting() for late values.
-DEFAULT_MODEL_ID = setting("model_id")
-DEFAULT_CLIP_MODEL_ID = setting("clip_model_id")
-DEFAULT_MILVUS_URI = setting("milvus_uri")
-DEFAULT_COLLECTION = setting("collection")
+# No module-level copies of these settings: a value read at import would miss an environment variable set later
+# (in a notebook, or by a test). Call setting() where the value is used.
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")

@@ -52,17 +52,32 @@ class ExtractionEstimate:
     message: str | None = None
     seconds_per_clip: float | None = None
     estimated_total_s: float | None = None
+    setup_s: float = 0.0  # per-video work before the first clip (dense mode: shot detection), spread over its clips
+    setup_clips: int = 0
+
+    def note_setup(self, seconds: float, clips: int) -> None:
+        """The first video spent ``seconds`` before any clip (planning its ``clips`` windows: shot detection).
+
+        That cost grows with the video, not with each clip of the first batch, so the estimate spreads it
+        over the video's ``clips`` instead of charging it to the first batch. Ignored once the estimate is out.
+        """
+        if self.message is None and clips > 0:
+            self.setup_s, self.setup_clips = float(seconds), int(clips)
 
     def observe(self, clips: int, seconds: float) -> str | None:
         """Print the estimate after the first encoder call (``clips`` embedded in ``seconds``); None afterwards."""
         if self.message is not None or clips <= 0 or self.total_clips <= 0:
             return None
-        elapsed = max(float(seconds), time.perf_counter() - self.started)  # decode + encode of the first video
-        self.seconds_per_clip = elapsed / clips
+        elapsed = max(float(seconds), time.perf_counter() - self.started - self.setup_s)  # decode + encode
+        setup_per_clip = self.setup_s / self.setup_clips if self.setup_clips else 0.0
+        self.seconds_per_clip = elapsed / clips + setup_per_clip
         self.estimated_total_s = self.seconds_per_clip * self.total_clips
         text = (f"{PREFIX}the first {clips} clip(s) took {elapsed:.2f} s, {seconds:.2f} s of it in the encoder "
                 f"({self.seconds_per_clip:.3f} s/clip on {self.device}, {self.encoder_id}); {self.total_clips} clips "
                 f"in all -> about {format_duration(self.estimated_total_s)}")
+        if self.setup_clips:
+            text += (f" (planning the first video took {self.setup_s:.2f} s for its {self.setup_clips} windows: "
+                     f"{setup_per_clip:.3f} s/clip of the above)")
         if self.estimated_total_s > self.threshold_s:
             text += "\n" + self.advice()
         self.message = text

@@ -231,7 +231,11 @@ def _write_config(milvus, data_dir: Path, port: int) -> None:
     config = milvus.MilvusServerConfig(data_dir=str(data_dir), proxy_port=port)
     for key in LOOPBACK_KEYS:
         config.set(key, "127.0.0.1")
-    config.resolve()  # picks free ports for the other components, writes configs/milvus.yaml and glog.conf
+    try:
+        config.resolve()  # picks free ports for the other components, writes configs/milvus.yaml and glog.conf
+    except RuntimeError as error:  # "set proxy_port=P, but bind failed"
+        raise StoreError(f"cannot start the Milvus standalone for {data_dir} on 127.0.0.1:{port}: {error}. Another "
+                         f"process holds the port: stop it, or start the server on another port") from error
     # The embedded etcd ignores the client port above and always listens on 2379/2380 unless given its own config
     # file (`etcd.config.path`, which the template lacks): without it a second server on the machine cannot start.
     client, peer = int(config.get("etcd_port")), free_port()

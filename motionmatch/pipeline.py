@@ -497,7 +497,9 @@ def _extract_dense(manifest: pd.DataFrame, encoder, out_dir: Path, clip_spec: Cl
         bar.update(1)
         try:
             fingerprint = fingerprint_file(path)
+            planning = time.perf_counter()
             plan = _load_plan(out_dir, path, fingerprint) or _make_plan(out_dir, path, fingerprint, clip_spec, window_spec)
+            estimate.note_setup(time.perf_counter() - planning, len(plan["windows"]))
         except VideoError as err:
             summary.failures.append(Failure(path, "decode", err.reason, err.hint))
             continue

@@ -9,7 +9,7 @@ from motionmatch import cli, cli_beyond
 from motionmatch.cli_args import Command, embeddings_dir
 
 EXPECTED = {"generate-sample", "extract", "index", "search", "evaluate", "report", "calibrate", "train-head",
-            "hybrid-index"}
+            "hybrid-index", "milvus-server"}
 
 
 def test_every_command_is_one_registered_class():

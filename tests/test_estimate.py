@@ -41,6 +41,19 @@ def test_the_first_call_prints_once_and_multiplies_out():
     assert estimate.observe(4, 50.0) is None and len(printed) == 1  # said once
 
 
+def test_the_first_video_s_planning_is_spread_over_its_windows_not_charged_to_the_first_batch():
+    printed = []
+    estimate = ExtractionEstimate(total_clips=1000, encoder_id="flow:v1", print_fn=printed.append,
+                                  long_run_s=10 ** 9, started=time.perf_counter() - 11.0)
+    estimate.note_setup(10.0, 100)  # shot detection of a 100-window video took 10 s, then 4 clips took 1 s
+    estimate.observe(4, 1.0)
+    assert estimate.seconds_per_clip == pytest.approx(1.0 / 4 + 10.0 / 100, abs=0.01)  # not 11 s / 4 clips
+    assert "planning the first video took 10.00 s for its 100 windows" in printed[0]
+    assert ESTIMATE_LINE.search(printed[0])
+    estimate.note_setup(99.0, 1)  # once said, later videos change nothing
+    assert estimate.setup_s == 10.0
+
+
 def test_a_long_run_says_how_to_shrink_it():
     printed = []
     estimate = ExtractionEstimate(total_clips=2560, encoder_id="vjepa2:facebook/vjepa2-vitl-fpc64-256",

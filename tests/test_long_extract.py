@@ -6,6 +6,7 @@ with the weight-free flow encoder; the SIGKILL test kills a real ``motionmatch e
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tracemalloc
 from pathlib import Path
@@ -169,10 +170,15 @@ def test_dense_extraction_records_its_windows_and_reruns_skip(long_folder, tmp_p
     manifest, failures = datasets.load_source(long_folder)
     manifest = manifest[manifest.path.str.contains("long_")]
     spec = WindowSpec(stride_s=1.0, shots="content", windows_per_chunk=6)
-    out = tmp_path / "emb"
+    out, printed = tmp_path / "emb", []
     summary = pipeline.extract_embeddings(manifest, flow, out, clip_spec=SPEC, window_spec=spec, progress=False,
-                                          print_fn=lambda _: None)
+                                          print_fn=printed.append)
     assert (summary.embedded, summary.failed) == (2, 0)
+    estimate = next(line for line in printed if line.startswith("estimate:"))
+    found = re.search(r"\(([\d.]+) s/clip .*?\); (\d+) clips in all .*planning the first video took ([\d.]+) s", estimate)
+    assert found, estimate  # shot detection is spread over the first video's windows, not its first batch
+    estimated = float(found.group(1)) * int(found.group(2))
+    assert summary.seconds / 2 <= estimated <= summary.seconds * 2, (estimated, summary.seconds, estimate)  # was 2.4x
     meta = table_module.read_extract_meta(out)
     assert meta["windows"] == {"stride_s": 1.0, "shots": "content", "windows_per_chunk": 6}
     table = table_module.load_embeddings(out)

@@ -230,3 +230,18 @@ def test_notebook_01_opens_with_why_auto_fell_back(no_configured_model, sample, 
     assert "MOTIONMATCH_MODEL=" in first
     banner = load_run(embeddings).banner  # what notebooks 02-06 open with
     assert banner == first.strip()
+
+
+@pytest.mark.parametrize("variable, module, cls", [("MOTIONMATCH_MODEL", "vjepa2", "VJEPA2Encoder"),
+                                                   ("MOTIONMATCH_CLIP_MODEL", "visual", "CLIPVisualEncoder")])
+def test_a_model_variable_set_after_import_is_the_one_loaded(variable, module, cls, tmp_path, monkeypatch):
+    """Defaults are read from config when used, not frozen at import (a notebook or a test sets them later)."""
+    import importlib
+
+    encoders = importlib.import_module(f"motionmatch.encoders.{module}")
+    late = tmp_path / "set-after-import"
+    monkeypatch.setenv(variable, str(late))
+    settings_cls = encoders.VJEPA2Settings if module == "vjepa2" else encoders.CLIPSettings
+    assert settings_cls().model_id == str(late)
+    with pytest.raises(WeightsUnavailableError, match="set-after-import"):
+        getattr(encoders, cls).from_pretrained()

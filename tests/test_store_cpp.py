@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from conftest import RANDOM_ENCODER_ID, connects, external_addresses, kill_during_upsert, make_random_table
 from test_localize import long_gallery
-from test_robustness_store import evil_index, labels_match_exactly_their_rows  # noqa: F401 - a fixture
+from test_robustness_store import evil_index, labels_match_exactly_their_rows  # noqa: F401,F811 - a fixture
 from test_store import CORE_CHECKS, check_hybrid_search_fuses_both_fields
 
 from motionmatch import cli
@@ -214,3 +218,46 @@ def test_labels_that_look_like_filter_injections_match_exactly_their_rows(evil_i
     assert cli.main(["index", "--embeddings", str(evil_index["out"]), "--milvus-uri", milvus_cpp_server.uri,
                      "--collection", "cpp_evil"]) == 0
     labels_match_exactly_their_rows(milvus_cpp_server.uri, "cpp_evil", evil_index["table"])
+
+
+def _motionmatch(*argv: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "motionmatch.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def test_cli_milvus_server_serves_until_ctrl_c_then_stops(tmp_path):
+    server = _motionmatch("milvus-server", "--data", str(tmp_path / "standalone"))
+    try:
+        lines = []
+        for line in server.stdout:  # bounded by the command's own --start-timeout (180 s)
+            lines.append(line)
+            if "ready at" in line or server.poll() is not None:
+                break
+        found = re.search(r"ready at (http://127\.0\.0\.1:\d+) \(reachable from (this machine only|every interface)",
+                          "".join(lines))
+        assert found, "".join(lines)
+        uri = found.group(1)
+        with MotionStore(uri, "via_cli") as store:
+            index_embeddings(make_random_table(8, 16, seed=1), store, RANDOM_ENCODER_ID, {"seed": 1})
+            assert store.count() == 8
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=60) == 0
+        assert "stopped" in server.stdout.read()
+        assert not connects("127.0.0.1", int(uri.rsplit(":", 1)[1]))
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def test_cli_milvus_server_on_a_taken_port_names_it_and_exits_2(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _motionmatch("milvus-server", "--data", str(tmp_path / "standalone"), "--port", str(port),
+                            "--network", "namespace")
+        out = done.communicate(timeout=120)[0]
+    if isolation_error():
+        assert done.returncode == 2 and "network namespace" in out, out
+    else:
+        assert done.returncode == 2 and f"127.0.0.1:{port}" in out and "Another process holds the port" in out, out

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import DEFAULT_CLIP_MODEL_ID
+from ..config import setting
 from ..errors import ParameterError
 from .base import (FramePreprocessing, absolute_if_folder, batches, check_batch_size, check_clips,
                    evenly_spaced_indices, frames_to_tensor, l2_normalize, load_pretrained_model,
@@ -41,7 +41,8 @@ TINY_CONFIG = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, nu
 class CLIPSettings:
     """How a CLIP checkpoint is loaded and applied to clips."""
 
-    model_id: str = DEFAULT_CLIP_MODEL_ID  # hub id or local folder of a CLIP (vision) checkpoint
+    # hub id or local folder of a CLIP (vision) checkpoint; read from config when the settings are made
+    model_id: str = dataclasses.field(default_factory=lambda: setting("clip_model_id"))
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
     precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
     attn_implementation: str = "sdpa"  # transformers attention kernel
@@ -106,13 +107,13 @@ class CLIPVisualEncoder:
         self._torch = torch
 
     @classmethod
-    def from_pretrained(cls, model_id_or_folder: str = DEFAULT_CLIP_MODEL_ID, **settings: Any) -> "CLIPVisualEncoder":
+    def from_pretrained(cls, model_id_or_folder: str | None = None, **settings: Any) -> "CLIPVisualEncoder":
         """Load a CLIP checkpoint's vision tower and projection; fails fast with WeightsUnavailableError offline."""
         from transformers import CLIPVisionModelWithProjection
 
         from ..devices import dtype_for, pick_device
 
-        settings = _settings_from(settings, model_id=absolute_if_folder(model_id_or_folder))
+        settings = _settings_from(settings, model_id=absolute_if_folder(setting("clip_model_id", model_id_or_folder)))
         resolved = resolve_pretrained(settings.model_id, what=WHAT, fallback=FALLBACK)
         dtype = dtype_for(settings.precision, pick_device(settings.device))
         model = load_pretrained_model(CLIPVisionModelWithProjection, settings.model_id, resolved,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import DEFAULT_MODEL_ID
+from ..config import setting
 from ..errors import ParameterError
 from .base import (FramePreprocessing, absolute_if_folder, batches, check_batch_size, check_clips, frames_to_tensor,
                    l2_normalize, load_pretrained_model, read_processor_config, resample_name, resolve_pretrained,
@@ -41,7 +41,8 @@ TINY_CONFIG = dict(crop_size=32, patch_size=8, frames_per_clip=4, tubelet_size=2
 class VJEPA2Settings:
     """How a V-JEPA 2 checkpoint is loaded and run."""
 
-    model_id: str = DEFAULT_MODEL_ID  # hub id or local folder of a VJEPA2Model checkpoint
+    # hub id or local folder of a VJEPA2Model checkpoint; read from config when the settings are made
+    model_id: str = dataclasses.field(default_factory=lambda: setting("model_id"))
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
     precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "fp32", "bf16", "fp16"
     attn_implementation: str = "sdpa"  # transformers attention kernel: "sdpa", "eager", "flash_attention_2"
@@ -124,7 +125,7 @@ class VJEPA2Encoder:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_pretrained(cls, model_id_or_folder: str = DEFAULT_MODEL_ID, **settings: Any) -> "VJEPA2Encoder":
+    def from_pretrained(cls, model_id_or_folder: str | None = None, **settings: Any) -> "VJEPA2Encoder":
         """Load a V-JEPA 2 checkpoint (hub id or local folder); fails fast with WeightsUnavailableError offline.
 
         A local folder is named by its absolute path in ``encoder_id`` (``vjepa2:/abs/folder``), so
@@ -137,7 +138,7 @@ class VJEPA2Encoder:
 
         from ..devices import dtype_for, pick_device
 
-        settings = _settings_from(settings, model_id=absolute_if_folder(model_id_or_folder))
+        settings = _settings_from(settings, model_id=absolute_if_folder(setting("model_id", model_id_or_folder)))
         resolved = resolve_pretrained(settings.model_id, what=WHAT, fallback=FALLBACK)
         dtype = dtype_for(settings.precision, pick_device(settings.device))
         model = load_pretrained_model(VJEPA2Model, settings.model_id, resolved, model_types=("vjepa2",),
