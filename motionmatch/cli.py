@@ -272,6 +272,7 @@ class Search(Command):
                                   exclude_video=args.exclude_video, calibration=calibration, filters=filters or None,
                                   n_candidates=args.candidates, threshold=args.threshold,
                                   group_by_video=args.one_per_video, fetch_windows=not args.hits_only,
+                                  split_at_cuts=False if args.ignore_cuts else None,
                                   **({"extend_margin": None} if args.as_aligned else {}))
         for note in result.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -330,6 +331,9 @@ class Search(Command):
         parser.add_argument("--as-aligned", action="store_true",
                             help="keep segments as aligned: do not grow them over the windows where the query's motion "
                                  "goes on (growth finds whole same-motion moments; copies are never grown)")
+        parser.add_argument("--ignore-cuts", action="store_true",
+                            help="do not restart the query's windows at shot cuts inside the range (by default they "
+                                 "do, with the index's shot detector, when the index's windows are bounded by shots)")
 
 
     @staticmethod

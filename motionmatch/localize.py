@@ -12,7 +12,9 @@ Evaluation over a list of queries (``motionmatch evaluate --segments``) is in :m
    gives the window (``frames_per_clip`` frames every ``frame_stride`` frames); windows start every
    ``stride_s`` seconds (``clip_spec["stride_s"]`` or ``clip_spec["windows"]["stride_s"]`` once
    dense windows are recorded; else one window length, so windows tile the range), and a last
-   window ends at the range's end (when more than a quarter window would be left out).
+   window ends at the range's end (when more than a quarter window would be left out). Where the
+   collection's windows are bounded by shots, the range's own cuts are found by the same detector
+   (:func:`motionmatch.shots.cuts_in_range`) and the windows restart at each, so none mixes two shots.
 3. **Embed** with the encoder the collection records (:func:`~motionmatch.encoders.auto.encoder_from_id`).
 4. **Candidates**: Milvus top-k per query window in one batched call; each video's vote is the sum
    over query windows of its best hit score; the best ``n_candidates`` videos go on.
@@ -97,6 +99,7 @@ class QueryPlan:
     windows: tuple[ClipWindow, ...]
     notes: tuple[str, ...] = ()
     n_frames: int = 0  # frames in the whole file (0: unknown; no phase-shifted windows then)
+    cut_frames: tuple[int, ...] = ()  # first frames of new shots inside the range: no window straddles one
 
     @property
     def times(self) -> np.ndarray:
@@ -123,11 +126,14 @@ def _check_times(start_s: float | None, end_s: float | None) -> tuple[float | No
 
 
 def plan_query(path: str | os.PathLike, spec: ClipSpec, start_s: float | None = None, end_s: float | None = None,
-               stride_s: float | None = None) -> QueryPlan:
+               stride_s: float | None = None, cuts_s: Sequence[float] = ()) -> QueryPlan:
     """Check ``[start_s, end_s)`` against the file and cut it into windows; decodes no frame.
 
-    Raises ParameterError for a bad range (naming the file and its duration) and VideoError for
-    an unreadable file. ``start_s`` defaults to 0, ``end_s`` to the file's end.
+    ``cuts_s``: shot cuts inside the range (:func:`motionmatch.shots.cuts_in_range`). The windows restart
+    at each cut, as the index's do, so none mixes two shots; a piece shorter than one window gets one
+    window padded with its last frame, as the index pads a short shot. Raises ParameterError for a bad
+    range (naming the file and its duration) and VideoError for an unreadable file. ``start_s`` defaults
+    to 0, ``end_s`` to the file's end.
     """
     from .clips import open_with_timestamps
 
@@ -165,23 +171,29 @@ def plan_query(path: str | os.PathLike, spec: ClipSpec, start_s: float | None = 
         notes.append(f"padded: the range {lo:.2f}-{hi:.2f} s is shorter than one window ({window_s:.2f} s); "
                      f"searched {float(stamps[first]):.2f}-{end_time(last):.2f} s instead")
     stride_frames = max(1, int(round((stride_s or window_s) * fps)))
-    last_start = max(first, last - span + 1)
-    starts = list(range(first, last_start + 1, stride_frames))
-    if last - (starts[-1] + span - 1) > span / 4:  # more than a quarter window left: a last one ends on the range's end
-        starts.append(last_start)
+    cut_frames = sorted({int(np.searchsorted(stamps, c - 1e-6)) for c in cuts_s} & set(range(first + 1, last + 1)))
+    if cut_frames:
+        notes.append(f"the range crosses {len(cut_frames)} shot cut(s), at "
+                     f"{', '.join(f'{stamps[c]:.2f}' for c in cut_frames)} s: its windows restart at each, as the "
+                     "index's do")
     windows = []
-    for index, begin in enumerate(starts):
-        real = list(range(begin, min(n, begin + span), spec.frame_stride))
-        padded = spec.frames_per_clip - len(real)
-        windows.append(ClipWindow(index, tuple(real + [real[-1]] * padded), float(stamps[real[0]]),
-                                  end_time(real[-1]), padded))
+    for piece_first, piece_last in zip([first] + cut_frames, [c - 1 for c in cut_frames] + [last]):
+        last_start = max(piece_first, piece_last - span + 1)
+        starts = list(range(piece_first, last_start + 1, stride_frames))
+        if piece_last - (starts[-1] + span - 1) > span / 4:  # over a quarter window left: one more ends on the end
+            starts.append(last_start)
+        for begin in starts:  # a piece shorter than a window: its frames, then its last one repeated
+            real = list(range(begin, min(piece_last + 1, begin + span), spec.frame_stride))
+            padded = spec.frames_per_clip - len(real)
+            windows.append(ClipWindow(len(windows), tuple(real + [real[-1]] * padded), float(stamps[real[0]]),
+                                      end_time(real[-1]), padded))
     return QueryPlan(os.fspath(path), float(stamps[first]), end_time(last), duration, window_s,
-                     float(stride_s or window_s), tuple(windows), tuple(notes), n)
+                     float(stride_s or window_s), tuple(windows), tuple(notes), n, tuple(cut_frames))
 
 
 def phase_plans(plan: QueryPlan, n_phases: int) -> list[QueryPlan]:
     """The plan's windows shifted by 1 .. ``n_phases - 1`` frames, one plan per shift (a window that would run
-    past the file's last frame keeps its place).
+    past the file's last frame, or over a cut, keeps its place).
 
     Why? An indexed window samples every ``frame_stride``-th frame from its start, and window starts are a
     multiple of ``frame_stride`` frames apart, so a query window samples the same frames as an indexed one only
@@ -192,11 +204,12 @@ def phase_plans(plan: QueryPlan, n_phases: int) -> list[QueryPlan]:
     n_phases = check_scalar(n_phases, "query_phases", int, min_value=1)
     out = []
     for shift in range(1, n_phases):
-        windows = tuple(w if plan.n_frames and max(w.frame_indices) + shift >= plan.n_frames else
+        windows = tuple(w if (plan.n_frames and max(w.frame_indices) + shift >= plan.n_frames)
+                        or any(max(w.frame_indices) < c <= max(w.frame_indices) + shift for c in plan.cut_frames) else
                         ClipWindow(w.clip_index, tuple(i + shift for i in w.frame_indices), w.start_s, w.end_s,
                                    w.padded_frames) for w in plan.windows)
         out.append(QueryPlan(plan.path, plan.start_s, plan.end_s, plan.duration_s, plan.window_s, plan.stride_s,
-                             windows, plan.notes, plan.n_frames))
+                             windows, plan.notes, plan.n_frames, plan.cut_frames))
     return out
 
 
@@ -415,13 +428,29 @@ def _reference_stride(times: np.ndarray) -> float:
     return float(np.median(steps)) if steps.size else float(times[0, 1] - times[0, 0])
 
 
+def _query_cuts(plan: QueryPlan, windows: Mapping[str, Any], split: bool | None) -> tuple[list[float], list[str]]:
+    """(cut times inside the planned range, notes): found by the index's shot detector when ``split`` (None: when
+    the collection's windows are bounded by shots)."""
+    from .errors import MissingPackageError
+    from .shots import cuts_in_range
+
+    method = str(windows.get("shots") or "none")
+    if split is False or (split is None and method == "none"):
+        return [], []
+    method = "content" if method == "none" else method  # asked for, on a collection not split at shots
+    try:
+        return cuts_in_range(plan.path, plan.start_s, plan.end_s, method), []
+    except MissingPackageError as error:
+        return [], [f"the query range is not split at shot cuts: {error}"]
+
+
 def search_range(store, query_path: str | os.PathLike, start_s: float | None = None, end_s: float | None = None,
                  k: int = 10, segments: bool = True, exclude_video: bool | None = None,
                  calibration: Any = GALLERY, filters: Mapping[str, Any] | None = None, n_candidates: int = 10,
                  threshold: float | None = None, aligner: str = DEFAULT_ALIGNER, min_hits: int = 2,
                  max_segments: int | None = None, group_by_video: bool = False, fetch_windows: bool = True,
                  encoder=None, batch_size: int = 8, query_phases: int | None = None,
-                 extend_margin: float | None = DEFAULT_EXTEND_MARGIN) -> SearchResult:
+                 extend_margin: float | None = DEFAULT_EXTEND_MARGIN, split_at_cuts: bool | None = None) -> SearchResult:
     """Search the collection with the windows of ``query_path`` between ``start_s`` and ``end_s`` (seconds).
 
     ``exclude_video``: True drops the query's own file from the results, False keeps it; None (the
@@ -433,7 +462,9 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
     window (Milvus group_by). ``fetch_windows=False`` aligns the Milvus hits alone (no fetch of the candidates' windows:
     faster, segments may be shorter). ``query_phases``: with segments, each query window is also embedded shifted
     by 1 .. n-1 frames and the best phase counts (:func:`phase_plans`); default: the collection's ``frame_stride``
-    when it records dense windows, else 1. ``extend_margin``: see :func:`search_vectors`.
+    when it records dense windows, else 1. ``extend_margin``: see :func:`search_vectors`. ``split_at_cuts``: find
+    the shot cuts inside the range with the detector the index used and restart the query windows at each
+    (:func:`plan_query`); default: when the collection records windows bounded by shots.
     Everything is checked before the encoder is built.
     """
     from .encoders.auto import encoder_from_id
@@ -460,15 +491,17 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
     # encoder (and so its clip length) is known
     spec, stride = clip_spec_of(info.get("clip_spec"), ClipSpec().frames_per_clip)
     plan = plan_query(query_path, spec, start_s, end_s, stride)
+    cuts, notes = _query_cuts(plan, (info.get("clip_spec") or {}).get("windows") or {}, split_at_cuts)
+    if cuts:
+        plan = plan_query(query_path, spec, start_s, end_s, stride, cuts)
     own = own_videos(store, query_path)
     excluded = tuple(own if (exclude_video or (exclude_video is None and own)) else ())
-    notes = []
     if calibration == GALLERY and segments:
         calibration, note = load_gallery_calibration(store)
         notes.append(note)
     encoder = encoder or encoder_from_id(info["encoder_id"])
     if not info.get("clip_spec") and encoder.frames_per_clip != spec.frames_per_clip:
-        plan = plan_query(query_path, ClipSpec(frames_per_clip=encoder.frames_per_clip), start_s, end_s, stride)
+        plan = plan_query(query_path, ClipSpec(frames_per_clip=encoder.frames_per_clip), start_s, end_s, stride, cuts)
     notes[:0] = plan.notes
     if excluded and exclude_video is None:
         notes.append(f"the query file is indexed ({', '.join(excluded)}): its own windows are left out "

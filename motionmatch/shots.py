@@ -152,6 +152,38 @@ def detect_shots(path: str | os.PathLike, method: str = DEFAULT_METHOD, **option
     return shots_from_cuts(cuts, stamps, duration_s, checked["min_shot_s"])
 
 
+def cuts_in_range(path: str | os.PathLike, start_s: float, end_s: float, method: str = DEFAULT_METHOD,
+                  **options: Any) -> list[float]:
+    """Times of the cuts strictly inside ``[start_s, end_s)`` of ``path``, by ``method``; decodes only up to
+    ``end_s``, and runs the detector on the range alone (a query range, not the whole file).
+
+    A cut within ``min_shot_s`` of the range's start or of the previous cut is dropped, as
+    :func:`detect_shots` drops one near the previous boundary. Same errors as :func:`detect_shots`.
+    """
+    from itertools import islice
+
+    from .decode import open_video
+
+    checked = check_options(method, options)
+    _require(method)
+    video = open_video(path)
+    stamps = np.asarray(video.timestamps(), dtype=np.float64)
+    first, stop = int(np.searchsorted(stamps, start_s - 1e-6)), int(np.searchsorted(stamps, end_s - 1e-6))
+    if stop - first < 2:
+        return []
+    if method == "transnetv2":
+        probabilities = transnet_probabilities(islice(_small_frames(video.path), first, stop), checked["device"],
+                                               checked["batch_windows"])
+        cuts = [first + c for c in cuts_from_probabilities(probabilities, checked["threshold"]) if c < stop - first]
+    else:
+        cuts = _scenedetect_cuts(video.path, stamps, method, checked, float(stamps[first]), float(end_s))
+    kept = [float(stamps[first])]
+    for cut in sorted(set(cuts)):
+        if first < cut < stop and stamps[cut] - kept[-1] >= checked["min_shot_s"] - 1e-9:
+            kept.append(float(stamps[cut]))
+    return kept[1:]
+
+
 def shots_from_cuts(cut_frames: Sequence[int], stamps: np.ndarray, duration_s: float,
                     min_shot_s: float = 0.0) -> list[Shot]:
     """Shots from the first frames of new shots (cuts), dropping a cut within ``min_shot_s`` of the previous boundary."""
@@ -179,8 +211,10 @@ def _nearest_frames(times_s: Sequence[float], stamps: np.ndarray) -> list[int]:
     return [int(i) for i in pick]
 
 
-def _scenedetect_cuts(path: str, stamps: np.ndarray, method: str, options: dict) -> list[int]:
-    """PySceneDetect on its PyAV backend (times from presentation timestamps), mapped to frame indices."""
+def _scenedetect_cuts(path: str, stamps: np.ndarray, method: str, options: dict, start_s: float | None = None,
+                      end_s: float | None = None) -> list[int]:
+    """PySceneDetect on its PyAV backend (times from presentation timestamps), mapped to frame indices; with
+    ``start_s`` / ``end_s``, on that range only."""
     import scenedetect
 
     if method == "content":
@@ -191,9 +225,11 @@ def _scenedetect_cuts(path: str, stamps: np.ndarray, method: str, options: dict)
                                                 min_content_val=options["min_content_val"])
     try:
         stream = scenedetect.open_video(path, backend="pyav")
+        if start_s:
+            stream.seek(start_s)
         manager = scenedetect.SceneManager()
         manager.add_detector(detector)
-        manager.detect_scenes(video=stream)
+        manager.detect_scenes(video=stream, end_time=end_s)
         scenes = manager.get_scene_list(start_in_scene=True)
     except Exception as err:  # noqa: BLE001 - VideoOpenFailure, av errors: the file, not the caller
         raise VideoError(path, f"PySceneDetect could not decode the video ({type(err).__name__}: {err})") from None
@@ -381,5 +417,5 @@ def split_windows_at_shots(shots: Sequence[Shot], window_s: float, stride_s: flo
 
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "OPTIONS", "PIP_PACKAGES", "MissingPackageError", "Shot", "ShotWindow",
-           "check_options", "detect_shots", "shots_from_cuts", "transnet_probabilities", "cuts_from_probabilities",
-           "boundary_f1", "f1_from_counts", "split_windows_at_shots"]
+           "check_options", "detect_shots", "cuts_in_range", "shots_from_cuts", "transnet_probabilities",
+           "cuts_from_probabilities", "boundary_f1", "f1_from_counts", "split_windows_at_shots"]

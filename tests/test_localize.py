@@ -295,3 +295,82 @@ def test_index_command_stores_the_calibration_that_search_loads(gallery, tmp_db_
             window = float(gallery["table"]["end_s"].iloc[0] - gallery["table"]["start_s"].iloc[0])
             segments = json.loads(captured.out)
             assert segments and all(s["end_s"] - s["start_s"] <= 4 * window for s in segments)
+
+
+# ----------------------------------------------------------------------------- query ranges that cross a shot cut
+@functools.lru_cache(maxsize=1)
+def _detected(video: Path) -> tuple[float, ...]:
+    from motionmatch.shots import detect_shots
+
+    return tuple(shot.start_s for shot in detect_shots(video, "content")[1:])
+
+
+def _planted_cut(gallery) -> tuple[Path, float]:
+    """A gallery video and one of its planted hard cuts, >= 3 s from the ends, that the content detector finds
+    in the whole file (at 96x72 it misses some: that is the detector's business, not the query's)."""
+    cuts = pd.read_csv(gallery["videos"] / "cuts.csv")
+    for row in cuts[(cuts.time_s > 3.0) & (cuts.time_s < 27.0)].itertuples():
+        video = gallery["videos"] / row.video
+        if any(abs(t - row.time_s) <= 1 / 12 + 1e-6 for t in _detected(video)):
+            return video, float(row.time_s)
+    raise AssertionError(f"no planted cut of the seeded gallery is found by the content detector: {cuts}")
+
+
+def _straddles(window, cut_frame: int) -> bool:
+    return min(window.frame_indices) < cut_frame <= max(window.frame_indices)
+
+
+def test_query_windows_restart_at_each_cut_and_a_short_piece_is_padded(gallery):
+    from motionmatch.localize import phase_plans
+
+    query = gallery["videos"] / gallery["queries"].path.iloc[0]  # 6 s at 12 fps; a window spans 23 frames (1.9 s)
+    plain = plan_query(query, SPEC, 0.0, 6.0)
+    plan = plan_query(query, SPEC, 0.0, 6.0, cuts_s=[2.5, 5.0])  # pieces of 2.5 s, 2.5 s and 1 s
+    assert plain.cut_frames == () and plan.cut_frames == (30, 60)
+    assert any("crosses 2 shot cut(s), at 2.50, 5.00 s" in note for note in plan.notes)
+    assert any(_straddles(w, 30) or _straddles(w, 60) for w in plain.windows)  # without cuts, windows mix shots
+    assert not any(_straddles(w, c) for w in plan.windows for c in plan.cut_frames)
+    assert [w.clip_index for w in plan.windows] == list(range(len(plan.windows)))
+    covered = set().union(*(range(min(w.frame_indices), max(w.frame_indices) + 1) for w in plan.windows))
+    assert covered >= set(range(0, 71, SPEC.frame_stride))  # every sampled frame of the range is in a window
+    last = plan.windows[-1]  # the 1 s piece after the cut at 5 s: shorter than a window, padded with its last frame
+    assert min(last.frame_indices) == 60 and last.padded_frames > 0
+    assert last.frame_indices[-last.padded_frames:] == (last.frame_indices[-last.padded_frames - 1],) * last.padded_frames
+    for shifted in phase_plans(plan, SPEC.frame_stride):  # a phase shift never moves a window over a cut
+        assert not any(_straddles(w, c) for w in shifted.windows for c in plan.cut_frames)
+
+
+def test_cuts_in_range_finds_a_planted_cut_inside_the_range_only(gallery):
+    from motionmatch.shots import cuts_in_range, detect_shots
+
+    video, cut = _planted_cut(gallery)
+    found = cuts_in_range(video, cut - 2.5, cut + 2.5, "content")
+    assert any(abs(t - cut) <= 1 / 12 + 1e-6 for t in found), (found, cut)
+    assert all(cut - 2.5 < t < cut + 2.5 for t in found)
+    assert not [t for t in cuts_in_range(video, cut + 1.0, cut + 3.0, "content") if abs(t - cut) < 0.5]
+    whole = [shot.start_s for shot in detect_shots(video, "content")[1:]]  # the library's whole-file pass: the oracle
+    assert cuts_in_range(video, 0.0, 30.0, "content") == pytest.approx(whole, abs=1e-6)
+    assert cuts_in_range(video, cut - 0.2, cut + 2.0, "content") == []  # within min_shot_s of the range's start
+
+
+def test_a_dense_collection_bounded_by_shots_splits_the_query_range_at_its_cuts(gallery, tmp_path, tmp_db_uri):
+    from motionmatch.clips import WindowSpec
+    from motionmatch.datasets import load_source
+    from motionmatch.long_run import index_clip_spec
+    from motionmatch.pipeline import extract_embeddings, index_embeddings
+    from motionmatch.table import load_embeddings, read_extract_meta
+
+    video, cut = _planted_cut(gallery)
+    manifest, _ = load_source(gallery["videos"])
+    flow, out = build_encoder("flow"), tmp_path / "dense"
+    extract_embeddings(manifest[manifest.path == str(video)], flow, out, clip_spec=SPEC, progress=False,
+                       window_spec=WindowSpec(stride_s=1.0, shots="content"), print_fn=lambda *_: None)
+    with MotionStore(tmp_db_uri, "dense_shots") as store:
+        index_embeddings(load_embeddings(out), store, flow.encoder_id, flow.preprocessing(),
+                         clip_spec=index_clip_spec(read_extract_meta(out)))
+        split = search_range(store, video, cut - 3.0, cut + 3.0, k=5, exclude_video=False)
+        kept = search_range(store, video, cut - 3.0, cut + 3.0, k=5, exclude_video=False, split_at_cuts=False)
+    assert len(split.query.cut_frames) >= 1 and any("shot cut" in note for note in split.notes)
+    assert not any(_straddles(w, c) for w in split.query.windows for c in split.query.cut_frames)
+    assert kept.query.cut_frames == () and not any("shot cut" in note for note in kept.notes)
+    assert split.segments and split.segments[0].video_path == str(video)  # it finds its own range
