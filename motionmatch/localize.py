@@ -171,7 +171,7 @@ def plan_query(path: str | os.PathLike, spec: ClipSpec, start_s: float | None = 
         notes.append(f"padded: the range {lo:.2f}-{hi:.2f} s is shorter than one window ({window_s:.2f} s); "
                      f"searched {float(stamps[first]):.2f}-{end_time(last):.2f} s instead")
     stride_frames = max(1, int(round((stride_s or window_s) * fps)))
-    cut_frames = sorted({int(np.searchsorted(stamps, c - 1e-6)) for c in cuts_s} & set(range(first + 1, last + 1)))
+    cut_frames = sorted({f for f in (int(np.searchsorted(stamps, c - 1e-6)) for c in cuts_s) if first < f <= last})
     if cut_frames:
         notes.append(f"the range crosses {len(cut_frames)} shot cut(s), at "
                      f"{', '.join(f'{stamps[c]:.2f}' for c in cut_frames)} s: its windows restart at each, as the "
@@ -478,8 +478,9 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
         extend_margin = check_scalar(extend_margin, "extend_margin", float, min_value=0)
     if query_phases is not None:
         query_phases = check_scalar(query_phases, "query_phases", int, min_value=1)
-    if exclude_video is not None and not isinstance(exclude_video, bool):
-        raise ParameterError(f"exclude_video must be True, False or None (auto), got {exclude_video!r}")
+    for name, value in (("exclude_video", exclude_video), ("split_at_cuts", split_at_cuts)):
+        if value is not None and not isinstance(value, bool):
+            raise ParameterError(f"{name} must be True, False or None (auto), got {value!r}")
     if isinstance(calibration, str) and calibration != GALLERY:
         raise ParameterError(f"calibration must be None, {GALLERY!r} or a fitted ScoreCalibration, got {calibration!r}")
     if calibration is not None and not isinstance(calibration, str) and getattr(calibration, "mode", None) != "whiten":

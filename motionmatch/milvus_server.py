@@ -153,6 +153,8 @@ class StandaloneServer:
                 version = _server_version(self.uri)
                 if version:
                     self.version = version
+                    if self.server_pid is None:  # written by the launcher before the server could answer
+                        self.server_pid = int(pid_file.read_text())
                     return self
             time.sleep(0.5)
         exited = not self.running()

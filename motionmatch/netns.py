@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
+import functools
 import ipaddress
 import os
 import signal
@@ -57,15 +59,14 @@ def enter_namespace() -> None:
     Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")  # the same ids inside: files keep their owner
     Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # `ip link set lo up`
-        import fcntl  # noqa: PLC0415 - Unix only, like the rest of this module
-
         request = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
+@functools.lru_cache(maxsize=1)
 def isolation_error() -> str | None:
-    """None when this machine lets a process make its own network namespace, else the reason."""
+    """None when this machine lets a process make its own network namespace, else the reason (asked once)."""
     if not sys.platform.startswith("linux"):
         return f"network namespaces are Linux only (this is {sys.platform})"
     probe = subprocess.run([sys.executable, "-m", __name__, "--probe"], capture_output=True, text=True,

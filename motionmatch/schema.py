@@ -103,18 +103,19 @@ class IndexConfig:
 
 
 MULTI_VECTOR_MIN_VERSION = (2, 4)  # Milvus added several vector fields per collection and HybridSearch in 2.4
+_SERVER_VERSIONS: dict[str, str] = {}  # server URI -> the version it reported
 
 
 def server_version(store) -> tuple[str, tuple[int, int] | None]:
     """The Milvus version a server store reports ("v2.3.5-lite" -> (2, 3)); ("", None) for Milvus Lite / unknown."""
     if getattr(store, "is_local", True):
         return "", None
-    if getattr(store, "_server_version", None) is None:  # asked once per store
+    if store.uri not in _SERVER_VERSIONS:  # asked once per server and process
         try:
-            store._server_version = str(store.client.get_server_version())  # noqa: SLF001
+            _SERVER_VERSIONS[store.uri] = str(store.client.get_server_version())
         except Exception:  # noqa: BLE001 - an old or unusual server: let the call itself say what fails
             return "", None
-    text = store._server_version  # noqa: SLF001
+    text = _SERVER_VERSIONS[store.uri]
     found = re.match(r"v?(\d+)\.(\d+)", text)
     return text, ((int(found.group(1)), int(found.group(2))) if found else None)
 

@@ -374,3 +374,9 @@ def test_a_dense_collection_bounded_by_shots_splits_the_query_range_at_its_cuts(
     assert not any(_straddles(w, c) for w in split.query.windows for c in split.query.cut_frames)
     assert kept.query.cut_frames == () and not any("shot cut" in note for note in kept.notes)
     assert split.segments and split.segments[0].video_path == str(video)  # it finds its own range
+
+
+def test_split_at_cuts_takes_true_false_or_none_only(gallery, store):
+    query = gallery["videos"] / gallery["queries"].path.iloc[0]
+    with pytest.raises(ParameterError, match="split_at_cuts must be True, False or None"):
+        search_range(store, query, 0.0, 4.0, split_at_cuts="yes")
