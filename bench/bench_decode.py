@@ -1,6 +1,6 @@
 """Decoding benchmark: decord 0.6.0 vs decord2 vs PyAV, uniformly spaced vs consecutive frames.
 
-Videos at 540p (and 1080p in full mode) are generated locally with ``motionmatch.synthetic.write_video``
+Videos at 540p (and 1080p in full mode) are generated locally with ``motionmatch.data.synthetic.write_video``
 (H.264, libx264 ``veryfast``, crf 18, default GOP) from a panning smooth-noise texture, and cached in
 ``bench/out/videos``. Each measurement runs in its own subprocess, because decord 0.6.0 and decord2
 both install as ``import decord``: decord2 comes from the virtualenv, decord 0.6.0 from
@@ -9,7 +9,7 @@ when that install or import fails). Peak RSS is measured in the child (``VmHWM``
 
 Backends measured:
 
-* ``pyav``: ``motionmatch.decode.read_frames(..., backend="pyav")`` — the fallback path
+* ``pyav``: ``motionmatch.video.decode.read_frames(..., backend="pyav")`` — the fallback path
   (sequential decode, keeps only the requested frames, stops after the last);
 * ``motionmatch-decord``: ``read_frames(..., backend="decord")`` — the default path, including
   its up-front checks (stat, PyAV header parse and first-frame decode);
@@ -61,7 +61,7 @@ def _child(spec: dict) -> dict:
 
     backend, path, indices = spec["backend"], spec["path"], spec["indices"]
     if backend in ("pyav", "motionmatch-decord"):
-        from motionmatch.decode import read_frames
+        from motionmatch.video.decode import read_frames
 
         which = "pyav" if backend == "pyav" else "decord"
 
@@ -122,7 +122,7 @@ def _generate_video(name: str, size: tuple[int, int], num_frames: int) -> Path:
     import cv2
     import numpy as np
 
-    from motionmatch.synthetic import write_video
+    from motionmatch.video import write_video
 
     width, height = size
     rng = np.random.default_rng(0)

@@ -1,6 +1,6 @@
 """Embedding throughput: the model-card way against MotionMatch's pipeline, same model, one run.
 
-Both paths embed the same locally generated videos (``motionmatch.synthetic``) with the same
+Both paths embed the same locally generated videos (``motionmatch.data.synthetic``) with the same
 randomly initialised V-JEPA 2 weights (same seed), so their clips/s are directly comparable and
 their embeddings must agree:
 
@@ -9,7 +9,7 @@ their embeddings must agree:
   its steps (PIL bilinear shortest-edge resize, centre crop, ``(x/255 - mean) / std``; which one ran
   is reported), then ``model(pixel_values_videos=...)`` with the predictor running, batch 1, fp32,
   ``attn_implementation="eager"``, under ``torch.no_grad()``.
-* **pipeline**: ``motionmatch.pipeline.extract_embeddings`` with ``VJEPA2Encoder`` wrapping the same
+* **pipeline**: ``motionmatch.extract.local.extract_embeddings`` with ``VJEPA2Encoder`` wrapping the same
   weights (SDPA, predictor skipped, clips of a video batched, preprocessing in torch, decoding in a
   spawned worker process ahead of the encoder), parquet parts written as in production.
 * **encoder alone** on pre-decoded clips, to split the pipeline's time into decode / preprocess / model.
@@ -88,7 +88,8 @@ def load_average() -> str:
 def generate_videos(folder: Path, count: int, size: tuple[int, int] = (160, 120), num_frames: int = 48,
                     seed: int = SEED) -> list[Path]:
     """``count`` labelled synthetic H.264 videos (motion classes and domains in turn) in ``folder``."""
-    from motionmatch.synthetic import DOMAINS, MOTION_CLASSES, render_motion_clip, write_video
+    from motionmatch.data.synthetic import DOMAINS, MOTION_CLASSES, render_motion_clip
+    from motionmatch.video import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -208,7 +209,7 @@ class ModelCardPreprocessor:
     def _pil(self, clip: np.ndarray) -> np.ndarray:
         from PIL import Image
 
-        from motionmatch.encoders.base import shortest_edge_size
+        from motionmatch.encoders.preprocessing import shortest_edge_size
 
         values = self.values
         height, width = clip.shape[1:3]
@@ -247,7 +248,7 @@ def run_naive(paths: Sequence[Path], spec, model, preprocessor: ModelCardPreproc
     """The model card: per clip, CPU preprocessing then ``model(**inputs)`` (predictor on), batch 1."""
     import torch
 
-    from motionmatch.clips import sample_clips
+    from motionmatch.video.clips import sample_clips
 
     run = PathRun("naive", 0, 0.0, 0.0, 0.0, 0.0, note=preprocessor.kind)
     started = time.perf_counter()
@@ -274,7 +275,7 @@ def run_naive(paths: Sequence[Path], spec, model, preprocessor: ModelCardPreproc
 # ----------------------------------------------------------------------------- the MotionMatch paths
 def run_pipeline(paths: Sequence[Path], spec, encoder, out_dir: Path, batch_size: int, workers: int | None) -> PathRun:
     """``extract_embeddings`` end to end (decode worker, preprocessing, encoder, parquet parts)."""
-    from motionmatch.pipeline import default_decode_workers, extract_embeddings
+    from motionmatch.extract.local import default_decode_workers, extract_embeddings
     from motionmatch.table import load_embeddings
 
     workers = default_decode_workers() if workers is None else workers
@@ -295,7 +296,7 @@ def run_pipeline(paths: Sequence[Path], spec, encoder, out_dir: Path, batch_size
 
 def decode_all(paths: Sequence[Path], spec) -> tuple[list, float]:
     """All clips of all videos, decoded serially in this process, and the seconds it took."""
-    from motionmatch.clips import sample_clips
+    from motionmatch.video.clips import sample_clips
 
     started = time.perf_counter()
     clips = [clip for path in paths for clip in sample_clips(path, spec)]
@@ -356,7 +357,7 @@ def model_ablation(model_eager, model_sdpa, pixel_values, batch_size: int, devic
 # ----------------------------------------------------------------------------- torch.compile, in a child
 def _compile_child(spec: dict) -> dict:
     """Runs in a subprocess: compile the encoder, time the compile and the compiled throughput."""
-    from motionmatch.clips import ClipSpec
+    from motionmatch.video.clips import ClipSpec
 
     clip_spec = ClipSpec(**spec["clip_spec"])
     clips, _ = decode_all([Path(p) for p in spec["paths"]], clip_spec)
@@ -407,7 +408,7 @@ def accelerator_section(device: str, model_name: str, videos: int, video_size: t
     """ViT-L on a GPU (or any model on any device, for the smoke test): throughput, MFU, memory, bf16 agreement."""
     import torch
 
-    from motionmatch.clips import ClipSpec
+    from motionmatch.video.clips import ClipSpec
 
     model_kwargs = MODELS[model_name]
     on_cuda = torch.device(device).type == "cuda"
@@ -575,7 +576,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print markdown tables; write bench/out/embed.json; return the results."""
     import torch
 
-    from motionmatch.clips import ClipSpec
+    from motionmatch.video.clips import ClipSpec
 
     args = parse_args(argv)
     if args.compile_child:

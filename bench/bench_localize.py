@@ -19,7 +19,7 @@ The chain is the one a user runs, through the same API the CLI calls:
    alignment, no calibration. Its threshold is the best of a grid **on the tuning seed**, like the method's.
 
 Tuning and reporting are separate: ``--seed`` (default 1) builds the reported gallery; every choice in
-``motionmatch.localize`` (threshold, aligner, min_hits, merging) was made on seed 0 (``--seed 0 --sweep``
+``motionmatch.search.range`` (threshold, aligner, min_hits, merging) was made on seed 0 (``--seed 0 --sweep``
 prints the grid). Targets (issue 11): copy R1@tIoU0.7 >= 0.95 and µAP >= 0.90; same-motion segment F1 >= 0.70,
 R1@tIoU0.5 >= 0.80, median boundary error <= one stride. 95% CIs are percentile bootstraps over queries.
 
@@ -55,7 +55,7 @@ QUERY_S = 4.0  # length of every query range
 TUNING_SEED = 0  # the gallery every default was chosen on; never the reported one
 BASELINE_THRESHOLDS = (0.8, 0.85, 0.9)  # raw cosine grid for the naive baseline
 BASELINE_THRESHOLD = 0.85  # tuning seed: best same-motion R1@0.5 + copy R1@0.7 (0.33, tied with 0.8; better F1), --sweep
-N_RESAMPLES = 1000
+N_BOOT = 1000
 SWEEP_GRID = (  # option sets tried on the tuning seed (search_vectors keywords over cached query vectors)
     {"extend_margin": None, "coverage": False}, {"extend_margin": None}, {"extend_margin": None, "calibration": None},
     {"coverage": False}, {}, {"calibration": None},
@@ -77,12 +77,14 @@ SHOWN = ("R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "segment_P", "segment_R", "se
 # ----------------------------------------------------------------------------- the gallery
 def build_gallery(root: Path, seed: int, n_videos: int, duration_s: float, n_queries: int, shots: str) -> dict:
     """Videos, dense-window embeddings, a Milvus Lite collection and both query lists under ``root`` (cached)."""
-    from motionmatch.clips import DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_WINDOW_FRAMES, ClipSpec, WindowSpec
-    from motionmatch.datasets import load_source
+    from motionmatch.video.clips import ClipSpec
+    from motionmatch.video.windows import DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_WINDOW_FRAMES, WindowSpec
+    from motionmatch.data.sources import load_source
     from motionmatch.encoders import build_encoder
-    from motionmatch.localize_eval import write_same_motion_queries
-    from motionmatch.long_synthetic import generate_long_videos, write_copy_queries
-    from motionmatch.pipeline import extract_embeddings
+    from motionmatch.data import write_same_motion_queries
+    from motionmatch.data.long_synthetic import generate_long_videos
+    from motionmatch.data import write_copy_queries
+    from motionmatch.extract.local import extract_embeddings
 
     videos, embeddings = root / "videos", root / "embeddings"
     timings = {}
@@ -108,9 +110,9 @@ def build_gallery(root: Path, seed: int, n_videos: int, duration_s: float, n_que
 
 def open_store(gallery: dict):
     """The gallery indexed into ``root/index.db`` as `motionmatch index` does (idempotent)."""
-    from motionmatch.localize import save_gallery_calibration
-    from motionmatch.pipeline import index_embeddings
-    from motionmatch.store import MotionStore
+    from motionmatch.refine.zscore import save_gallery_calibration
+    from motionmatch.index.sync import index_embeddings
+    from motionmatch.index.store import MotionStore
     from motionmatch.table import load_embeddings, read_extract_meta
 
     meta = read_extract_meta(gallery["embeddings"])
@@ -125,7 +127,7 @@ def open_store(gallery: dict):
 
 
 def query_lists(gallery: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from motionmatch.localize_eval import read_query_list
+    from motionmatch.data import read_query_list
 
     videos = gallery["videos"]
     return read_query_list(videos / "all_relevant.csv", videos / "all_queries.csv")
@@ -134,7 +136,7 @@ def query_lists(gallery: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 # ----------------------------------------------------------------------------- the naive baseline
 def baseline_predictions(gallery: dict, queries: pd.DataFrame, threshold: float, vectors_by_query: dict) -> pd.DataFrame:
     """Per gallery window the max raw cosine over the query windows; threshold; merge adjacent windows."""
-    from motionmatch.segments import merge_window_hits
+    from motionmatch.search.align import merge_window_hits
     from motionmatch.table import embedding_matrix, load_embeddings
 
     table = gallery.setdefault("_table", load_embeddings(gallery["embeddings"]))
@@ -163,13 +165,14 @@ class _Hit:
 
 def embed_queries(store, queries: pd.DataFrame, n_phases: int | None = None) -> dict:
     """{query_id: (QueryPlan, vectors, phase vectors (n_phases - 1, n, dim))} cut and embedded as search_range does."""
-    from motionmatch.clips import ClipSpec
+    from motionmatch.video.clips import ClipSpec
     from motionmatch.encoders.auto import encoder_from_id
-    from motionmatch.localize import clip_spec_of, embed_query, phase_plans, plan_query
+    from motionmatch.search.range import embed_query
+    from motionmatch.video.windows import collection_clip_spec, phase_plans, plan_query
 
     info = store.encoder_info()
     encoder = encoder_from_id(info["encoder_id"])
-    spec, stride = clip_spec_of(info.get("clip_spec"), ClipSpec().frames_per_clip)
+    spec, stride = collection_clip_spec(info.get("clip_spec"), ClipSpec().frames_per_clip)
     n_phases = spec.frame_stride if n_phases is None else n_phases  # search_range's default on a dense collection
     out = {}
     for query in queries.itertuples(index=False):
@@ -181,16 +184,16 @@ def embed_queries(store, queries: pd.DataFrame, n_phases: int | None = None) -> 
     return out
 
 
-def score(predictions: pd.DataFrame, queries: pd.DataFrame, relevant: pd.DataFrame, n_resamples: int,
+def score(predictions: pd.DataFrame, queries: pd.DataFrame, relevant: pd.DataFrame, n_boot: int,
           seed: int = 0) -> pd.DataFrame:
     """evaluate_localization per query kind (the same tables evaluate_search returns)."""
-    from motionmatch.localization import evaluate_localization
+    from motionmatch.metrics.localization import evaluate_localization
 
     tables = []
     for kind in dict.fromkeys(queries["kind"]):
         ids = set(queries.loc[queries["kind"] == kind, "query_id"])
         tables.append(evaluate_localization(predictions[predictions["query_id"].isin(ids)],
-                                            relevant[relevant["query_id"].isin(ids)], n_resamples=n_resamples,
+                                            relevant[relevant["query_id"].isin(ids)], n_boot=n_boot,
                                             seed=seed).assign(kind=kind))
     return pd.concat(tables, ignore_index=True)
 
@@ -236,18 +239,18 @@ def table_markdown(named: dict[str, pd.DataFrame]) -> str:
     return "\n".join(lines)
 
 
-def run_method(store, queries, relevant, n_resamples: int, **options) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    from motionmatch.localize_eval import evaluate_search
+def run_method(store, queries, relevant, n_boot: int, **options) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    from motionmatch.evaluation.segments import evaluate_search
 
     began = time.perf_counter()
-    metrics, predictions, _ = evaluate_search(store, queries, relevant, n_resamples=n_resamples, **options)
+    metrics, predictions, _ = evaluate_search(store, queries, relevant, n_boot=n_boot, **options)
     metrics = metrics[metrics["kind"] != "all"].reset_index(drop=True)
     return metrics, predictions, (time.perf_counter() - began) / max(1, len(queries))
 
 
 def cached_predictions(store, queries: pd.DataFrame, vectors_by_query: dict, calibration, **options) -> pd.DataFrame:
     """Segments of every query by ``search_vectors`` (what search_range runs once the query is embedded)."""
-    from motionmatch.localize import DEFAULT_EXTEND_MARGIN, DEFAULT_Z_THRESHOLD, own_videos, search_vectors
+    from motionmatch.search.range import DEFAULT_EXTEND_MARGIN, DEFAULT_Z_THRESHOLD, own_videos, search_vectors
 
     options = {"k": 10, "segments": True, "filters": None, "n_candidates": 10, "aligner": "temporal_network",
                "min_hits": 2, "max_segments": 10, "extend_margin": DEFAULT_EXTEND_MARGIN,
@@ -271,7 +274,7 @@ def cached_predictions(store, queries: pd.DataFrame, vectors_by_query: dict, cal
 
 def sweep(store, gallery, queries, relevant, vectors) -> list[dict]:
     """The tuning grid (run on the tuning seed only): each option set's headline numbers, no bootstrap."""
-    from motionmatch.localize import load_gallery_calibration
+    from motionmatch.refine.zscore import load_gallery_calibration
 
     calibration, _ = load_gallery_calibration(store)
     rows = []
@@ -310,7 +313,7 @@ def main(argv: list[str] | None = None) -> dict:
     root = Path(args.workdir) if args.workdir else \
         OUT_DIR / f"localize_{size['n_videos']}x{size['duration_s']:g}s_seed{args.seed}_{args.shots}"
     gallery = build_gallery(root, args.seed, size["n_videos"], size["duration_s"], size["n_queries"], args.shots)
-    n_resamples = 200 if args.quick else N_RESAMPLES
+    n_boot = 200 if args.quick else N_BOOT
     with open_store(gallery) as store:
         queries, relevant = query_lists(gallery)
         vectors = embed_queries(store, queries)
@@ -318,11 +321,11 @@ def main(argv: list[str] | None = None) -> dict:
             grid = sweep(store, gallery, queries, relevant, vectors)
             (OUT_DIR / f"localize_sweep_seed{args.seed}.json").write_text(json.dumps(grid, indent=2, default=str))
             return {"sweep": grid}
-        method, predictions, per_query = run_method(store, queries, relevant, n_resamples)
+        method, predictions, per_query = run_method(store, queries, relevant, n_boot)
         raw = score(cached_predictions(store, queries, vectors, calibration=None, threshold=0.5), queries, relevant,
-                    n_resamples)
+                    n_boot)
     baseline = score(baseline_predictions(gallery, queries, BASELINE_THRESHOLD, vectors), queries, relevant,
-                     n_resamples)
+                     n_boot)
     named = {"segment search (defaults)": method, "same, raw cosine (no calibration)": raw,
              f"naive baseline (max cosine >= {BASELINE_THRESHOLD:g}, merge)": baseline}
     targets = judge(method, gallery["stride_s"], args.quick)

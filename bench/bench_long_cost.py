@@ -99,8 +99,8 @@ def _pair_frames(n_frames: int, width: int, height: int, shot_frames: int, seed:
 
 def make_video(folder: Path, seconds: float, size: tuple[int, int], fps: float, kind: str, seed: int) -> Path:
     """One generated video in its own folder (the extraction source); returns the video's path."""
-    from motionmatch.long_synthetic import generate_long_videos
-    from motionmatch.synthetic import write_video
+    from motionmatch.data.long_synthetic import generate_long_videos
+    from motionmatch.video import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "linear":
@@ -152,12 +152,12 @@ class StageTimers:
 
 def _child(spec: dict) -> dict:
     """Runs in a fresh subprocess: the CLI's dense extraction of one video, timed by stage; then the content detector."""
-    import motionmatch.pipeline as pipeline
+    import motionmatch.extract.local as pipeline
     from bench.bench_memory import _own_peak_mib
-    from motionmatch import shots
-    from motionmatch.clips import WindowSpec
-    from motionmatch.datasets import load_source
-    from motionmatch.decode import probe_video
+    from motionmatch.video import shots
+    from motionmatch.video.windows import WindowSpec
+    from motionmatch.data.sources import load_source
+    from motionmatch.video.decode import probe_video
     from motionmatch.encoders import build_encoder
 
     detect_shots = shots.detect_shots

@@ -4,7 +4,7 @@ The same 640x360 video (generated locally, 120 frames) is copied into folders of
 each folder size, in a fresh subprocess, two ways of embedding it are measured with the weight-free
 ``FlowEncoder`` (the demo's encoder; the model is not what this measures):
 
-* **pipeline**: ``motionmatch.pipeline.extract_embeddings(..., workers=1)``, the production path:
+* **pipeline**: ``motionmatch.extract.local.extract_embeddings(..., workers=1)``, the production path:
   one spawned decode worker, at most ``prefetch`` decoded videos in flight, one parquet part written
   per video;
 * **pipeline, fixed mmap threshold**: the same, with ``MALLOC_MMAP_THRESHOLD_=131072`` in the
@@ -69,10 +69,10 @@ def _child(spec: dict) -> dict:
 
     import numpy as np
 
-    from motionmatch.clips import ClipSpec, sample_clips
+    from motionmatch.video.clips import ClipSpec, sample_clips
     from motionmatch.encoders import build_encoder
-    from motionmatch.datasets import discover_videos
-    from motionmatch.pipeline import extract_embeddings
+    from motionmatch.data.sources import discover_videos
+    from motionmatch.extract.local import extract_embeddings
 
     encoder = build_encoder("flow")
     clip_spec = ClipSpec(**spec["clip_spec"])

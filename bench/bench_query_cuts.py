@@ -1,8 +1,8 @@
 """Query ranges that cross a shot cut: restart the query's windows at the cut (the default) or not.
 
 The index's dense windows never straddle a detected cut. A query range that crosses one is, by default,
-cut into windows the same way (:func:`motionmatch.shots.cuts_in_range` with the index's detector, then
-:func:`motionmatch.localize.plan_query` with ``cuts_s``); ``--ignore-cuts`` / ``split_at_cuts=False`` tiles
+cut into windows the same way (:func:`motionmatch.video.shots.cuts_in_range` with the index's detector, then
+:func:`motionmatch.search.range.plan_query` with ``cuts_s``); ``--ignore-cuts`` / ``split_at_cuts=False`` tiles
 the range as if it were one shot. This bench measures both, side by side in one run, on bench_localize's
 gallery (8 x 60 s, seed 1, shots by PySceneDetect content, FlowEncoder, cached under ``bench/out``):
 
@@ -33,15 +33,15 @@ from bench.bench_localize import FULL, OUT_DIR, QUICK, build_gallery, open_store
 from bench.common import save_result
 
 HALF_S = 4.0  # seconds of the query on each side of the cut: more than one window (2.67 s) on each
-N_RESAMPLES = 1000
+N_BOOT = 1000
 METRICS = ("R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "segment_uAP")
 
 
 def write_cut_copies(videos: Path, half_s: float = HALF_S, crf: int = 30) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Copy queries of ``2 * half_s`` seconds centred on each planted cut (queries_cut_*/*.mp4); (queries, relevant)."""
-    from motionmatch.decode import open_video
-    from motionmatch.long_synthetic import _read_in_chunks  # noqa: PLC2701 - the copy writer's own frame reader
-    from motionmatch.synthetic import write_video
+    from motionmatch.video.decode import open_video
+    from motionmatch.data.long_synthetic import _read_in_chunks    # noqa: PLC2701 - the copy writer's own frame reader
+    from motionmatch.video import write_video
 
     cuts = pd.read_csv(videos / "cuts.csv")
     queries, relevant = [], []
@@ -65,12 +65,12 @@ def write_cut_copies(videos: Path, half_s: float = HALF_S, crf: int = 30) -> tup
 
 
 def run(store, queries: pd.DataFrame, relevant: pd.DataFrame, split: bool | None,
-        n_resamples: int = N_RESAMPLES) -> tuple[pd.DataFrame, float, int]:
+        n_boot: int = N_BOOT) -> tuple[pd.DataFrame, float, int]:
     """(metrics by kind, seconds per query, queries whose range was split)."""
-    from motionmatch.localize_eval import evaluate_search
+    from motionmatch.evaluation.segments import evaluate_search
 
     began = time.perf_counter()
-    metrics, _, notes = evaluate_search(store, queries, relevant, n_resamples=n_resamples, split_at_cuts=split)
+    metrics, _, notes = evaluate_search(store, queries, relevant, n_boot=n_boot, split_at_cuts=split)
     split_queries = len({note.split(":")[0] for note in notes if "shot cut(s)" in note})
     return metrics[metrics["kind"] != "all"], (time.perf_counter() - began) / len(queries), split_queries
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
         relevant = pd.concat([cut_relevant, own_relevant], ignore_index=True)
         runs = {}
         for name, split in (("split at cuts (default)", None), ("ignore cuts", False)):
-            runs[name] = run(store, queries, relevant, split, 200 if args.quick else N_RESAMPLES)
+            runs[name] = run(store, queries, relevant, split, 200 if args.quick else N_BOOT)
     rows = []
     for name, (metrics, per_query, n_split) in runs.items():
         for kind in ("cut_copy", "copy", "same_motion"):

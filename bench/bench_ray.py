@@ -1,14 +1,14 @@
 """Extraction on Ray Data against the local path: same videos, same encoder, one run, side by side (issue 12).
 
-* **local**: ``motionmatch.pipeline.extract_embeddings`` (decode workers at their default: 0 on 2 cores).
-* **ray, 1 actor**: ``motionmatch.ray_extract.extract_embeddings_ray`` in a Ray session started once
+* **local**: ``motionmatch.extract.local.extract_embeddings`` (decode workers at their default: 0 on 2 cores).
+* **ray, 1 actor**: ``motionmatch.extract.ray_data.extract_embeddings_ray`` in a Ray session started once
   (``ray.init(num_cpus=<CPUs>)`` and a 2-video warm-up run, their time reported apart, as a cluster that is
   already up): decode tasks, one encoder actor; each run pays for starting its actor pool, as a user's run does.
 * **ray, 2 actors vs 1** (scaling): judged only when cores allow (CPU actors need 2 x 2 + 1 CPUs for two
   actors and a decode task each; or 2 GPUs). On fewer cores it is measured in a separate session with
   3 logical CPUs (oversubscribed) and shown as information, with the target NOT MEASURED.
 
-Videos are generated (``motionmatch.synthetic``: 160x120, 48 frames); the encoder is FlowEncoder (weight-free,
+Videos are generated (``motionmatch.data.synthetic``: 160x120, 48 frames); the encoder is FlowEncoder (weight-free,
 CPU). The paths alternate ``--rounds`` times and the best round of each is kept (the machine may be shared).
 Every path must give the same clip ids and vectors (checked, reported as the max |difference|).
 
@@ -32,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmatch import datasets, pipeline
+from motionmatch.data import sources as datasets
+from motionmatch.extract import local as pipeline
 from motionmatch import table as table_module
-from motionmatch.clips import ClipSpec
+from motionmatch.video.clips import ClipSpec
 from motionmatch.encoders import build_encoder
-from motionmatch.synthetic import generate_sample_dataset
+from motionmatch.data.synthetic import generate_sample_dataset
 
 OUT = Path(__file__).resolve().parent / "out" / "ray.json"
 SPEC = ClipSpec(frames_per_clip=16, frame_stride=2, clips_per_video=4)
@@ -74,7 +75,7 @@ def _cores_allow_two(cpus: int, gpus: int) -> bool:
 def measure(n_videos: int, rounds: int, scaling: bool, folder: Path) -> dict:
     import ray
 
-    from motionmatch.ray_extract import extract_embeddings_ray
+    from motionmatch.extract.ray_data import extract_embeddings_ray
 
     videos = generate_sample_dataset(folder / "videos", seed=0, videos_per_class_per_domain=max(1, n_videos // 20),
                                      groups_per_class_per_domain=1, num_frames=48, size=(160, 120), progress=False)

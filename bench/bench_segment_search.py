@@ -153,8 +153,8 @@ def make_queries(vectors: np.ndarray, n_queries: int, query_windows: int, phases
 
 def query_plan(index: int, n_windows: int):
     """The QueryPlan of a query file's first ``n_windows`` dense windows (no file is read)."""
-    from motionmatch.clips import ClipWindow
-    from motionmatch.localize import QueryPlan
+    from motionmatch.video.clips import ClipWindow
+    from motionmatch.video.windows import QueryPlan
 
     times = window_times(n_windows)
     span = int(round(STRIDE_S * FPS))
@@ -186,7 +186,7 @@ def gallery_calibration(vectors: np.ndarray, seed: int, max_videos: int = 200, n
     """The z-score statistics ``localize.fit_gallery_calibration`` fits (a PCA whitening on the windows of up to
     200 random videos), fitted on the same vectors in memory: reading them back from the store scans the whole
     collection (``store.videos()``), minutes at 1e5 here, and is a per-collection cost, not a per-search one."""
-    from motionmatch.calibrate import ScoreCalibration
+    from motionmatch.refine.calibrate import ScoreCalibration
 
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(vectors), size=min(max_videos, len(vectors)), replace=False))
@@ -198,7 +198,7 @@ def gallery_calibration(vectors: np.ndarray, seed: int, max_videos: int = 200, n
 # ----------------------------------------------------------------------------- the search modes
 def range_defaults() -> dict:
     """``search_range``'s defaults for the arguments ``search_vectors`` takes (so the bench follows the CLI)."""
-    from motionmatch import localize
+    from motionmatch.search import range as localize
 
     given = {name: p.default for name, p in inspect.signature(localize.search_range).parameters.items()
              if p.default is not inspect.Parameter.empty}
@@ -211,7 +211,7 @@ def range_defaults() -> dict:
 
 def default_phases(frame_stride: int) -> int:
     """How many phases ``search_range`` embeds per query window on a dense collection (1 without phase search)."""
-    from motionmatch import localize
+    from motionmatch.search import range as localize
 
     has_phases = ("query_phases" in inspect.signature(localize.search_range).parameters
                   and "phase_vectors" in inspect.signature(localize.search_vectors).parameters)
@@ -224,7 +224,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_queries(store, queries: list[dict], args, calibration, defaults: dict, warmup: int) -> dict:
     """Time every mode on every query (rotating order); returns latencies (ms) and the segments' sanity check."""
-    from motionmatch.localize import search_vectors
+    from motionmatch.search.range import search_vectors
 
     fetch_default = bool(defaults.get("fetch_windows", True))
     modes = {"plain": None, "segments": fetch_default, "segments_other": not fetch_default}
@@ -268,7 +268,7 @@ def _top_segment_is_source(result, query: dict, n_windows: int) -> bool:
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    from motionmatch.store import MotionStore
+    from motionmatch.index.store import MotionStore
 
     started = time.perf_counter()
     n_videos = args.windows // args.windows_per_video

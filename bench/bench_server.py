@@ -1,11 +1,11 @@
 """Server benchmark: the real C++ Milvus standalone (the `milvus` wheel, v2.3.5) at 1e5 and 1e6 x 1024-d.
 
 What runs, per size (1e5 and 1e6 in full mode; 1e4 with ``--quick``), on one standalone started on
-loopback by :func:`motionmatch.milvus_server.start_standalone` in a temporary data folder:
+loopback by :func:`motionmatch.index.standalone.start_standalone` in a temporary data folder:
 
 * **Ingest, two ways, into MotionMatch collections** (the clip schema, a FLAT index so that no index build
   is timed as ingest): ``MotionStore.upsert`` in batches of 512 (what `motionmatch index` does), and
-  :mod:`motionmatch.bulk` (what `motionmatch index --bulk` does: ``LocalBulkWriter`` NumPy files, one Import
+  :mod:`motionmatch.index.bulk` (what `motionmatch index --bulk` does: ``LocalBulkWriter`` NumPy files, one Import
   task per ~512 MB, waited for until every row is counted). Rows/s for each, and their ratio. Upserts stop
   after ``--upsert-cap-s`` (the rate is then over the rows written, and says so).
 * **Search** on the bulk-imported collection: the FLAT index is replaced by each candidate index
@@ -104,8 +104,8 @@ def table_for(start: int, vectors: np.ndarray) -> pd.DataFrame:
 
 
 def open_collection(uri: str, name: str, dim: int):
-    from motionmatch.schema import IndexConfig
-    from motionmatch.store import MotionStore
+    from motionmatch.index.schema import IndexConfig
+    from motionmatch.index.store import MotionStore
 
     store = MotionStore(uri, name, timeout_s=60, index=IndexConfig("FLAT"))
     store.ensure_collection(ENCODER_ID, dim, {"bench": "mixture"}, recreate=True)
@@ -134,7 +134,7 @@ def ingest_upserts(uri: str, data: MixtureData, n: int, cap_s: float | None) -> 
 
 
 def ingest_bulk(uri: str, data: MixtureData, n: int, files_dir: Path) -> tuple[dict, object]:
-    from motionmatch import bulk
+    from motionmatch.index import bulk
 
     store = open_collection(uri, "bench_bulk", data.dim)
     write_s, batches = 0.0, []
@@ -291,7 +291,7 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print markdown; write bench/out/server.json; return the results."""
-    from motionmatch.milvus_server import start_standalone
+    from motionmatch.index.standalone import start_standalone
 
     warnings.simplefilter("ignore")  # pymilvus' ORM deprecation notes
     args = parse_args(argv)

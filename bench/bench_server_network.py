@@ -1,8 +1,8 @@
 """What loopback-only costs: the C++ Milvus standalone in its own network namespace against on the host network.
 
 Milvus 2.3.5 listens on every interface whatever its config says, so
-:func:`motionmatch.milvus_server.start_standalone` runs it in a network namespace and relays its ports from the
-host's 127.0.0.1 (:mod:`motionmatch.netns`, a Python relay). This bench measures that relay, side by side in
+:func:`motionmatch.index.standalone.start_standalone` runs it in a network namespace and relays its ports from the
+host's 127.0.0.1 (:mod:`motionmatch.index.netns`, a Python relay). This bench measures that relay, side by side in
 one run, on one data folder:
 
 1. namespace: create a collection, time batched upserts of N rows (``MotionStore.upsert``, batches of 512),
@@ -57,8 +57,8 @@ def upsert_rate(uri: str, name: str, data: MixtureData, n: int) -> tuple[object,
 
 
 def one_round(folder: Path, network: str, first: bool, data: MixtureData, n: int, queries, truth, cap_s) -> dict:
-    from motionmatch.milvus_server import listening_addresses, start_standalone
-    from motionmatch.store import MotionStore
+    from motionmatch.index.standalone import listening_addresses, start_standalone
+    from motionmatch.index.store import MotionStore
 
     started = time.perf_counter()
     server = start_standalone(folder, network=network)

@@ -1,19 +1,19 @@
 """Shot-boundary benchmark: PySceneDetect (content, adaptive) vs TransNetV2 on generated long videos.
 
-The videos come from ``motionmatch.long_synthetic.generate_long_videos`` (cached in
+The videos come from ``motionmatch.data.long_synthetic.generate_long_videos`` (cached in
 ``bench/out/shots_videos``): timelines of 2-20 s motion segments where a segment starts either
 with a **hard cut** (new background, sprite, colours, camera: ``cuts.csv`` holds the exact times)
 or **continuously** (same shot, only the motion changes: these must not be reported as cuts).
 Inside a segment the sprite may also jump at a 2 s motion-cycle start; that is not a cut either.
 
-Every method runs through ``motionmatch.shots.detect_shots`` with its default options (plus
+Every method runs through ``motionmatch.video.shots.detect_shots`` with its default options (plus
 ContentDetector at a lower threshold, labelled as such), one after the other in one process, so
-the speeds are side by side. Scored with ``motionmatch.shots.boundary_f1`` (one-to-one matching
+the speeds are side by side. Scored with ``motionmatch.video.shots.boundary_f1`` (one-to-one matching
 within ``--tolerance-s``, 0.5 s by default), pooled over all videos (counts summed). Speed is
 seconds of detection (decoding included) per hour of video, wall clock and CPU time (all threads
 of this process); the TransNetV2 model is loaded once before timing (its load time is reported).
 
-The default method (``motionmatch.shots.DEFAULT_METHOD``) is :func:`recommend`'s choice: the best
+The default method (``motionmatch.video.shots.DEFAULT_METHOD``) is :func:`recommend`'s choice: the best
 pooled F1; a method within 0.02 F1 of the best that is faster wins the tie.
 
 Usage::
@@ -41,7 +41,7 @@ VIDEO_DIR = OUT_DIR / "shots_videos"
 if str(PROJECT_ROOT) not in sys.path:  # `python bench/bench_shots.py` from anywhere
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from motionmatch import shots  # noqa: E402
+from motionmatch.video import shots  # noqa: E402
 
 RUNS = (  # (label, method, options): defaults first; the extra row says it is not a default
     ("content", "content", {}),
@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def generate(settings: dict, seed: int, fps: float) -> Path:
     """The generated videos for ``settings`` (cached: reused when their ground truth exists)."""
-    from motionmatch.long_synthetic import generate_long_videos
+    from motionmatch.data.long_synthetic import generate_long_videos
 
     width, height = settings["size"]
     folder = VIDEO_DIR / (f"{settings['n_videos']}x{settings['duration_s']:g}s_{width}x{height}_{fps:g}fps_"
@@ -103,7 +103,7 @@ def near(times: list[float], targets: list[float], tolerance_s: float) -> int:
 def measure(folder: Path, label: str, method: str, options: dict, tolerance_s: float,
             cuts: dict, continuous: dict) -> dict:
     """Run one method on every video: pooled precision/recall/F1, false cuts at motion changes, speed."""
-    from motionmatch.decode import probe_video
+    from motionmatch.video.decode import probe_video
 
     matched = n_predicted = n_true = at_motion_change = 0
     wall = cpu = video_s = 0.0
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{os.cpu_count()} CPUs, TransNetV2 on {args.device} (model load {load_s:.1f} s, not in the times). "
         f"F1 at a tolerance of {args.tolerance_s:g} s, pooled over the videos.", "",
         markdown, "",
-        f"**Choice: `{choice['method']}`** ({choice['rule']}); `motionmatch.shots.DEFAULT_METHOD` is "
+        f"**Choice: `{choice['method']}`** ({choice['rule']}); `motionmatch.video.shots.DEFAULT_METHOD` is "
         f"`{shots.DEFAULT_METHOD}`{' (agrees)' if choice['method'] == shots.DEFAULT_METHOD else ' (DISAGREES)'}"
         + (" — quick mode has too few cuts to choose by; the default rests on the full run." if args.quick else ".")])
     results = {

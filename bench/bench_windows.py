@@ -1,9 +1,9 @@
 """Dense-window benchmark: which window length and stride localise planted motion segments, at what cost.
 
-Long videos come from ``motionmatch.long_synthetic.generate_long_videos`` (cached in
+Long videos come from ``motionmatch.data.long_synthetic.generate_long_videos`` (cached in
 ``bench/out/windows_videos``; ``ground_truth.csv`` tiles each timeline with labelled segments and
 distractor spans, ``cuts.csv`` holds the hard cuts). Windows are placed by
-``motionmatch.clips.plan_windows`` inside the **true** shots (the cut detector is measured apart,
+``motionmatch.video.clips.plan_windows`` inside the **true** shots (the cut detector is measured apart,
 in ``bench_shots.py``), decoded by ``iter_window_clips`` and embedded with the weight-free
 FlowEncoder (16 frames per window). The grid restarts at each shot, so the windows of a stride of
 1 s or 2 s are a subset of those of 0.5 s: each frame stride is embedded once, at the finest stride.
@@ -18,7 +18,7 @@ Scores, for each (frame stride, stride_s):
   segment (0 when no window finds it). This is the localisation proxy the default is chosen on.
 * **cost**: windows per video-hour and seconds per video-hour (decode + encode, this machine).
 
-The default (``motionmatch.clips.DEFAULT_STRIDE_S``) is :func:`recommend`'s choice: among the
+The default (``motionmatch.video.clips.DEFAULT_STRIDE_S``) is :func:`recommend`'s choice: among the
 settings whose mean tIoU is not significantly below the best one's (paired bootstrap over segments,
 95% CI of the difference reaches 0), the largest stride (the cheapest).
 
@@ -48,11 +48,11 @@ if str(PROJECT_ROOT) not in sys.path:  # `python bench/bench_windows.py` from an
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from motionmatch.clips import (DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, ClipSpec, WindowSpec,  # noqa: E402
-                               iter_window_clips, open_with_timestamps, plan_windows)
-from motionmatch.encoders import build_encoder  # noqa: E402
-from motionmatch.long_synthetic import DISTRACTOR_LABEL, generate_long_videos  # noqa: E402
-from motionmatch.shots import shots_from_cuts  # noqa: E402
+from motionmatch.video.clips import ClipSpec, # noqa: E402                                iter_window_clips, open_with_timestamps
+from motionmatch.video.windows import DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, WindowSpec, plan_windows
+from motionmatch.encoders import build_encoder    # noqa: E402
+from motionmatch.data.long_synthetic import DISTRACTOR_LABEL, generate_long_videos    # noqa: E402
+from motionmatch.video.shots import shots_from_cuts    # noqa: E402
 
 FRAME_STRIDES = (2, 4)  # 16 frames every 2 (1.3 s at 24 fps, the sample clips' span) or every 4 (2.6 s, V-JEPA 2's evals)
 STRIDES_S = (0.5, 1.0, 2.0)

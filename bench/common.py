@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping
 
+from motionmatch.table import jsonable
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,8 +52,9 @@ def child_main(spec_json: str, measure: Callable[[dict], dict]) -> dict:
 
 
 def _plain(value):
-    item = getattr(value, "item", None)  # numpy scalars
-    return item() if callable(item) else str(value)
+    """numpy values (and anything json cannot write) for json.dumps: the package's one coercer, else str."""
+    plain = jsonable(value)
+    return str(plain) if plain is value else plain
 
 
 def save_result(result: dict, out: Path, label: str = "") -> dict:

@@ -14,6 +14,7 @@ Nothing here imports from the rest of the package except ``config``, ``errors`` 
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -50,6 +51,30 @@ def canonical_json(value: Any) -> str:
         raise ParameterError(f"value must be JSON-serialisable (str, numbers, lists, dicts): {error}") from error
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy and pandas parts turned into plain JSON types (the one coercer).
+
+    numpy scalars -> Python numbers, arrays -> lists, DataFrames -> lists of records (the index as a column),
+    Series -> dicts, tuples -> lists, dict keys -> str, non-finite floats -> None (JSON has no NaN); anything
+    else is left as it is.
+    """
+    if isinstance(value, pd.DataFrame):
+        return jsonable(value.reset_index().to_dict(orient="records"))
+    if isinstance(value, pd.Series):
+        return jsonable(value.to_dict())
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, (np.bool_, np.integer)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
 def l2_normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows scaled to unit L2 norm, as float32. All-zero rows stay zero instead of becoming NaN."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -80,10 +105,14 @@ def embedding_matrix(table: pd.DataFrame, column: str = "embedding") -> np.ndarr
                              "was the table built with one encoder?") from None
 
 
-def effective_groups(table: pd.DataFrame) -> np.ndarray:
-    """The group of every row as evaluation sees it: a blank group means "the video is its own group"."""
-    require_columns(table, ("video_path", "group"))
-    group = table["group"].fillna("").astype(str).to_numpy()
+def effective_groups(table: pd.DataFrame, column: str = "group") -> np.ndarray:
+    """The group of every row, the one rule evaluation, splits and head training share: a blank group means
+    "the video is its own group" (so a table without groups never becomes one group "")."""
+    require_columns(table, (column,))
+    group = table[column].fillna("").astype(str).to_numpy()
+    if not (group == "").any():
+        return np.char.add("group:", group.astype(str))
+    require_columns(table, ("video_path",), "a table with blank groups (each video is then its own group)")
     video = table["video_path"].astype(str).to_numpy()
     return np.where(group == "", np.char.add("video:", video.astype(str)), np.char.add("group:", group.astype(str)))
 

@@ -78,7 +78,7 @@ def kill_during_upsert(uri: str, collection: str, table: pd.DataFrame, batch: in
 
     The watcher connects before the upsert starts, so a fast server cannot finish the upsert unseen.
     """
-    from motionmatch.store import MotionStore
+    from motionmatch.index.store import MotionStore
 
     outcome: dict = {}
     store = MotionStore(uri, collection, timeout_s=5)
@@ -207,10 +207,10 @@ def milvus_server(tmp_path_factory) -> str:
 def milvus_cpp_server(tmp_path_factory):
     """One real C++ Milvus standalone (the `milvus` wheel, v2.3.5) for the session, in its own network namespace
     and reachable on 127.0.0.1 only (where the kernel allows a namespace; else on every interface), as a
-    :class:`motionmatch.milvus_server.StandaloneServer` (``.uri``, ``.kill()``, ``.restart()``); skipped when the
+    :class:`motionmatch.index.standalone.StandaloneServer` (``.uri``, ``.kill()``, ``.restart()``); skipped when the
     `milvus` package is not installed. SIGTERM then SIGKILL on teardown."""
     from motionmatch.errors import MissingPackageError
-    from motionmatch.milvus_server import start_standalone
+    from motionmatch.index.standalone import start_standalone
 
     try:
         server = start_standalone(tmp_path_factory.mktemp("milvus_cpp") / "data")

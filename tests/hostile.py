@@ -10,7 +10,7 @@ broken files) and returns one :class:`HostileCase` per entry. ``expect`` is:
 * ``"discover"``: an entry that discovery itself reports and skips (stage ``discover``).
 
 ``reason`` is a lower-case fragment the recorded reason must contain.
-Only the Python standard library, numpy, PyAV and ``motionmatch.synthetic`` are used.
+Only the Python standard library, numpy, PyAV and ``motionmatch.data.synthetic`` are used.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from motionmatch.synthetic import render_motion_clip, write_video
+from motionmatch.data.synthetic import render_motion_clip
+from motionmatch.video import write_video
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 ROOT_SKIP_REASON = ("running as root: root ignores file permissions, so a chmod 000 file stays readable; "
@@ -224,10 +225,10 @@ if __name__ == "__main__":  # python tests/hostile.py TALLY.jsonl -> Markdown ta
 
 
 def decode_or_die(path: str, spec):
-    """A decode job for ``motionmatch.pipeline._iter_decoded`` whose worker process dies on files named
+    """A decode job for ``motionmatch.extract.workers.iter_decoded`` whose worker process dies on files named
     ``*crash*`` (as a decoder segfault or the OOM killer would kill it) and decodes all others for real."""
-    from motionmatch.pipeline import _decode_job
+    from motionmatch.extract.workers import decode_job
 
     if "crash" in Path(path).name:
         os._exit(139)
-    return _decode_job(path, spec)
+    return decode_job(path, spec)

@@ -7,13 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch import beyond, cli_beyond, datasets, evaluate, pipeline
-from motionmatch.clips import ClipSpec
+from motionmatch import beyond
+from motionmatch.cli import beyond as cli_beyond
+from motionmatch.data import sources as datasets
+from motionmatch.evaluation import retrieval as evaluate
+from motionmatch.extract import local as pipeline
+from motionmatch.video.clips import ClipSpec
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import EncoderMismatchError, ParameterError
-from motionmatch.store import MotionStore
-from motionmatch.table import embedding_matrix, load_embeddings
-from motionmatch.synthetic import generate_sample_dataset
+from motionmatch.index.store import MotionStore
+from motionmatch.table import effective_groups, embedding_matrix, load_embeddings
+from motionmatch.data.synthetic import generate_sample_dataset
 
 # small grids keep the file fast; the notebook uses the defaults
 FAST = dict(n_boot=100, max_epochs=4, whiten_grid=(16, None), qe_ks=(3, 5), dba_ks=(3,), kr_params=((10, 3),),
@@ -121,7 +125,6 @@ def test_compare_methods_returns_every_row_with_finite_numbers(comparison):
             assert result.table[column].between(0, 1).all()
     assert result.table.loc[beyond.ROW_ZERO_SHOT, "ms/query added"] == 0.0
     assert result.table.loc[beyond.ROW_TRIPLET, "fit s"] > 0.0
-    assert (result.table["ms/query added"] >= 0).all()
     # the flow descriptor carries motion: zero-shot is far above chance (1 label in 10)
     assert result.value(beyond.ROW_ZERO_SHOT, "cross-domain P@10") > 0.2
     assert not result.head_history["triplet"].empty and not result.head_history["ntxent"].empty
@@ -136,7 +139,7 @@ def test_compare_methods_returns_every_row_with_finite_numbers(comparison):
 def test_choices_are_made_on_validation_only(comparison, split):
     result = comparison
     tested = result.audit["tested"]
-    assert tested == set(beyond.effective_groups(split[1]))
+    assert tested == set(effective_groups(split[1]))
     for stage in ("fitted_while_choosing", "validated", "fitted_final"):
         assert result.audit[stage] and not result.audit[stage] & tested, stage
     assert not result.audit["fitted_while_choosing"] & result.audit["validated"]

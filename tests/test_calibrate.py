@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch.calibrate import ScoreCalibration, array_to_json, score_spread
+from motionmatch.refine.calibrate import ScoreCalibration, array_to_json, score_spread
 from motionmatch.errors import EncoderMismatchError, ParameterError
-from motionmatch.metric_learning import retrieval_metrics
+from motionmatch.refine.heads import retrieval_metrics
 from motionmatch.table import l2_normalize
 
 
@@ -153,7 +153,7 @@ def test_save_and_load_an_npz_file(tmp_path):
 
 
 def test_arrays_round_trip_through_milvus_lite(tmp_path):
-    from motionmatch.store import MotionStore
+    from motionmatch.index.store import MotionStore
 
     vectors, _, _ = anisotropic_set()
     calibration = ScoreCalibration(mode="whiten", n_components=8, encoder_id="synthetic:v1").fit(vectors)

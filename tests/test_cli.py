@@ -5,8 +5,10 @@ import argparse
 
 import pytest
 
-from motionmatch import cli, cli_beyond
-from motionmatch.cli_args import Command, embeddings_dir
+from motionmatch import cli
+from motionmatch.cli import beyond as cli_beyond
+from motionmatch.cli.report import Report
+from motionmatch.cli.args import Command, embeddings_dir
 
 EXPECTED = {"generate-sample", "extract", "index", "search", "evaluate", "report", "calibrate", "train-head",
             "hybrid-index", "milvus-server"}
@@ -52,32 +54,32 @@ def test_report_passes_model_store_and_folders_only_when_given(tmp_path, monkeyp
     parser, _ = cli.build_parser()
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my-model").mkdir()
-    plain = cli.Report.notebook_parameters(parser.parse_args(["report"]))
+    plain = Report.notebook_parameters(parser.parse_args(["report"]))
     assert not {"model_id", "milvus_uri", "collection", "embeddings_dir"} & set(plain)  # config decides in the notebook
-    given = cli.Report.notebook_parameters(parser.parse_args(
+    given = Report.notebook_parameters(parser.parse_args(
         ["report", "--model", "my-model", "--milvus-uri", "m.db", "--collection", "c1", "--embeddings", "emb",
          "--param", "clips_per_video=2", "--param", "name=text"]))
     assert given["model_id"] == str(tmp_path / "my-model")  # a folder: absolute (the kernel runs in notebooks/)
     assert given["milvus_uri"] == str(tmp_path / "m.db") and given["collection"] == "c1"
     assert given["embeddings_dir"] == str(tmp_path / "emb")
     assert given["clips_per_video"] == 2 and given["name"] == "text"
-    hub = cli.Report.notebook_parameters(parser.parse_args(["report", "--model", "facebook/vjepa2-vitl-fpc64-256",
+    hub = Report.notebook_parameters(parser.parse_args(["report", "--model", "facebook/vjepa2-vitl-fpc64-256",
                                                             "--milvus-uri", "http://127.0.0.1:19530"]))
     assert hub["model_id"] == "facebook/vjepa2-vitl-fpc64-256" and hub["milvus_uri"] == "http://127.0.0.1:19530"
 
 
-def test_report_never_hands_the_main_collection_to_the_hybrid_notebook():
-    parser, _ = cli.build_parser()
-    runs = cli.Report.runs(parser.parse_args(["report", "--collection", "main_index"]))
-    assert [prefixes for prefixes, _ in runs] == [["01", "02", "03", "04", "05"], ["06", "07"]]
-    assert runs[0][1]["collection"] == "main_index" and "collection" not in runs[1][1]
-    # 07 keeps its long videos' table too: --embeddings reaches 06, not 07
-    with_table = cli.Report.runs(parser.parse_args(["report", "--collection", "main_index", "--embeddings", "e"]))
-    assert [prefixes for prefixes, _ in with_table] == [["01", "02", "03", "04", "05"], ["06"], ["07"]]
-    assert "embeddings_dir" in with_table[1][1] and not {"collection", "embeddings_dir"} & set(with_table[2][1])
-    only_06 = cli.Report.runs(parser.parse_args(["report", "--only", "06", "--collection", "main_index"]))
-    assert [prefixes for prefixes, _ in only_06] == [["06"]]  # never an empty `only`, which would run them all
-    assert [p for p, _ in cli.Report.runs(parser.parse_args(["report", "--only", "02,03"]))] == [["02", "03"]]
+def test_report_never_hands_the_main_collection_to_the_hybrid_or_long_notebooks():
+    """--collection and --embeddings name the main index; notebooks 06 and 07 name theirs after their own
+    settings, so run_all (which passes each notebook the parameters it declares) never gives them these."""
+    from motionmatch import config
+    from motionmatch.report.notebooks import list_notebooks, notebook_parameters
+
+    declared = {path.name[:2]: set(notebook_parameters(path)) for path in list_notebooks()}
+    assert "hybrid_collection" in declared["06"] and {"long_collection", "long_embeddings_dir"} <= declared["07"]
+    assert not {"collection"} & (declared["06"] | declared["07"]) and "embeddings_dir" not in declared["07"]
+    for names in declared.values():  # a parameter that config owns is named after its setting
+        assert not {n for n in names if n.endswith(("_collection", "_dir", "_uri"))} - set(config.SETTINGS) - {
+            "out_dir"}, names
 
 
 def test_vjepa2_never_falls_back(tmp_path, capsys):

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from motionmatch import decode
-from motionmatch.clips import Clip, ClipSpec, ClipWindow, plan_clips, sample_clips
-from motionmatch.decode import VideoInfo, available_backends, frame_timestamps
+from motionmatch.video import decode
+from motionmatch.video.clips import Clip, ClipSpec, ClipWindow, plan_clips, sample_clips
+from motionmatch.video.decode import VideoInfo, available_backends, frame_timestamps
 from motionmatch.errors import ParameterError, VideoError
-from motionmatch.synthetic import write_video
+from motionmatch.video import write_video
 
 CODEC_TOLERANCE = 4
 
@@ -179,7 +179,7 @@ def test_sample_clips_on_a_broken_file_raises_video_error(tmp_path, backend):
 def test_prefetched_clips_keeps_order_raises_where_the_reader_failed_and_stops_with_the_consumer():
     import threading
 
-    from motionmatch.clips import prefetched_clips
+    from motionmatch.video.clips import prefetched_clips
 
     assert list(prefetched_clips(iter(range(50)), depth=3)) == list(range(50))
 
@@ -216,7 +216,7 @@ def test_prefetched_clips_bounds_the_decoded_bytes_waiting():
     import threading
     import time
 
-    from motionmatch.clips import prefetched_clips
+    from motionmatch.video.clips import prefetched_clips
 
     class Item:
         def __init__(self, i):

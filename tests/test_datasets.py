@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch.datasets import (hmdb51_group, kinetics_filename, load_dataset, load_folder, load_hmdb51,
+from motionmatch.data.sources import (hmdb51_group, kinetics_filename, load_dataset, load_folder, load_hmdb51,
                                   load_kinetics_csv, load_manifest, load_ucf101, read_ucf101_class_index)
 from motionmatch.errors import ParameterError
 

@@ -10,12 +10,12 @@ import av
 import numpy as np
 import pytest
 
-from motionmatch.decode import (
+from motionmatch.video.decode import (
     DEFAULT_BACKEND, VideoInfo, available_backends, fingerprint_file, frame_timestamps, iter_frames, open_video,
     probe_video, read_frames,
 )
 from motionmatch.errors import ParameterError, VideoError
-from motionmatch.synthetic import write_video
+from motionmatch.video import write_video
 
 CODEC_TOLERANCE = 4  # grey levels: H.264 at crf 18 on flat frames stays well within this
 
@@ -277,6 +277,6 @@ def test_fingerprint_tracks_content_not_name(tmp_path, grey_video):
 
 def test_environment_variable_overrides_the_default_backend():
     env = {**os.environ, "MOTIONMATCH_DECODER": "pyav"}
-    out = subprocess.run([sys.executable, "-c", "import motionmatch.decode as d; print(d.DEFAULT_BACKEND)"],
+    out = subprocess.run([sys.executable, "-c", "import motionmatch.video.decode as d; print(d.DEFAULT_BACKEND)"],
                          env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "pyav"

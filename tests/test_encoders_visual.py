@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from motionmatch.encoders import build_encoder
-from motionmatch.encoders.base import _cached_snapshot
-from motionmatch.encoders.visual import CLIPVisualEncoder, tiny_config
+from motionmatch.encoders.weights import _cached_snapshot
+from motionmatch.encoders.clip import CLIPVisualEncoder, tiny_config
 from motionmatch.errors import ParameterError, WeightsUnavailableError
 
 REAL_CLIP_ID = "openai/clip-vit-base-patch32"

@@ -18,7 +18,9 @@ import torch
 
 from motionmatch.devices import dtype_for, pick_device
 from motionmatch.encoders import ENCODER_NAMES, build_encoder
-from motionmatch.encoders.base import hub_is_reachable, l2_normalize, resolve_pretrained, shortest_edge_size
+from motionmatch.encoders.base import l2_normalize
+from motionmatch.encoders.preprocessing import shortest_edge_size
+from motionmatch.encoders.weights import hub_is_reachable, resolve_pretrained
 from motionmatch.encoders.vjepa2 import VJEPA2Encoder, tiny_config
 from motionmatch.errors import ParameterError, WeightsUnavailableError
 
@@ -156,7 +158,7 @@ def _real_weights_location() -> str | None:
     folder = os.environ.get("MOTIONMATCH_MODEL")
     if folder and Path(folder).is_dir():
         return folder
-    from motionmatch.encoders.base import _cached_snapshot
+    from motionmatch.encoders.weights import _cached_snapshot
 
     return _cached_snapshot(REAL_MODEL_ID)
 

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch import evaluate
+from motionmatch.evaluation import retrieval as evaluate
 from motionmatch.errors import ParameterError
-from motionmatch.diagnostics import confused_examples, confusion_top1, hubness, score_statistics
-from motionmatch.evaluate import (bootstrap_ci, domain_matrix, evaluate_retrieval, evaluate_scores, exclusion_comparison,
-                                  exclusion_mask, leave_one_out, per_class, rank_gallery, same_vs_cross_domain,
-                                  train_test_retrieval, write_results)
-from motionmatch.metrics import (average_precision, average_precision_at_k, fraction_in_range, hit_rate_at_k,
+from motionmatch.evaluation.diagnostics import confused_examples, confusion_top1, hubness, score_statistics
+from motionmatch.evaluation.retrieval import (domain_matrix, evaluate_retrieval, evaluate_scores, exclusion_comparison,
+                                              exclusion_mask, leave_one_out, per_class, same_vs_cross_domain,
+                                              train_test_retrieval, write_results)
+from motionmatch.metrics.ranking import (average_precision, average_precision_at_k, hit_rate_at_k,
                                  metric_names, ndcg_at_k, precision_at_k, rank_relevance, recall_at_k)
 
 
@@ -72,22 +72,6 @@ def test_metric_parameter_errors():
         recall_at_k(RELEVANT, [1, 1], 2)
 
 
-def test_rank_gallery_order_exclusion_and_top():
-    gallery = np.array([[1, 0], [0, 1], [1, 1], [-1, 0]], dtype=np.float32)
-    queries = np.array([[1, 0.1], [0, 1]], dtype=np.float32)
-    order, scores = rank_gallery(queries, gallery)
-    assert order.tolist() == [[0, 2, 1, 3], [1, 2, 0, 3]]
-    assert scores[0, 0] == pytest.approx(1 / math.hypot(1, 0.1), abs=1e-6)
-    mask = np.zeros((2, 4), dtype=bool)
-    mask[0, 0] = mask[1, 1] = True
-    order, scores = rank_gallery(queries, gallery, exclude_mask=mask, top=2)
-    assert order.tolist() == [[2, 1], [2, 0]] and np.isfinite(scores).all()
-    order, scores = rank_gallery(queries, gallery, exclude_mask=mask)
-    assert order[0, -1] == 0 and scores[0, -1] == -np.inf
-    with pytest.raises(ParameterError, match="dim"):
-        rank_gallery(queries, np.ones((3, 5)))
-
-
 # ----------------------------------------------------------------------------- library oracles
 def random_rankings(seed: int = 11, n_queries: int = 40, n_items: int = 30):
     """Continuous scores (no ties) and binary relevance, every query with at least one relevant item."""
@@ -139,18 +123,6 @@ def test_rank_relevance_drops_excluded_items_from_hits_and_totals():
     assert ranked.tolist() == [[False, True, True, False]] and n_relevant.tolist() == [2]
     assert metric_names((1, 5)) == ["P@1", "P@5", "Recall@1", "Recall@5", "HitRate@1", "HitRate@5",
                                     "nDCG@1", "nDCG@5", "mAP"]
-
-
-def test_bootstrap_ci_matches_scipy():
-    from scipy.stats import bootstrap
-
-    values = np.random.default_rng(14).random(300)
-    lo, hi = bootstrap_ci(values, n_boot=4000, seed=0)
-    reference = bootstrap((values,), np.mean, n_resamples=4000, method="percentile", confidence_level=0.95,
-                          random_state=0).confidence_interval
-    # two Monte Carlo estimates of the same percentiles: equal up to resampling noise (~1e-3 here)
-    assert lo == pytest.approx(reference.low, abs=4e-3) and hi == pytest.approx(reference.high, abs=4e-3)
-    assert hi - lo == pytest.approx(reference.high - reference.low, rel=0.1)
 
 
 def test_evaluate_scores_is_the_protocol_engine():
@@ -302,19 +274,7 @@ def test_protocol_parameter_validation():
         leave_one_out(table, n_boot=0)
 
 
-# ----------------------------------------------------------------------------- bootstrap and per class
-def test_bootstrap_ci_contains_mean_and_narrows():
-    rng = np.random.default_rng(4)
-    small, large = rng.random(50), rng.random(800)
-    lo_small, hi_small = bootstrap_ci(small, n_boot=500)
-    lo_large, hi_large = bootstrap_ci(large, n_boot=500)
-    assert lo_small < small.mean() < hi_small and lo_large < large.mean() < hi_large
-    assert (hi_large - lo_large) < 0.5 * (hi_small - lo_small)
-    assert bootstrap_ci(small, seed=1) == bootstrap_ci(small, seed=1)
-    assert bootstrap_ci(np.full(10, 0.3)) == pytest.approx((0.3, 0.3))
-    assert all(math.isnan(v) for v in bootstrap_ci([]))
-
-
+# ----------------------------------------------------------------------------- per class
 def test_summary_ci_and_per_class():
     result = leave_one_out(near_duplicate_table(), exclude="group", ks=(1, 5), n_boot=300)
     summary = result.summary.loc["all"]
@@ -368,13 +328,13 @@ def test_score_statistics_matches_brute_force_and_tests_the_band():
         assert stats["relevant_mean"] == pytest.approx(relevant.mean(), abs=1e-6)
         assert stats["irrelevant_std"] == pytest.approx(irrelevant.std(), abs=1e-5)
         every = np.r_[relevant, irrelevant]
-        assert stats["frac_in_095_098"] == pytest.approx(fraction_in_range(every, 0.95, 0.98))
+        assert stats["frac_in_095_098"] == pytest.approx(np.mean((every >= 0.95) & (every <= 0.98)))
         assert 0 < stats["frac_in_095_098"] < 1
         assert len(stats["samples"]["relevant"]) == len(relevant)  # under the budget: every pair kept
     scores = np.stack(table.embedding) @ np.stack(table.embedding).T
     same_group = np.equal.outer(table.group.to_numpy(), table.group.to_numpy())
     top3 = -np.sort(-np.where(same_group, -np.inf, scores), axis=1)[:, :3]
-    assert stats["top3_frac_in_095_098"] == pytest.approx(fraction_in_range(top3))
+    assert stats["top3_frac_in_095_098"] == pytest.approx(np.mean((top3 >= 0.95) & (top3 <= 0.98)))
     sampled = score_statistics(table, exclude="group", max_pairs=40, seed=3)
     assert len(sampled["samples"]["relevant"]) <= 20 and len(sampled["samples"]["irrelevant"]) <= 20
     assert sampled["n_relevant_pairs"] == stats["n_relevant_pairs"]  # exact counts do not depend on sampling

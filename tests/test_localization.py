@@ -1,4 +1,4 @@
-"""localization.py: hand-computed cases, and scikit-learn / scipy as oracles where the definitions coincide."""
+"""motionmatch.metrics.localization: hand-computed cases, and scikit-learn / scipy as oracles where the definitions coincide."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,10 +8,8 @@ from scipy import stats
 from sklearn.metrics import average_precision_score
 
 from motionmatch.errors import ParameterError
-from motionmatch.localization import (
-    bootstrap_weights, evaluate_localization, intersection_length, localization_parts, pair_micro_ap,
-    percentile_interval, segment_micro_ap, segment_precision_recall, temporal_iou, union_length,
-)
+from motionmatch.metrics import (evaluate_localization, intersection_length, localization_parts, pair_micro_ap,
+                                 segment_micro_ap, segment_precision_recall, temporal_iou, union_length)
 
 
 def pred(query, video, start, end, score, q0=np.nan, q1=np.nan):
@@ -62,7 +60,7 @@ def test_top1_iou_recall_and_boundary_error():
     ])
     relevant = pd.DataFrame([rel("a", "v1", 10, 20), rel("b", "v2", 10, 20), rel("c", "v3", 10, 20),
                              rel("d", "v1", 0, 3)])  # d: no prediction at all
-    out = evaluate_localization(predictions, relevant, n_resamples=0)
+    out = evaluate_localization(predictions, relevant, n_boot=0)
     assert metric(out, "R1@tIoU=0.5") == pytest.approx(2 / 4)
     assert metric(out, "R1@tIoU=0.7") == pytest.approx(1 / 4)
     assert metric(out, "mean_IoU") == pytest.approx((1 + 8 / 12) / 4)
@@ -113,16 +111,6 @@ def test_pair_uap_rescales_for_missed_pairs():
     assert pair_micro_ap(parts) == pytest.approx(expected)
 
 
-def test_bootstrap_matches_scipy_for_a_mean():
-    values = np.random.default_rng(5).exponential(size=80)
-    weights = bootstrap_weights(len(values), 4000, seed=1)
-    ours = percentile_interval(weights @ values / len(values), 0.95)
-    reference = stats.bootstrap((values,), np.mean, n_resamples=4000, confidence_level=0.95,
-                                method="percentile", rng=np.random.default_rng(2)).confidence_interval
-    assert ours == pytest.approx((reference.low, reference.high), abs=0.03)
-    assert ours[0] < values.mean() < ours[1]
-
-
 def test_evaluate_localization_intervals_bracket_the_value():
     rng = np.random.default_rng(0)
     rows_pred, rows_rel = [], []
@@ -131,13 +119,13 @@ def test_evaluate_localization_intervals_bracket_the_value():
         rows_rel.append(rel(f"q{q}", "v", start, start + 5))
         shift = float(rng.normal(0, 2))
         rows_pred.append(pred(f"q{q}", "v", start + shift, start + 5 + shift, float(rng.random())))
-    out = evaluate_localization(pd.DataFrame(rows_pred), pd.DataFrame(rows_rel), n_resamples=300, seed=3)
+    out = evaluate_localization(pd.DataFrame(rows_pred), pd.DataFrame(rows_rel), n_boot=300, seed=3)
     assert set(out["metric"]) >= {"R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "segment_P", "segment_R", "segment_F1",
                                   "segment_uAP", "pair_uAP", "boundary_error_s"}
     finite = out.dropna()
     assert (finite["ci_low"] <= finite["value"] + 1e-12).all() and (finite["value"] <= finite["ci_high"] + 1e-12).all()
     assert out.set_index("metric").loc["mean_IoU", "ci_high"] > out.set_index("metric").loc["mean_IoU", "ci_low"]
-    again = evaluate_localization(pd.DataFrame(rows_pred), pd.DataFrame(rows_rel), n_resamples=300, seed=3)
+    again = evaluate_localization(pd.DataFrame(rows_pred), pd.DataFrame(rows_rel), n_boot=300, seed=3)
     pd.testing.assert_frame_equal(out, again)
 
 
@@ -156,8 +144,8 @@ def test_negative_queries_cost_precision_but_not_recall():
     relevant = pd.DataFrame([rel("q", "v", 0, 4)])
     alone = pd.DataFrame([pred("q", "v", 0, 4, 0.5)])
     with_negative = pd.concat([alone, pd.DataFrame([pred("neg", "v", 10, 14, 0.9)])], ignore_index=True)
-    clean = evaluate_localization(alone, relevant, n_resamples=0)
-    noisy = evaluate_localization(with_negative, relevant, n_resamples=0)
+    clean = evaluate_localization(alone, relevant, n_boot=0)
+    noisy = evaluate_localization(with_negative, relevant, n_boot=0)
     assert metric(clean, "segment_uAP") == pytest.approx(1.0)
     assert metric(noisy, "segment_uAP") == pytest.approx(0.5)  # P = 4 / 8 when recall reaches 1
     assert metric(noisy, "segment_P") == pytest.approx(0.5) and metric(noisy, "segment_R") == pytest.approx(1.0)

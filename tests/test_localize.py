@@ -1,10 +1,13 @@
-"""Search by time range (motionmatch.localize) on real parts: tiny long videos, FlowEncoder, Milvus Lite.
+"""Search by time range (motionmatch.search.range) on real parts: tiny long videos, FlowEncoder, Milvus Lite.
 
 The gallery: 3 synthetic long videos (30 s, 96x72, 12 fps) cut into 29 windows each (12 frames every
 2nd frame = 1.9 s, one every ~1 s), indexed in a temporary Milvus Lite file. Copy queries are 6 s
 ranges of labelled segments, re-encoded (long_synthetic.write_copy_queries).
 """
 from __future__ import annotations
+
+import contextlib
+import io
 
 import functools
 import re
@@ -14,13 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch.clips import ClipSpec
+from motionmatch.video.clips import ClipSpec
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import ParameterError, VideoError
-from motionmatch.localization import temporal_iou
-from motionmatch.localize import fit_gallery_calibration, gallery_moments, plan_query, search_range
-from motionmatch.localize_eval import evaluate_search, read_query_list, write_same_motion_queries
-from motionmatch.store import MotionStore
+from motionmatch.metrics.localization import temporal_iou
+from motionmatch.data import read_query_list, write_same_motion_queries
+from motionmatch.evaluation import evaluate_search
+from motionmatch.index import MotionStore
+from motionmatch.refine.zscore import fit_gallery_calibration, gallery_moments
+from motionmatch.search import SegmentSearchConfig as Config
+from motionmatch.search import search_range
+from motionmatch.video import plan_query
 
 SPEC = ClipSpec(frames_per_clip=12, frame_stride=2, clips_per_video=29)
 N_QUERIES = 6
@@ -29,9 +36,10 @@ N_QUERIES = 6
 @functools.lru_cache(maxsize=1)
 def long_gallery(root: str) -> dict:
     """Videos, their embeddings table and copy queries under ``root`` (built once per session)."""
-    from motionmatch.datasets import load_source
-    from motionmatch.long_synthetic import generate_long_videos, write_copy_queries
-    from motionmatch.pipeline import extract_embeddings
+    from motionmatch.data.sources import load_source
+    from motionmatch.data.long_synthetic import generate_long_videos
+    from motionmatch.data import write_copy_queries
+    from motionmatch.extract.local import extract_embeddings
     from motionmatch.table import load_embeddings, read_extract_meta
 
     root_path = Path(root)
@@ -48,7 +56,7 @@ def long_gallery(root: str) -> dict:
 
 def open_index(gallery: dict, uri: str) -> MotionStore:
     """A store at ``uri`` holding the gallery (index_embeddings, as `motionmatch index` does)."""
-    from motionmatch.pipeline import index_embeddings
+    from motionmatch.index.sync import index_embeddings
 
     store = MotionStore(uri, "long")
     meta = gallery["meta"]
@@ -92,7 +100,7 @@ def test_copy_queries_find_their_source_range(gallery, store):
     for query in gallery["queries"].itertuples():
         # segments as aligned: growth along a continuing motion (the default, extend_margin) trades copy tIoU for
         # same-motion recall; bench/bench_localize.py measures that trade on dense windows
-        result = search_range(store, gallery["videos"] / query.path, k=10, extend_margin=None)
+        result = search_range(store, gallery["videos"] / query.path, config=Config(k=10, extend_margin=None))
         assert result.excluded == ()  # a re-encoded copy is another file: nothing of the gallery is left out
         source = [s for s in result.segments if s.video_path == str(gallery["videos"] / query.video)]
         assert source, f"{query.query_id}: no segment in {query.video}"
@@ -111,8 +119,8 @@ def test_copy_queries_find_their_source_range(gallery, store):
 def test_hits_only_alignment_finds_the_same_copy(gallery, store):
     """fetch_windows=False aligns the Milvus hits alone (no fetch): on this gallery the top segment is the same."""
     query = gallery["queries"].iloc[0]
-    full = search_range(store, gallery["videos"] / query.path, k=10)
-    fast = search_range(store, gallery["videos"] / query.path, k=10, fetch_windows=False)
+    full = search_range(store, gallery["videos"] / query.path, config=Config(k=10))
+    fast = search_range(store, gallery["videos"] / query.path, config=Config(k=10, fetch_windows=False))
     assert (fast.segments[0].video_path, fast.segments[0].start_s) == (full.segments[0].video_path,
                                                                         full.segments[0].start_s)
     assert fast.candidates["n_windows"].sum() < full.candidates["n_windows"].sum()  # fewer windows were scored
@@ -133,12 +141,12 @@ def test_query_windows_follow_the_collection_clip_spec(gallery, store):
 
 def test_own_file_is_excluded_by_default_when_indexed(gallery, store):
     own = gallery["videos"] / "long_000.mp4"
-    default = search_range(store, own, 20.0, 26.0, k=10)
+    default = search_range(store, own, 20.0, 26.0, Config(k=10))
     assert default.excluded == (str(own),)
     assert all(s.video_path != str(own) for s in default.segments)
     assert all(h.video_path != str(own) for hits in default.window_hits for h in hits)
     assert any("indexed" in note for note in default.notes)
-    kept = search_range(store, own, 20.0, 26.0, k=10, exclude_video=False)
+    kept = search_range(store, own, 20.0, 26.0, Config(k=10), exclude_video=False)
     top = kept.segments[0]  # the range finds itself when its own file is kept
     assert top.video_path == str(own)
     assert temporal_iou([[top.start_s, top.end_s]], [[20.0, 26.0]])[0, 0] >= 0.5
@@ -152,7 +160,7 @@ def test_z_scores_make_two_queries_comparable(gallery, store):
     gallery_vectors = np.stack(store.fetch_table(["embedding"])["embedding"].to_numpy()).astype(np.float64)
     levels = []
     for path in gallery["queries"].path.iloc[:2]:
-        vectors = search_range(store, gallery["videos"] / path, segments=False).vectors.astype(np.float64)
+        vectors = search_range(store, gallery["videos"] / path, config=Config(segments=False)).vectors.astype(np.float64)
         cosine = vectors @ gallery_vectors.T
         mean, sd = gallery_moments(calibration, vectors)
         np.testing.assert_allclose(mean, cosine.mean(axis=1), atol=1e-6)
@@ -164,7 +172,7 @@ def test_z_scores_make_two_queries_comparable(gallery, store):
     queries, relevant = read_query_list(gallery["relevant"])
     uap = {}
     for name, options in {"raw": {"calibration": None}, "z": {"calibration": calibration}}.items():
-        metrics, predictions, _ = evaluate_search(store, queries, relevant, n_resamples=0, **options)
+        metrics, predictions, _ = evaluate_search(store, queries, relevant, Config(**options), n_boot=0)
         uap[name] = float(metrics.set_index("metric").loc["segment_uAP", "value"])
         assert len(predictions) and set(predictions["query_id"]) <= set(queries["query_id"])
     assert uap["z"] > uap["raw"], uap  # ... and one ranking across queries works better on z-scores
@@ -197,16 +205,16 @@ def test_unreadable_query_fails_before_any_embedding(store, tmp_path):
 
 
 def test_short_range_and_short_video_are_padded_with_a_note(gallery, store, tmp_path):
-    from motionmatch.synthetic import write_video
+    from motionmatch.video import write_video
 
     query = gallery["videos"] / gallery["queries"].path.iloc[0]
-    short = search_range(store, query, 2.0, 2.5, k=5)
+    short = search_range(store, query, 2.0, 2.5, Config(k=5))
     assert len(short.query.windows) == 1 and any("shorter than one window" in n for n in short.notes)
     assert short.query.end_s - short.query.start_s == pytest.approx(SPEC.span_frames / 12.0, abs=1e-6)
     assert short.segments and all(np.isfinite(s.score) for s in short.segments)  # one window: merged hits
     frames = np.random.default_rng(0).integers(0, 255, size=(10, 72, 96, 3), dtype=np.uint8)
     tiny = write_video(tmp_path / "tiny.mp4", frames, 12.0)
-    padded = search_range(store, tiny, k=5)
+    padded = search_range(store, tiny, config=Config(k=5))
     assert padded.query.windows[0].padded_frames > 0 and any("no full window" in n for n in padded.notes)
 
 
@@ -223,13 +231,13 @@ def test_same_motion_queries_target_other_videos_and_are_scored_by_kind(gallery,
                   for t in targets.itertuples()}
         assert labels == {query.label}
     metrics, predictions, _ = evaluate_search(store, queries[queries["kind"] == "same_motion"],
-                                              relevant[relevant["query_id"].isin(same["query_id"])], n_resamples=0)
+                                              relevant[relevant["query_id"].isin(same["query_id"])], n_boot=0)
     assert set(metrics["kind"]) == {"same_motion"} and len(predictions)
     assert not (predictions["video"] == predictions["query_id"].map(dict(zip(same.query_id, same.path)))).any()
 
 
 def test_phase_plans_shift_every_window_inside_the_file(gallery):
-    from motionmatch.localize import phase_plans
+    from motionmatch.video.windows import phase_plans
 
     query = gallery["videos"] / gallery["queries"].path.iloc[0]
     plan = plan_query(query, SPEC, 1.0, 5.5)
@@ -248,8 +256,8 @@ def test_phase_plans_shift_every_window_inside_the_file(gallery):
 
 
 def test_gallery_calibration_is_stored_with_the_collection_and_refitted_when_stale(gallery, store):
-    from motionmatch.localize import load_gallery_calibration, save_gallery_calibration
-    from motionmatch.pipeline import index_embeddings
+    from motionmatch.refine.zscore import load_gallery_calibration, save_gallery_calibration
+    from motionmatch.index.sync import index_embeddings
 
     missing, note = load_gallery_calibration(store)
     assert "stores no gallery calibration" in note and "refitted" in note
@@ -260,7 +268,7 @@ def test_gallery_calibration_is_stored_with_the_collection_and_refitted_when_sta
         np.testing.assert_array_equal(getattr(loaded, name), getattr(saved, name))
     np.testing.assert_allclose(loaded.mean_, missing.mean_, atol=1e-6)  # the same fit as an on-the-fly one
     query = gallery["videos"] / gallery["queries"].path.iloc[0]
-    assert any("stored with collection" in n for n in search_range(store, query, k=5).notes)
+    assert any("stored with collection" in n for n in search_range(store, query, config=Config(k=5)).notes)
     meta, table = gallery["meta"], gallery["table"]
     extra = table[table["video_path"] == table["video_path"].iloc[0]].copy()
     extra["video_path"] = extra["video_path"] + ".copy.mp4"  # the collection grows: the stored fit is stale
@@ -275,7 +283,7 @@ def test_index_command_stores_the_calibration_that_search_loads(gallery, tmp_db_
     """`motionmatch index` fits the gallery calibration once and stores it; `search --segments` then says it
     loaded it (no refit), and `--as-aligned` keeps segments no longer than the aligned windows."""
     from motionmatch import cli
-    from motionmatch.localize import load_gallery_calibration
+    from motionmatch.refine.zscore import load_gallery_calibration
 
     embeddings = gallery["videos"].parent / "embeddings"
     assert cli.main(["index", "--embeddings", str(embeddings), "--milvus-uri", tmp_db_uri, "--collection", "long"]) == 0
@@ -300,7 +308,7 @@ def test_index_command_stores_the_calibration_that_search_loads(gallery, tmp_db_
 # ----------------------------------------------------------------------------- query ranges that cross a shot cut
 @functools.lru_cache(maxsize=1)
 def _detected(video: Path) -> tuple[float, ...]:
-    from motionmatch.shots import detect_shots
+    from motionmatch.video.shots import detect_shots
 
     return tuple(shot.start_s for shot in detect_shots(video, "content")[1:])
 
@@ -321,7 +329,7 @@ def _straddles(window, cut_frame: int) -> bool:
 
 
 def test_query_windows_restart_at_each_cut_and_a_short_piece_is_padded(gallery):
-    from motionmatch.localize import phase_plans
+    from motionmatch.video.windows import phase_plans
 
     query = gallery["videos"] / gallery["queries"].path.iloc[0]  # 6 s at 12 fps; a window spans 23 frames (1.9 s)
     plain = plan_query(query, SPEC, 0.0, 6.0)
@@ -341,7 +349,7 @@ def test_query_windows_restart_at_each_cut_and_a_short_piece_is_padded(gallery):
 
 
 def test_cuts_in_range_finds_a_planted_cut_inside_the_range_only(gallery):
-    from motionmatch.shots import cuts_in_range, detect_shots
+    from motionmatch.video.shots import cuts_in_range, detect_shots
 
     video, cut = _planted_cut(gallery)
     found = cuts_in_range(video, cut - 2.5, cut + 2.5, "content")
@@ -354,10 +362,11 @@ def test_cuts_in_range_finds_a_planted_cut_inside_the_range_only(gallery):
 
 
 def test_a_dense_collection_bounded_by_shots_splits_the_query_range_at_its_cuts(gallery, tmp_path, tmp_db_uri):
-    from motionmatch.clips import WindowSpec
-    from motionmatch.datasets import load_source
-    from motionmatch.long_run import index_clip_spec
-    from motionmatch.pipeline import extract_embeddings, index_embeddings
+    from motionmatch.video.windows import WindowSpec
+    from motionmatch.data.sources import load_source
+    from motionmatch.video.windows import recorded_clip_spec
+    from motionmatch.extract.local import extract_embeddings
+    from motionmatch.index.sync import index_embeddings
     from motionmatch.table import load_embeddings, read_extract_meta
 
     video, cut = _planted_cut(gallery)
@@ -367,16 +376,33 @@ def test_a_dense_collection_bounded_by_shots_splits_the_query_range_at_its_cuts(
                        window_spec=WindowSpec(stride_s=1.0, shots="content"), print_fn=lambda *_: None)
     with MotionStore(tmp_db_uri, "dense_shots") as store:
         index_embeddings(load_embeddings(out), store, flow.encoder_id, flow.preprocessing(),
-                         clip_spec=index_clip_spec(read_extract_meta(out)))
-        split = search_range(store, video, cut - 3.0, cut + 3.0, k=5, exclude_video=False)
-        kept = search_range(store, video, cut - 3.0, cut + 3.0, k=5, exclude_video=False, split_at_cuts=False)
+                         clip_spec=recorded_clip_spec(read_extract_meta(out)))
+        split = search_range(store, video, cut - 3.0, cut + 3.0, Config(k=5), exclude_video=False)
+        kept = search_range(store, video, cut - 3.0, cut + 3.0, Config(k=5, split_at_cuts=False), exclude_video=False)
     assert len(split.query.cut_frames) >= 1 and any("shot cut" in note for note in split.notes)
     assert not any(_straddles(w, c) for w in split.query.windows for c in split.query.cut_frames)
     assert kept.query.cut_frames == () and not any("shot cut" in note for note in kept.notes)
     assert split.segments and split.segments[0].video_path == str(video)  # it finds its own range
+    # issue 18 bug 1: `evaluate --segments --ignore-cuts` parsed the flag and never passed it on
+    import pandas as pd
+
+    from motionmatch import cli
+
+    pd.DataFrame([{"query_id": "q", "path": str(video), "kind": "same_motion", "query_start_s": cut - 3.0,
+                   "query_end_s": cut + 3.0}]).to_csv(tmp_path / "queries.csv", index=False)
+    pd.DataFrame([{"query_id": "q", "video": str(video), "start_s": cut - 3.0, "end_s": cut + 3.0,
+                   "query_start_s": cut - 3.0, "query_end_s": cut + 3.0}]).to_csv(tmp_path / "relevant.csv", index=False)
+    said = {}
+    for flags in ((), ("--ignore-cuts",)):
+        argv = ["evaluate", "--segments", str(tmp_path / "relevant.csv"), "--milvus-uri", tmp_db_uri, "--collection",
+                "dense_shots", "--n-boot", "10", "--out", str(tmp_path / "evaluation"), *flags]
+        with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(argv) == 0
+        said[flags] = err.getvalue()
+    assert "shot cut(s)" in said[()] and "shot cut(s)" not in said[("--ignore-cuts",)], said
 
 
 def test_split_at_cuts_takes_true_false_or_none_only(gallery, store):
     query = gallery["videos"] / gallery["queries"].path.iloc[0]
     with pytest.raises(ParameterError, match="split_at_cuts must be True, False or None"):
-        search_range(store, query, 0.0, 4.0, split_at_cuts="yes")
+        search_range(store, query, 0.0, 4.0, Config(split_at_cuts="yes"))

@@ -1,6 +1,6 @@
 """Dense windows over long untrimmed videos (issue 11): planning, streaming, bounded memory, resume inside a video.
 
-Everything runs on real generated videos (``motionmatch.long_synthetic`` and ``synthetic.write_video``)
+Everything runs on real generated videos (``motionmatch.data.long_synthetic`` and ``synthetic.write_video``)
 with the weight-free flow encoder; the SIGKILL test kills a real ``motionmatch extract`` child.
 """
 from __future__ import annotations
@@ -17,15 +17,19 @@ import pytest
 from hostile import cli, cli_ok
 from test_robustness_resume import kill_when
 
-from motionmatch import datasets, pipeline
+from motionmatch.data import sources as datasets
+from motionmatch.extract import local as pipeline
+from motionmatch.extract.parts import part_path
 from motionmatch import table as table_module
-from motionmatch.clips import DEFAULT_STRIDE_S, ClipSpec, WindowSpec, iter_window_clips, open_with_timestamps, plan_windows
-from motionmatch.decode import open_video
+from motionmatch.video.clips import ClipSpec, iter_window_clips, open_with_timestamps
+from motionmatch.video.windows import DEFAULT_STRIDE_S, WindowSpec, plan_windows
+from motionmatch.video.decode import open_video
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import ParameterError
-from motionmatch.long_synthetic import generate_long_videos
-from motionmatch.shots import Shot, shots_from_cuts
-from motionmatch.synthetic import render_motion_clip, write_video
+from motionmatch.data.long_synthetic import generate_long_videos
+from motionmatch.video.shots import Shot, shots_from_cuts
+from motionmatch.data.synthetic import render_motion_clip
+from motionmatch.video import write_video
 
 pytestmark = pytest.mark.timeout(300)
 SPEC = ClipSpec(frames_per_clip=8, frame_stride=2)  # 15 frames = 0.625 s at 24 fps
@@ -350,4 +354,4 @@ def test_a_changed_video_is_planned_again_and_prune_removes_every_file_of_a_gone
     (folder / "b.mp4").unlink()
     run(prune=True)
     assert set(table_module.load_embeddings(out).video_path) == {a}
-    assert {p.name.split(".")[0] for p in table_module.parts_dir(out).iterdir()} == {pipeline._part_path(out, a).stem}
+    assert {p.name.split(".")[0] for p in table_module.parts_dir(out).iterdir()} == {part_path(out, a).stem}

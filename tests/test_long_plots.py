@@ -8,8 +8,8 @@ import pytest
 from sklearn.metrics.pairwise import cosine_similarity
 
 from motionmatch.errors import ParameterError
-from motionmatch.long_plots import segments_overview, self_similarity, similarity_timeline, span_table
-from motionmatch.segments import Segment, segments_frame
+from motionmatch.report.timelines import segments_overview, self_similarity, similarity_timeline, span_table
+from motionmatch.search.align import Segment, segments_frame
 
 WINDOWS = np.array([[t, t + 2.0] for t in np.arange(0.0, 20.0, 1.0)])  # 20 windows, 2 s long, 1 s stride
 SCORES = np.linspace(0.2, 0.9, len(WINDOWS))

@@ -1,13 +1,16 @@
-"""Notebook 07's package steps (motionmatch.long_run): the query chosen, the found table, the timeline curve."""
+"""Notebook 07's package steps: the query chosen (data), the found table and the timeline curve (report), MemoEncoder."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch import long_run
+from motionmatch.data import pick_query
+from motionmatch.encoders import MemoEncoder
+from motionmatch.report import found_table, video_scores
 from motionmatch.errors import ParameterError
-from motionmatch.segments import Segment
+from motionmatch.search.align import Segment
+from motionmatch.video import recorded_clip_spec
 
 TRUTH = pd.DataFrame({
     "video": ["a.mp4", "a.mp4", "b.mp4", "b.mp4", "c.mp4"],
@@ -19,7 +22,7 @@ TRUTH = pd.DataFrame({
 
 def test_pick_query_takes_a_motion_another_video_shows():
     for seed in range(10):
-        query = long_run.pick_query(TRUTH, seed=seed, max_s=8.0)
+        query = pick_query(TRUTH, seed=seed, max_s=8.0)
         assert query["label"] == "zoom"  # spin and jump occur in one video only; distractors never
         row = TRUTH[(TRUTH.video == query["video"]) & (TRUTH.label == "zoom")].iloc[0]
         assert row.start_s <= query["start_s"] < query["end_s"] <= row.end_s
@@ -27,12 +30,12 @@ def test_pick_query_takes_a_motion_another_video_shows():
 
 
 def test_pick_query_keeps_a_given_range_and_names_its_label():
-    assert long_run.pick_query(TRUTH, "a.mp4", 12.0, 18.0) == {"video": "a.mp4", "start_s": 12.0, "end_s": 18.0,
+    assert pick_query(TRUTH, "a.mp4", 12.0, 18.0) == {"video": "a.mp4", "start_s": 12.0, "end_s": 18.0,
                                                                "label": "zoom"}
     with pytest.raises(ParameterError, match="both"):
-        long_run.pick_query(TRUTH, "a.mp4", 12.0, -1.0)
+        pick_query(TRUTH, "a.mp4", 12.0, -1.0)
     with pytest.raises(ParameterError, match="another video"):
-        long_run.pick_query(TRUTH, "c.mp4")
+        pick_query(TRUTH, "c.mp4")
 
 
 def test_video_scores_is_the_best_cosine_over_query_windows():
@@ -41,14 +44,14 @@ def test_video_scores_is_the_best_cosine_over_query_windows():
     table = pd.DataFrame({"video_path": ["v"] * 6, "start_s": np.arange(6)[::-1] * 0.5,
                           "end_s": np.arange(6)[::-1] * 0.5 + 2, "embedding": list(vectors)})
     query = rng.normal(size=(3, 8))
-    curve = long_run.video_scores(table, "v", query)
+    curve = video_scores(table, "v", query)
     assert curve.start_s.tolist() == sorted(curve.start_s)
     for row in curve.itertuples():
         v = vectors[5 - int(round(row.start_s / 0.5))]  # row i starts at (5 - i) * 0.5 s
         expected = max(float(v @ q / np.linalg.norm(v) / np.linalg.norm(q)) for q in query)  # loop oracle
         assert row.score == pytest.approx(expected, abs=1e-5)
     with pytest.raises(ParameterError, match="no windows"):
-        long_run.video_scores(table, "other", query)
+        video_scores(table, "other", query)
 
 
 def test_found_table_labels_each_segment_by_its_best_overlap():
@@ -56,7 +59,7 @@ def test_found_table_labels_each_segment_by_its_best_overlap():
         segments = [Segment("/x/b.mp4", 1.0, 5.0, 2.5, 0.0, 4.0, hits=(1, 2)),
                     Segment("/x/a.mp4", 40.0, 45.0, 1.0, 0.0, 4.0, hits=(3,))]
 
-    found = long_run.found_table(Result(), ground_truth=TRUTH)
+    found = found_table(Result(), ground_truth=TRUTH)
     assert found.video.tolist() == ["b.mp4", "a.mp4"] and found["rank"].tolist() == [1, 2]
     assert found.truth_label.tolist() == ["zoom", ""]  # [1, 5] lies in b's zoom span; [40, 45] overlaps nothing
     assert found.tIoU.iloc[0] == pytest.approx(4.0 / 6.0, abs=1e-3)
@@ -65,8 +68,8 @@ def test_found_table_labels_each_segment_by_its_best_overlap():
 
 def test_index_clip_spec_carries_the_dense_windows():
     meta = {"clip_spec": {"frames_per_clip": 16, "frame_stride": 4}, "windows": {"stride_s": 0.5}}
-    assert long_run.index_clip_spec(meta) == {"frames_per_clip": 16, "frame_stride": 4, "windows": {"stride_s": 0.5}}
-    assert long_run.index_clip_spec({"clip_spec": {"frames_per_clip": 8}}) == {"frames_per_clip": 8}
+    assert recorded_clip_spec(meta) == {"frames_per_clip": 16, "frame_stride": 4, "windows": {"stride_s": 0.5}}
+    assert recorded_clip_spec({"clip_spec": {"frames_per_clip": 8}}) == {"frames_per_clip": 8}
 
 
 def test_memo_encoder_embeds_each_clip_once_and_returns_what_the_encoder_returns():
@@ -75,7 +78,7 @@ def test_memo_encoder_embeds_each_clip_once_and_returns_what_the_encoder_returns
     flow = build_encoder("flow")
     rng = np.random.default_rng(0)
     clips = [rng.integers(0, 255, size=(flow.frames_per_clip, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
-    memo = long_run.MemoEncoder(flow)
+    memo = MemoEncoder(flow)
     first = memo.encode(clips)
     np.testing.assert_allclose(first, flow.encode(clips), atol=1e-6)  # the wrapped encoder's vectors
     again = memo.encode([clips[2], clips[0]])

@@ -7,14 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch.decode import frame_timestamps, probe_video, read_frames
+from motionmatch.video.decode import frame_timestamps, probe_video, read_frames
 from motionmatch.errors import ParameterError
-from motionmatch.localization import RELEVANT_COLUMNS
-from motionmatch.long_synthetic import (
-    CUT_COLUMNS, DISTRACTOR_LABEL, GROUND_TRUTH_COLUMNS, QUERY_COLUMNS, generate_long_videos, plan_long_video,
-    write_copy_queries,
-)
-from motionmatch.synthetic import DOMAINS, MOTION_CLASSES
+from motionmatch.metrics.localization import RELEVANT_COLUMNS
+from motionmatch.data.long_synthetic import CUT_COLUMNS, DISTRACTOR_LABEL, GROUND_TRUTH_COLUMNS, QUERY_COLUMNS, generate_long_videos, plan_long_video
+from motionmatch.data import write_copy_queries
+from motionmatch.data.synthetic import DOMAINS, MOTION_CLASSES
 
 TINY = {"fps": 12.0, "size": (64, 48), "progress": False}  # a 30 s video renders and encodes in well under a second
 

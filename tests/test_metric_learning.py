@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from motionmatch.errors import EncoderMismatchError, ParameterError
-from motionmatch.metric_learning import (HeadTrainingConfig, ProjectionHead, TrainedHead, retrieval_metrics,
+from motionmatch.refine.heads import (HeadTrainingConfig, ProjectionHead, TrainedHead, retrieval_metrics,
                                          split_by_group, train_projection_head)
 from motionmatch.table import embedding_matrix
 
@@ -60,6 +60,14 @@ def test_head_beats_raw_vectors_on_unseen_groups(train_table, unseen_table, loss
     assert projected >= raw + 0.2, (loss, raw, projected)
     assert 1 <= trained.best_epoch <= len(trained.history) <= 25
     assert {"epoch", "train_loss", "val P@10", "val mAP@10"} <= set(trained.history[0])
+
+
+def test_blank_groups_mean_each_video_is_its_own_group(train_table):
+    """Issue 18 bug 4: head training read `group` as text, so a table with blank groups was one group "" and
+    trained with no validation split; it now takes evaluation's rule (a blank group: the video is its own)."""
+    blank = train_table.assign(video_path=train_table["group"] + "/" + train_table["label"] + ".mp4", group="")
+    trained = train_projection_head(blank, HeadTrainingConfig(max_epochs=2, batch_size=32), progress=False)
+    assert "val P@10" in trained.history[0] and not np.isnan(trained.history[0]["val P@10"])
 
 
 def test_same_seed_gives_identical_heads(train_table, unseen_table):
@@ -139,7 +147,7 @@ def test_projection_head_shapes_and_config_checks():
 
 
 def test_head_arrays_round_trip_through_milvus_lite(train_table, unseen_table, tmp_path):
-    from motionmatch.store import MotionStore
+    from motionmatch.index.store import MotionStore
 
     trained = train_projection_head(train_table, HeadTrainingConfig(max_epochs=2, hidden_dim=16), progress=False)
     store = MotionStore(uri=str(tmp_path / "heads.db"), collection="clips")

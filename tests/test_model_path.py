@@ -20,9 +20,9 @@ import pytest
 from motionmatch.encoders.auto import choose_encoder, encoder_from_id
 from motionmatch.encoders.vjepa2 import VJEPA2Encoder, tiny_model
 from motionmatch.errors import WeightsUnavailableError
-from motionmatch.notebook import RECORD_MIME, read_records
-from motionmatch.report import (NOTEBOOKS_DIR, absolute_path_settings, format_timings, notebook_timings,
-                                run_notebook)
+from motionmatch.report.records import RECORD_MIME, read_records
+from motionmatch.config import absolute_environment
+from motionmatch.report.notebooks import NOTEBOOKS_DIR, format_timings, notebook_timings, run_notebook
 
 PROJECT_ROOT = NOTEBOOKS_DIR.parent
 NOTEBOOK_01 = NOTEBOOKS_DIR / "01-extract-embeddings.ipynb"
@@ -38,7 +38,7 @@ def saved_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> Path:
-    from motionmatch.synthetic import generate_sample_dataset
+    from motionmatch.data.synthetic import generate_sample_dataset
 
     folder = tmp_path_factory.mktemp("videos") / "sample"
     generate_sample_dataset(folder, seed=2, videos_per_class_per_domain=1, groups_per_class_per_domain=1,
@@ -114,7 +114,7 @@ def test_a_configured_folder_that_does_not_load_stops_auto_with_the_reason(saved
 
 def _real_weights_cached() -> bool:
     from motionmatch.config import HUB_MODEL_ID
-    from motionmatch.encoders.base import _cached_snapshot
+    from motionmatch.encoders.weights import _cached_snapshot
 
     return _cached_snapshot(HUB_MODEL_ID) is not None
 
@@ -139,7 +139,7 @@ def test_relative_motionmatch_folders_are_made_absolute_for_the_kernel(saved_mod
     environ = {"MOTIONMATCH_MODEL": saved_model.name, "MOTIONMATCH_EMBEDDINGS_DIR": "out/embeddings",
                "MOTIONMATCH_MILVUS_URI": "http://localhost:19530", "MOTIONMATCH_COLLECTION": "clips",
                "MOTIONMATCH_SAMPLE_DIR": str(tmp_path), "MOTIONMATCH_CLIP_MODEL": "openai/clip-vit-base-patch32"}
-    changed = absolute_path_settings(environ)
+    changed = absolute_environment(environ)
     assert changed == {"MOTIONMATCH_MODEL": str(saved_model),
                        "MOTIONMATCH_EMBEDDINGS_DIR": str(saved_model.parent / "out" / "embeddings")}
 
@@ -217,7 +217,7 @@ def test_notebook_01_opens_with_why_auto_fell_back(no_configured_model, sample, 
     """With nothing configured and no weights, the report's first output says what was tried and why it failed."""
     if _real_weights_cached():
         pytest.skip("the real V-JEPA 2 weights are cached here, so auto loads them")
-    from motionmatch.notebook import load_run
+    from motionmatch.extract import load_run
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     embeddings = tmp_path / "embeddings"
@@ -233,7 +233,7 @@ def test_notebook_01_opens_with_why_auto_fell_back(no_configured_model, sample, 
 
 
 @pytest.mark.parametrize("variable, module, cls", [("MOTIONMATCH_MODEL", "vjepa2", "VJEPA2Encoder"),
-                                                   ("MOTIONMATCH_CLIP_MODEL", "visual", "CLIPVisualEncoder")])
+                                                   ("MOTIONMATCH_CLIP_MODEL", "clip", "CLIPVisualEncoder")])
 def test_a_model_variable_set_after_import_is_the_one_loaded(variable, module, cls, tmp_path, monkeypatch):
     """Defaults are read from config when used, not frozen at import (a notebook or a test sets them later)."""
     import importlib

@@ -8,13 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch import datasets, pipeline
+from motionmatch.index.sync import index_embeddings
+from motionmatch.data import sources as datasets
+from motionmatch.extract import local as pipeline
 from motionmatch import table as table_module
-from motionmatch.clips import ClipSpec
+from motionmatch.video.clips import ClipSpec
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import EncoderMismatchError, ParameterError
-from motionmatch.store import MotionStore
-from motionmatch.synthetic import generate_sample_dataset, write_video
+from motionmatch.index.store import MotionStore
+from motionmatch.data.synthetic import generate_sample_dataset
+from motionmatch.video import write_video
 
 SPEC = ClipSpec(frames_per_clip=8, frame_stride=2, clips_per_video=2)
 
@@ -94,8 +97,8 @@ def test_index_is_idempotent_and_replaces_changed_videos(tmp_path, sample_manife
     pipeline.extract_embeddings(manifest, flow, tmp_path / "emb", clip_spec=SPEC, progress=False)
     table = table_module.load_embeddings(tmp_path / "emb")
     with MotionStore(str(tmp_path / "mm.db"), "clips") as store:
-        first = pipeline.index_embeddings(table, store, flow.encoder_id, flow.preprocessing())
-        second = pipeline.index_embeddings(table, store, flow.encoder_id, flow.preprocessing())
+        first = index_embeddings(table, store, flow.encoder_id, flow.preprocessing())
+        second = index_embeddings(table, store, flow.encoder_id, flow.preprocessing())
         assert first.rows_after == len(table) == second.rows_after
         assert second.videos_upserted == 0 and second.videos_unchanged == table.video_path.nunique()
 
@@ -106,7 +109,7 @@ def test_index_is_idempotent_and_replaces_changed_videos(tmp_path, sample_manife
         again = pipeline.extract_embeddings(manifest, flow, tmp_path / "emb", clip_spec=SPEC, progress=False)
         assert again.embedded == 1
         table = table_module.load_embeddings(tmp_path / "emb")
-        third = pipeline.index_embeddings(table, store, flow.encoder_id, flow.preprocessing())
+        third = index_embeddings(table, store, flow.encoder_id, flow.preprocessing())
         assert third.videos_replaced == 1 and third.rows_after == len(table)
 
         # remove a file and re-sync with remove_missing: its rows go
@@ -114,7 +117,7 @@ def test_index_is_idempotent_and_replaces_changed_videos(tmp_path, sample_manife
         kept = manifest[manifest.path != removed]
         pipeline.extract_embeddings(kept, flow, tmp_path / "emb", clip_spec=SPEC, prune=True, progress=False)
         table = table_module.load_embeddings(tmp_path / "emb")
-        fourth = pipeline.index_embeddings(table, store, flow.encoder_id, flow.preprocessing(), remove_missing=True)
+        fourth = index_embeddings(table, store, flow.encoder_id, flow.preprocessing(), remove_missing=True)
         assert fourth.videos_removed == 1
         assert fourth.rows_after == len(table) == (len(manifest) - 1) * SPEC.clips_per_video
 
@@ -125,7 +128,7 @@ def test_index_refuses_a_table_from_another_encoder(tmp_path, sample_manifest, f
     table = table_module.load_embeddings(tmp_path / "emb")
     with MotionStore(str(tmp_path / "mm.db"), "clips") as store:
         with pytest.raises(EncoderMismatchError):
-            pipeline.index_embeddings(table, store, "vjepa2:tiny-seed0", {"kind": "vjepa2"})
+            index_embeddings(table, store, "vjepa2:tiny-seed0", {"kind": "vjepa2"})
 
 
 def test_discovery_reports_odd_entries(tmp_path, sample_manifest):

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, ImageSequence
 
 from motionmatch.errors import ParameterError, VideoError
-from motionmatch.previews import animated_preview, format_range, format_time, preview_html, preview_row
-from motionmatch.synthetic import write_video
+from motionmatch.report.previews import animated_preview, format_range, format_time, preview_html, preview_row
+from motionmatch.video import write_video
 
 FPS = 12.0
 N_FRAMES = 24  # 2.0 s
@@ -144,7 +144,7 @@ def test_previews_survive_the_reports_html_rendering(clock_video, tmp_path):
     import nbformat
     from IPython.display import HTML
 
-    from motionmatch.report import render_html
+    from motionmatch.report.notebooks import render_html
 
     row = preview_row([preview_html(clock_video, 0.0, 1.0, caption="query"),
                        preview_html(clock_video, 1.0, 2.0, caption="#1")])

@@ -20,18 +20,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch import cli, datasets, pipeline
+from motionmatch import cli
+from motionmatch.data import sources as datasets
+from motionmatch.extract import local as pipeline
 from motionmatch import table as table_module
-from motionmatch.clips import ClipSpec, WindowSpec, sample_clips
+from motionmatch.video.clips import ClipSpec, sample_clips
+from motionmatch.video.windows import WindowSpec
 from motionmatch.config import PROJECT_ROOT
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import MissingPackageError, ParameterError
-from motionmatch.store import MotionStore
-from motionmatch.long_synthetic import generate_long_videos
-from motionmatch.synthetic import generate_sample_dataset
+from motionmatch.index.store import MotionStore
+from motionmatch.data.long_synthetic import generate_long_videos
+from motionmatch.data.synthetic import generate_sample_dataset
 
 ray = pytest.importorskip("ray", reason="Ray Data is an optional extra: pip install -e .[ray]")
-from motionmatch import ray_extract  # noqa: E402 - after the skip
+from motionmatch.extract import ray_data as ray_extract  # noqa: E402 - after the skip
 
 pytestmark = pytest.mark.ray
 SPEC = ClipSpec(frames_per_clip=8, frame_stride=2, clips_per_video=2)

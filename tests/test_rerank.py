@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from motionmatch.errors import EncoderMismatchError, ParameterError
-from motionmatch.rerank import (Reranker, alpha_query_expansion, database_side_augmentation, k_reciprocal_rerank,
+from motionmatch.refine.rerank import (Reranker, alpha_query_expansion, database_side_augmentation, k_reciprocal_rerank,
                                 _k_reciprocal_pool_distances)
 from motionmatch.table import l2_normalize
 

@@ -18,12 +18,13 @@ import pandas as pd
 import pytest
 from hostile import CLI_TIMEOUT_S, IS_ROOT, ROOT_SKIP_REASON, HostileCase, cli, record_tally, write_hostile_folder
 
-from motionmatch import datasets, pipeline
+from motionmatch.data import sources as datasets
+from motionmatch.extract import local as pipeline
 from motionmatch import table as table_module
-from motionmatch.clips import ClipSpec
+from motionmatch.video.clips import ClipSpec
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import ParameterError, StoreError
-from motionmatch.store import MotionStore
+from motionmatch.index.store import MotionStore
 
 SPEC = ClipSpec(frames_per_clip=8, frame_stride=2, clips_per_video=2)
 SPEC_ARGS = ["--encoder", "flow", "--frames-per-clip", "8", "--frame-stride", "2", "--clips-per-video", "2"]
@@ -222,7 +223,7 @@ def test_api_refuses_the_same_parameters_before_any_work(hostile_root, tmp_path)
 @pytest.mark.slow
 def test_notebook_03_refuses_k_0_in_its_first_code_cell(tmp_path):
     papermill = pytest.importorskip("papermill")
-    from motionmatch.report import list_notebooks, run_notebook
+    from motionmatch.report.notebooks import list_notebooks, run_notebook
 
     notebook = next(p for p in list_notebooks() if p.name.startswith("03-"))
     db = tmp_path / "never.db"

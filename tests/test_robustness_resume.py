@@ -20,13 +20,15 @@ import pandas as pd
 import pytest
 from hostile import CLI_TIMEOUT_S, cli_ok, record_tally
 
-from motionmatch import datasets, pipeline
+from motionmatch.data import sources as datasets
+from motionmatch.extract import local as pipeline
 from motionmatch import table as table_module
-from motionmatch.clips import ClipSpec
+from motionmatch.video.clips import ClipSpec
 from motionmatch.config import PROJECT_ROOT
 from motionmatch.encoders import build_encoder
-from motionmatch.store import MotionStore
-from motionmatch.synthetic import MOTION_CLASSES, render_motion_clip, write_video
+from motionmatch.index.store import MotionStore
+from motionmatch.data.synthetic import MOTION_CLASSES, render_motion_clip
+from motionmatch.video import write_video
 
 N_VIDEOS = 12
 CLIPS_PER_VIDEO = 2

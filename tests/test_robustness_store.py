@@ -22,14 +22,16 @@ import pytest
 from conftest import kill_during_upsert, make_random_table, start_milvus_server, stop_milvus_server
 from hostile import CLI_TIMEOUT_S, cli, cli_ok, record_tally
 
-from motionmatch import pipeline
+from motionmatch.index.sync import index_embeddings
+from motionmatch.extract import local as pipeline
 from motionmatch import table as table_module
-from motionmatch.clips import ClipSpec, sample_clips
+from motionmatch.video.clips import ClipSpec, sample_clips
 from motionmatch.config import PROJECT_ROOT
 from motionmatch.encoders import build_encoder
 from motionmatch.errors import EncoderMismatchError, StoreError
-from motionmatch.store import MotionStore
-from motionmatch.synthetic import MOTION_CLASSES, render_motion_clip, write_video
+from motionmatch.index.store import MotionStore
+from motionmatch.data.synthetic import MOTION_CLASSES, render_motion_clip
+from motionmatch.video import write_video
 
 SPEC_ARGS = ["--encoder", "flow", "--frames-per-clip", "8", "--frame-stride", "2", "--clips-per-video", "2"]
 pytestmark = pytest.mark.timeout(300)  # nothing may hang: a stuck test fails after 5 minutes
@@ -199,7 +201,7 @@ def test_writers_creating_the_same_collection_at_once_all_succeed(server, reques
             with MotionStore(milvus_server, collection) as store:
                 barrier.wait()  # every writer sees the collection missing, then all create it
                 try:
-                    summaries.append(pipeline.index_embeddings(table, store, "test:random", {"seed": 3}))
+                    summaries.append(index_embeddings(table, store, "test:random", {"seed": 3}))
                 except Exception as error:  # noqa: BLE001 - collected and shown below
                     errors.append(error)
 
@@ -261,7 +263,7 @@ _WRITER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     from conftest import make_random_table
-    from motionmatch.store import MotionStore
+    from motionmatch.index.store import MotionStore
 
     store = MotionStore({uri!r}, "durable")
     store.ensure_collection("test:random", 64, {{"seed": 0}})

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from motionmatch.clips import ClipSpec
-from motionmatch.pipeline import _iter_decoded
-from motionmatch.synthetic import render_motion_clip, write_video
+from motionmatch.video.clips import ClipSpec
+from motionmatch.extract.workers import iter_decoded
+from motionmatch.data.synthetic import render_motion_clip
+from motionmatch.video import write_video
 
 import hostile
 
@@ -32,7 +33,7 @@ def videos(tmp_path_factory):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_dying_worker_fails_only_its_video(videos, workers):
-    results = list(_iter_decoded(videos, SPEC, workers=workers, prefetch=2 * workers, job=hostile.decode_or_die))
+    results = list(iter_decoded(videos, SPEC, workers=workers, prefetch=2 * workers, job=hostile.decode_or_die))
     by_path = {result[0]: result for result in results}
     assert sorted(by_path) == sorted(videos) and len(results) == len(videos)  # every video once, none lost
     crashed = next(p for p in videos if "crash" in p)
@@ -50,7 +51,7 @@ def test_a_worker_dying_while_the_consumer_is_busy_fails_only_its_video(videos):
     import time
 
     results = []
-    for result in _iter_decoded(videos, SPEC, workers=2, prefetch=4, job=hostile.decode_or_die):
+    for result in iter_decoded(videos, SPEC, workers=2, prefetch=4, job=hostile.decode_or_die):
         results.append(result)
         if len(results) == 1:
             time.sleep(3.0)  # a slow encoder: crash_c's worker dies meanwhile, before the next submission
@@ -70,8 +71,8 @@ def test_workers_that_cannot_start_say_what_to_do(videos, tmp_path):
     script.write_text(
         "import pandas as pd\n"
         "from motionmatch.encoders import build_encoder\n"
-        "from motionmatch.clips import ClipSpec\n"
-        "from motionmatch.pipeline import extract_embeddings\n"
+        "from motionmatch.video.clips import ClipSpec\n"
+        "from motionmatch.extract.local import extract_embeddings\n"
         f"manifest = pd.DataFrame({{'path': {videos[:2]!r}}})\n"
         f"extract_embeddings(manifest, build_encoder('flow', frames_per_clip=4), {str(tmp_path / 'out')!r},\n"
         "                   clip_spec=ClipSpec(4, 1, 2), workers=1, progress=False)\n")

@@ -7,8 +7,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from motionmatch.errors import ParameterError
-from motionmatch.localization import temporal_iou
-from motionmatch.segments import (
+from motionmatch.metrics.localization import temporal_iou
+from motionmatch.search.align import (
     ALIGNERS, DEFAULT_ALIGNER, PLANTED_CASES, WindowHit, _local_alignment, align, compare_aligners,
     merge_window_hits, planted_case, segments_frame, window_times,
 )
@@ -145,7 +145,7 @@ def test_segments_frame_and_comparison():
 
 # ----------------------------------------------------------------------------- growing aligned segments
 def _segment(start, end, score, video="v"):
-    from motionmatch.segments import Segment
+    from motionmatch.search.align import Segment
 
     return Segment(video, float(start), float(end), float(score), 0.0, 2.0, ())
 
@@ -153,7 +153,7 @@ def _segment(start, end, score, video="v"):
 def test_extend_grows_over_a_continuing_motion_and_stops_at_a_drop():
     """A same-motion run (profile within the margin of the aligned part) is followed; a copy's peak, well above
     its neighbours, stays as aligned; growth stops where the profile drops or the score falls under the threshold."""
-    from motionmatch.segments import extend_segments
+    from motionmatch.search.align import extend_segments
 
     ref = window_times(20, window_s=2.0, stride_s=1.0)  # windows [j, j + 2]
     profile = np.full(20, 0.5)
@@ -173,7 +173,7 @@ def test_extend_grows_over_a_continuing_motion_and_stops_at_a_drop():
 
 
 def test_extend_never_bridges_a_gap_and_merges_overlaps():
-    from motionmatch.segments import extend_segments
+    from motionmatch.search.align import extend_segments
 
     ref = np.array([[0, 2], [1, 3], [2, 4], [3, 5], [8, 10], [9, 11]], dtype=float)  # 3 s gap after window 3
     profile = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 0.9])

@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from motionmatch import shots
+from motionmatch.video import shots
 from motionmatch.errors import ParameterError, VideoError
-from motionmatch.long_synthetic import generate_long_videos
-from motionmatch.shots import (
-    METHODS, MissingPackageError, Shot, boundary_f1, cuts_from_probabilities, detect_shots, shots_from_cuts,
-    split_windows_at_shots,
-)
+from motionmatch.data.long_synthetic import generate_long_videos
+from motionmatch.metrics import boundary_f1
+from motionmatch.video.shots import METHODS, MissingPackageError, Shot, cuts_from_probabilities, detect_shots, shots_from_cuts
 
 # 8 s, 24 fps, 96x72, segments of 1.5-3 s: each video renders and encodes in about a second.
 TINY = {"duration_s": 8.0, "fps": 24.0, "size": (96, 72), "min_segment_s": 1.5, "max_segment_s": 3.0,
@@ -187,33 +185,6 @@ def test_boundary_f1_is_a_maximum_matching(seed):
         assert got == int(reach[rows, cols].sum())
 
 
-def test_split_windows_restart_at_each_shot_and_never_straddle():
-    found = [Shot(0.0, 5.0, 0, 60), Shot(5.0, 6.0, 60, 72), Shot(6.0, 10.5, 72, 126)]
-    windows = split_windows_at_shots(found, window_s=2.0, stride_s=1.0)
-    assert [(w.start_s, w.end_s, w.shot_index, w.note) for w in windows] == [
-        (0.0, 2.0, 0, ""), (1.0, 3.0, 0, ""), (2.0, 4.0, 0, ""), (3.0, 5.0, 0, ""),
-        (5.0, 6.0, 1, "clipped to a short shot"),
-        (6.0, 8.0, 2, ""), (7.0, 9.0, 2, ""), (8.0, 10.0, 2, ""), (8.5, 10.5, 2, "aligned to the shot end")]
-    without_tail = split_windows_at_shots(found, window_s=2.0, stride_s=1.0, cover_tail=False)
-    assert [w.end_s for w in without_tail if w.shot_index == 2] == [8.0, 9.0, 10.0]
-
-
-@pytest.mark.parametrize("seed", range(10))
-def test_split_windows_random_shots(seed):
-    rng = np.random.default_rng(seed)
-    bounds = np.r_[0.0, np.cumsum(rng.uniform(0.3, 9.0, size=8))]
-    found = [Shot(float(a), float(b), 0, 0) for a, b in zip(bounds, bounds[1:])]
-    window_s, stride_s = float(rng.uniform(0.5, 3.0)), float(rng.uniform(0.25, 2.0))
-    windows = split_windows_at_shots(found, window_s, stride_s)
-    for w in windows:
-        shot = found[w.shot_index]
-        assert shot.start_s - 1e-9 <= w.start_s < w.end_s <= shot.end_s + 1e-9  # inside its shot: never straddles
-        assert w.end_s - w.start_s == pytest.approx(min(window_s, shot.duration_s))
-    for index, shot in enumerate(found):
-        mine = [w for w in windows if w.shot_index == index]
-        assert mine[0].start_s == shot.start_s and max(w.end_s for w in mine) == pytest.approx(shot.end_s)
-
-
 # ----------------------------------------------------------------------------- errors
 def test_bad_method_and_options_are_parameter_errors(videos):
     path = videos["nocut"][0]
@@ -229,8 +200,6 @@ def test_bad_method_and_options_are_parameter_errors(videos):
         detect_shots(path, "transnetv2", threshold=1.5)
     with pytest.raises(ParameterError, match="min_shot_s"):
         detect_shots(path, "adaptive", min_shot_s=-1.0)
-    with pytest.raises(ParameterError, match="window_s"):
-        split_windows_at_shots([], window_s=0.0, stride_s=1.0)
 
 
 @pytest.mark.parametrize("method", METHODS)

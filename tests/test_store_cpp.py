@@ -22,14 +22,14 @@ from test_robustness_store import evil_index, labels_match_exactly_their_rows  #
 from test_store import CORE_CHECKS, check_hybrid_search_fuses_both_fields
 
 from motionmatch import cli
-from motionmatch.bulk import BulkWriterStore, bulk_index
+from motionmatch.index.bulk import BulkWriterStore
 from motionmatch.errors import StoreError
-from motionmatch.hybrid_index import index_hybrid
-from motionmatch.methods import FittedVectors, VectorSpec
-from motionmatch.milvus_server import listening_addresses
-from motionmatch.netns import isolation_error, listening_sockets
-from motionmatch.pipeline import index_embeddings
-from motionmatch.store import MotionStore
+from motionmatch.beyond.hybrid_index import index_hybrid
+from motionmatch.beyond.methods import FittedVectors, VectorSpec
+from motionmatch.index.standalone import listening_addresses
+from motionmatch.index.netns import isolation_error, listening_sockets
+from motionmatch.index.sync import index_embeddings
+from motionmatch.index.store import MotionStore
 
 pytestmark = pytest.mark.server
 
@@ -131,7 +131,9 @@ def test_bulk_on_milvus_lite_falls_back_to_upserts_and_says_why(tmp_db_uri):
     table = make_random_table(40, 16, seed=4)
     said = []
     with MotionStore(tmp_db_uri, "bulk_lite") as store:
-        summary, report = bulk_index(table, store, RANDOM_ENCODER_ID, {"seed": 4}, print_fn=said.append)
+        writer = BulkWriterStore(store, print_fn=said.append)
+        summary = index_embeddings(table, writer, RANDOM_ENCODER_ID, {"seed": 4})
+        report = writer.report
         assert store.count() == 40 == summary.rows_after
     assert report.method == "batched upserts" and report.rows == 40
     assert len(said) == 1 and "Milvus Lite" in said[0] and "batched upserts" in said[0]
@@ -139,7 +141,7 @@ def test_bulk_on_milvus_lite_falls_back_to_upserts_and_says_why(tmp_db_uri):
 
 def test_bulk_import_when_the_server_cannot_read_the_files_falls_back(milvus_cpp_server, monkeypatch):
     """A remote server reads import files from its own storage; an unreadable path makes the task fail."""
-    from motionmatch import bulk
+    from motionmatch.index import bulk
 
     table = make_random_table(24, 16, seed=6)
     real_import = bulk.import_files

@@ -10,9 +10,9 @@ import pytest
 from conftest import start_milvus_server, stop_milvus_server
 from test_store import CORE_CHECKS, DIM, PREPROCESSING, _open
 
-from motionmatch import rpc
+from motionmatch.index import connection as rpc
 from motionmatch.errors import StoreError
-from motionmatch.store import MotionStore
+from motionmatch.index.store import MotionStore
 
 pytestmark = pytest.mark.server
 
@@ -154,7 +154,7 @@ def test_goaway_too_many_pings_on_connect_is_retried_and_said_once(milvus_server
         bare.close()
     proxy = _GoawayProxy(port)
     try:
-        with caplog.at_level("WARNING", logger="motionmatch.store"):
+        with caplog.at_level("WARNING", logger="motionmatch.index.store"):
             with MotionStore(f"http://127.0.0.1:{proxy.port}", "goaway_connect", timeout_s=5) as store:
                 assert store.count() == 8
                 assert store.search(table.embedding.iloc[3], k=1)[0][0].clip_id == table.clip_id.iloc[3]

@@ -7,12 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from motionmatch.decode import probe_video, read_frames
+from motionmatch.video.decode import probe_video, read_frames
 from motionmatch.errors import ParameterError
-from motionmatch.synthetic import (
-    DOMAINS, MANIFEST_COLUMNS, MOTION_CLASSES, draw_group_style, generate_sample_dataset, render_motion_clip,
-    write_video,
-)
+from motionmatch.data.synthetic import DOMAINS, MANIFEST_COLUMNS, MOTION_CLASSES, draw_group_style, generate_sample_dataset, render_motion_clip
+from motionmatch.video import write_video
 
 SIZE = (96, 72)  # (width, height): small, fast to render
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from ..errors import ParameterError
 from .base import Encoder, l2_normalize
+from .caching import MemoEncoder
 
-ENCODER_NAMES = ("vjepa2", "vjepa2-tiny", "flow", "clip", "clip-tiny")
+ENCODER_NAMES = ("vjepa2", "vjepa2-tiny", "flow", "clip", "clip-tiny", "pose")
 
 
 def build_encoder(name: str, **kwargs: Any) -> Encoder:
@@ -20,6 +21,8 @@ def build_encoder(name: str, **kwargs: Any) -> Encoder:
     - ``"vjepa2-tiny"``: ``VJEPA2Encoder.tiny(seed=0, **settings)``, random weights, for tests.
     - ``"flow"``: ``FlowEncoder(FlowSettings(**kwargs))``, weight-free optical-flow histograms.
     - ``"clip"`` / ``"clip-tiny"``: the CLIP image encoder, frame-pooled (real / tiny random weights).
+    - ``"pose"``: ``PoseEncoder(PoseSettings(**kwargs), model_paths=, fetch=)``, BlazePose's canonical 3D skeleton
+      (MediaPipe's models, fetched once from the mediapipe wheel); WeightsUnavailableError when they cannot be.
     """
     if name == "vjepa2":
         from .vjepa2 import VJEPA2Encoder
@@ -35,14 +38,19 @@ def build_encoder(name: str, **kwargs: Any) -> Encoder:
 
         return FlowEncoder(_make_settings(FlowSettings, kwargs, "flow"))
     if name == "clip":
-        from .visual import CLIPVisualEncoder
+        from .clip import CLIPVisualEncoder
 
         model_id = _setting("clip_model_id", kwargs.pop("model_id", None))
         return CLIPVisualEncoder.from_pretrained(model_id, **kwargs)
     if name == "clip-tiny":
-        from .visual import CLIPVisualEncoder
+        from .clip import CLIPVisualEncoder
 
         return CLIPVisualEncoder.tiny(**kwargs)
+    if name == "pose":
+        from .pose import PoseEncoder, PoseSettings
+
+        model_paths, fetch = kwargs.pop("model_paths", None), kwargs.pop("fetch", True)
+        return PoseEncoder(_make_settings(PoseSettings, kwargs, "pose"), model_paths=model_paths, fetch=fetch)
     raise ParameterError(f"unknown encoder {name!r}; valid names: {', '.join(ENCODER_NAMES)}")
 
 
@@ -64,9 +72,11 @@ def _make_settings(settings_class: type, kwargs: dict[str, Any], encoder_name: s
 
 
 def __getattr__(attribute: str) -> Any:
-    """Lazy access to the encoder classes (``from motionmatch.encoders import VJEPA2Encoder``)."""
+    """Lazy access to the encoder classes (``from motionmatch.encoders import VJEPA2Encoder``) and to the choice."""
     lazy = {"VJEPA2Encoder": "vjepa2", "VJEPA2Settings": "vjepa2", "FlowEncoder": "flow", "FlowSettings": "flow",
-            "CLIPVisualEncoder": "visual", "CLIPSettings": "visual"}
+            "CLIPVisualEncoder": "clip", "CLIPSettings": "clip", "PoseEncoder": "pose", "PoseSettings": "pose",
+            # auto builds encoders with build_encoder below, so it is loaded when first asked for
+            "choose_encoder": "auto", "describe_encoder": "auto", "encoder_from_id": "auto", "ENCODER_CHOICES": "auto"}
     if attribute in lazy:
         import importlib
 
@@ -74,5 +84,6 @@ def __getattr__(attribute: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
 
 
-__all__ = ["Encoder", "ENCODER_NAMES", "build_encoder", "l2_normalize", "VJEPA2Encoder", "VJEPA2Settings",
-           "FlowEncoder", "FlowSettings", "CLIPVisualEncoder", "CLIPSettings"]
+__all__ = ["Encoder", "ENCODER_NAMES", "build_encoder", "choose_encoder", "describe_encoder", "encoder_from_id",
+           "ENCODER_CHOICES", "MemoEncoder", "l2_normalize", "VJEPA2Encoder", "VJEPA2Settings",
+           "FlowEncoder", "FlowSettings", "CLIPVisualEncoder", "CLIPSettings", "PoseEncoder", "PoseSettings"]

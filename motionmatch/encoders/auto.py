@@ -86,6 +86,13 @@ def encoder_from_id(encoder_id: str):
     kind, _, rest = encoder_id.partition(":")
     if kind == "flow":
         return build_encoder("flow")
+    if kind == "pose":
+        from .pose import DESCRIPTOR_VERSION
+
+        if rest != DESCRIPTOR_VERSION:
+            raise ParameterError(f"cannot rebuild encoder {encoder_id!r}: this MotionMatch makes pose:"
+                                 f"{DESCRIPTOR_VERSION} vectors; re-extract the table with the current pose encoder")
+        return build_encoder("pose")
     if kind == "vjepa2" and rest.startswith("tiny-seed"):
         return build_encoder("vjepa2-tiny", seed=int(rest.removeprefix("tiny-seed")))
     if kind == "vjepa2":

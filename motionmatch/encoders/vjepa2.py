@@ -20,9 +20,10 @@ import numpy as np
 
 from ..config import setting
 from ..errors import ParameterError
-from .base import (FramePreprocessing, absolute_if_folder, batches, check_batch_size, check_clips, frames_to_tensor,
-                   l2_normalize, load_pretrained_model, read_processor_config, resample_name, resolve_pretrained,
-                   square_crop_size)
+from .base import batches, check_batch_size, check_clips, l2_normalize
+from .preprocessing import FramePreprocessing, frames_to_tensor, resample_name
+from .weights import (absolute_if_folder, load_pretrained_model, read_processor_config, resolve_pretrained,
+                      square_crop_size)
 
 if TYPE_CHECKING:
     import torch
