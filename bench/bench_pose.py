@@ -1,0 +1,487 @@
+"""The pose channel against optical flow on real people filmed by 4 synchronised cameras (the Pose2Sim sample).
+
+What is measured, on one run:
+
+* **retrieval** of the same moment: the Pose2Sim sample (:func:`motionmatch.data.pose2sim.write_pose2sim_sample`,
+  2 trials x 4 cameras x 3 windows of 0.55 s) cut into 16-frame clips (``ClipSpec(16, frame_stride=1,
+  clips_per_video=9)``, 3 in ``--quick``); label = trial:window. *Cross-camera*: each query ranks the clips of the
+  other cameras only (its own camera is masked, clips of its own video excluded); *same-camera*: each query ranks its
+  own camera's clips that start at least half a clip (8 frames) away from it (the relevant ones are the other clips of
+  its window at least that far away: same view, a different part of the same 0.55 s). P@1 and P@10 with 95% bootstrap CIs over queries, through :mod:`motionmatch.evaluation.retrieval`. Also
+  *moment@1*: the top cross-camera hit is the same trial within +-4 frames (67 ms) of the query's moment (the
+  finest test; clips of every window of a camera at the same frames are exactly synchronised);
+* **flow, pose and a fused score** ``w * pose cosine + (1 - w) * flow cosine`` (flow alone where a clip has pose
+  coverage 0); ``w`` is chosen on the queries of half of the labels and measured on the queries of the other half,
+  both ways round (2-fold), so no query is scored with a weight chosen on its own label;
+* **descriptor variants** (world canonical positions, joint angles, angles + velocities, 2D image landmarks, ...),
+  all from the same tracking run, for the table in :mod:`motionmatch.encoders.pose`;
+* **cost** on one core (the process pinned to one CPU, ``torch.set_num_threads(1)``, ``cv2.setNumThreads(1)``,
+  LiteRT ``num_threads=1``): pose and flow seconds per 16-frame clip, side by side on the same decoded clips, in a
+  fresh child process; and **extraction memory** (peak RSS, VmHWM) of ``extract_embeddings`` with the pose encoder
+  over 1 window video against all of them, each in a fresh process, with glibc's default heap and with a fixed mmap
+  threshold (which returns freed frame buffers at once), plus the encoder alone encoding one video's clips again
+  and again (resident memory after the first and the last round: does the encoder itself grow?);
+* **no person**: the synthetic sprite sample (:func:`motionmatch.data.synthetic.generate_sample_dataset`) has no
+  people; every clip must come back with coverage 0.
+
+Targets (PASS/FAIL): cross-camera pose P@1 >= 2x flow's; fused cross-camera P@10 >= 0.6; same-camera pose P@1 >= flow's;
+pose <= 0.5 s per 16-frame clip on one core; coverage 0 on every synthetic clip.
+
+Caveat printed with the results: Trial_2's man replays Trial_1's man frame for frame (a second person is added), so
+Trial_1:wK and Trial_2:wK show the same movement of the man and a pose tracker that follows him cannot tell them
+apart; the Trial_1-only rows (one person, no twin) are the clean measurement.
+
+Usage::
+
+    python -m bench.bench_pose --quick   # 3 clips per window video, memory 1 vs 6 videos, 20 synthetic videos
+    python -m bench.bench_pose           # 9 clips per window video, memory 1 vs 24 videos, 80 synthetic videos
+
+Prints markdown and writes ``bench/out/pose.json``. ``main(argv) -> dict`` for notebooks.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.common import child_main, run_child, save_result
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+PROJECT_ROOT = BENCH_DIR.parent
+FRAMES = 16
+MOMENT_TOLERANCE_FRAMES = 4
+SAME_CAMERA_MIN_SHIFT = FRAMES // 2  # same-camera relevant clips start at least half a clip away from the query
+WEIGHT_GRID = tuple(round(w, 2) for w in np.linspace(0, 1, 21))
+N_BOOT = 1000
+CHILD_TIMEOUT_S = 900
+MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+# descriptor variants compared on one tracking run: (name, PoseSettings fields)
+VARIANTS = (
+    ("world positions, canonical facing", {"features": ("positions",), "feature_weights": (1.0,)}),
+    ("world positions + velocities", {"features": ("positions", "velocities"), "feature_weights": (1.0, 1.0)}),
+    ("world positions + velocities, mirror-symmetric", {"features": ("positions", "velocities"),
+                                                        "feature_weights": (1.0, 1.0), "symmetric": True}),
+    ("joint angles", {"features": ("angles",), "feature_weights": (1.0,)}),
+    ("joint angles + velocities", {"features": ("angles", "angle_velocities"), "feature_weights": (1.0, 1.0)}),
+    ("limb directions, canonical", {"features": ("limbs",), "feature_weights": (1.0,)}),
+    ("positions + limbs + angles + velocities (pose:v1)", {"features": ("positions", "limbs", "angles", "velocities"),
+                                                           "feature_weights": (1.0, 1.0, 1.0, 1.0)}),
+    ("2D image landmarks, normalised", {"features": ("image",), "feature_weights": (1.0,)}),
+    ("2D image landmarks + velocities", {"features": ("image", "image_velocities"), "feature_weights": (1.0, 1.0)}),
+)
+
+
+# ----------------------------------------------------------------------------- clips of the sample
+def sample_dir_default() -> Path:
+    from motionmatch.config import RAW_DIR
+
+    return RAW_DIR / "pose2sim"
+
+
+def load_clips(sample_dir: Path, clips_per_video: int) -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """Every clip of the sample with its metadata (one row per clip) and its frames."""
+    from motionmatch.data import load_manifest
+    from motionmatch.table import make_clip_id
+    from motionmatch.video import ClipSpec, sample_clips
+
+    manifest = load_manifest(sample_dir / "manifest.csv")
+    meta = json.loads((sample_dir / "pose2sim_sample.json").read_text())
+    window_start = {str((sample_dir / clip["path"]).resolve()): clip["start_frame"] for clip in meta["clips"]}
+    spec = ClipSpec(frames_per_clip=FRAMES, frame_stride=1, clips_per_video=clips_per_video)
+    rows, frames = [], []
+    for video in manifest.itertuples():
+        for clip in sample_clips(video.path, spec):
+            start = clip.window.frame_indices[0]
+            rows.append({"clip_id": make_clip_id(video.path, clip.window.clip_index, "bench-pose"),
+                         "video_path": video.path, "label": video.label, "domain": video.domain,
+                         "group": video.group, "trial": video.label.split(":")[0], "clip_index": clip.window.clip_index,
+                         "clip_start": start, "moment_frame": window_start[str(Path(video.path).resolve())] + start})
+            frames.append(clip.frames)
+    return pd.DataFrame(rows), frames
+
+
+# ----------------------------------------------------------------------------- protocols
+def _masked(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    return np.where(allowed, scores, -np.inf)
+
+
+def cross_camera(scores: np.ndarray, table: pd.DataFrame, queries: np.ndarray | None = None,
+                 gallery: np.ndarray | None = None) -> dict:
+    """P@1 and P@10 (95% CIs) when each query ranks only the other cameras' clips (its own video excluded)."""
+    from motionmatch.evaluation import query_metrics, summarise_metrics
+
+    queries = np.ones(len(table), bool) if queries is None else queries
+    gallery = np.ones(len(table), bool) if gallery is None else gallery
+    domain = table["domain"].to_numpy()
+    allowed = (domain[:, None] != domain[None, :])[queries][:, gallery]
+    parts = query_metrics(_masked(scores[queries][:, gallery], allowed), table[queries], table[gallery],
+                          exclude="video", ks=(1, 10), pair_scores=False)
+    return summarise_metrics([parts], ("P@1", "P@10"), n_boot=N_BOOT, with_auc=False)
+
+
+def same_camera(scores: np.ndarray, table: pd.DataFrame, rows: np.ndarray | None = None) -> dict:
+    """P@1 (95% CI) when each query ranks its own camera's clips at least half a clip away from it in time.
+
+    ``rows`` restricts queries and gallery (e.g. to one trial)."""
+    from motionmatch.evaluation import query_metrics, summarise_metrics
+
+    if rows is not None:
+        scores, table = scores[np.ix_(rows, rows)], table[rows]
+    domain, video = table["domain"].to_numpy(), table["video_path"].to_numpy()
+    start = table["clip_start"].to_numpy()
+    overlapping = (video[:, None] == video[None, :]) & (np.abs(start[:, None] - start[None, :]) < SAME_CAMERA_MIN_SHIFT)
+    allowed = (domain[:, None] == domain[None, :]) & ~overlapping
+    parts = query_metrics(_masked(scores, allowed), table, table, exclude="none", ks=(1,), pair_scores=False)
+    return summarise_metrics([parts], ("P@1",), n_boot=N_BOOT, with_auc=False)
+
+
+def moment_at_1(scores: np.ndarray, table: pd.DataFrame, queries: np.ndarray | None = None) -> dict:
+    """Share of queries whose top cross-camera hit is the same trial within +-4 frames of the query's moment."""
+    from motionmatch.metrics import bootstrap_ci, precision_at_k, rank_relevance
+
+    queries = np.ones(len(table), bool) if queries is None else queries
+    domain, trial, moment = (table[c].to_numpy() for c in ("domain", "trial", "moment_frame"))
+    relevant = (trial[:, None] == trial[None, :]) & (np.abs(moment[:, None] - moment[None, :]) <= MOMENT_TOLERANCE_FRAMES)
+    excluded = domain[:, None] == domain[None, :]
+    ranked, _ = rank_relevance(scores[queries], relevant[queries], excluded[queries])
+    values = precision_at_k(ranked, 1)
+    low, high = bootstrap_ci(values, n_boot=N_BOOT)
+    return {"moment@1": float(values.mean()), "moment@1_lo": low, "moment@1_hi": high, "n_queries": int(len(values))}
+
+
+def fused(pose: np.ndarray, flow: np.ndarray, weight: float, coverage: np.ndarray) -> np.ndarray:
+    """``weight * pose + (1 - weight) * flow``; flow alone for pairs where either clip has no person."""
+    has_person = (coverage > 0)[:, None] & (coverage > 0)[None, :]
+    return np.where(has_person, weight * pose + (1 - weight) * flow, flow)
+
+
+def fusion_two_fold(pose: np.ndarray, flow: np.ndarray, coverage: np.ndarray, table: pd.DataFrame) -> dict:
+    """Weight chosen on half of the labels' queries (best cross-camera P@10, then P@1), measured on the other half."""
+    from motionmatch.evaluation import query_metrics, summarise_metrics
+
+    labels = sorted(table["label"].unique())
+    halves = [set(labels[0::2]), set(labels[1::2])]
+    domain = table["domain"].to_numpy()
+    allowed = domain[:, None] != domain[None, :]
+    folds, held_out = [], []
+    for choose, measure in ((halves[0], halves[1]), (halves[1], halves[0])):
+        choose_rows = table["label"].isin(choose).to_numpy()
+        best = None
+        for weight in WEIGHT_GRID:
+            scores = _masked(fused(pose, flow, weight, coverage), allowed)
+            result = summarise_metrics([query_metrics(scores[choose_rows], table[choose_rows], table, exclude="video",
+                                                      ks=(1, 10), pair_scores=False)], ("P@1", "P@10"), n_boot=0,
+                                       with_auc=False)
+            key = (result["P@10"], result["P@1"])
+            if best is None or key > best[0]:
+                best = (key, weight)
+        measure_rows = table["label"].isin(measure).to_numpy()
+        scores = _masked(fused(pose, flow, best[1], coverage), allowed)
+        held_out.append(query_metrics(scores[measure_rows], table[measure_rows], table, exclude="video", ks=(1, 10),
+                                      pair_scores=False))
+        folds.append({"weight_chosen_on": sorted(choose), "weight": float(best[1]), "chosen_P@10": best[0][0],
+                      "measured_on": sorted(measure)})
+    return {"folds": folds, **summarise_metrics(held_out, ("P@1", "P@10"), n_boot=N_BOOT, with_auc=False)}
+
+
+def twin_check(pose: np.ndarray, table: pd.DataFrame) -> dict:
+    """Per camera: mean pose cosine of Trial_1 vs Trial_2 clips at the same moment, and at other moments."""
+    out = {}
+    for camera in sorted(table["domain"].unique()):
+        one = np.flatnonzero((table["domain"] == camera).to_numpy() & (table["trial"] == "Trial_1").to_numpy())
+        two = np.flatnonzero((table["domain"] == camera).to_numpy() & (table["trial"] == "Trial_2").to_numpy())
+        same = table["moment_frame"].to_numpy()[one][:, None] == table["moment_frame"].to_numpy()[two][None, :]
+        block = pose[np.ix_(one, two)]
+        out[camera] = {"same_moment": float(block[same].mean()), "other_moments": float(block[~same].mean())}
+    return out
+
+
+# ----------------------------------------------------------------------------- children: cost and memory
+def _pin_to_one_core() -> int:
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    os.sched_setaffinity(0, {cpu})
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    return cpu
+
+
+def _own_peak_mib() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (this benchmark needs Linux)")
+
+
+def _cost_child(spec: dict) -> dict:
+    """Pose and flow seconds per clip, alternating on the same decoded clips, pinned to one core."""
+    from motionmatch.encoders import build_encoder
+    from motionmatch.video import ClipSpec, sample_clips
+
+    cpu = _pin_to_one_core()
+    paths = spec["paths"]
+    pose, flow = build_encoder("pose", num_threads=1), build_encoder("flow")
+    decode_s, clips = [], []
+    for path in paths:
+        started = time.perf_counter()
+        (clip,) = sample_clips(path, ClipSpec(FRAMES, 1, 1))
+        decode_s.append(time.perf_counter() - started)
+        clips.append(clip.frames)
+    pose.encode(clips[:1])  # warm-up: LiteRT's first invocations allocate
+    flow.encode(clips[:1])
+    pose_s, flow_s = [], []
+    for clip in clips:
+        started = time.perf_counter()
+        pose.encode_with_coverage([clip])
+        pose_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        flow.encode([clip])
+        flow_s.append(time.perf_counter() - started)
+    return {"cpu": cpu, "clips": len(clips), "frame_size": list(clips[0].shape[1:3]),
+            "pose_s_per_clip": {"median": float(np.median(pose_s)), "mean": float(np.mean(pose_s)),
+                                "max": float(np.max(pose_s))},
+            "flow_s_per_clip": {"median": float(np.median(flow_s)), "mean": float(np.mean(flow_s)),
+                                "max": float(np.max(flow_s))},
+            "decode_s_per_clip": {"median": float(np.median(decode_s)), "mean": float(np.mean(decode_s))}}
+
+
+def _memory_child(spec: dict) -> dict:
+    """Peak RSS of extract_embeddings with the pose encoder over the first ``videos`` window videos (inline decode)."""
+    from motionmatch.data import load_manifest
+    from motionmatch.encoders import build_encoder
+    from motionmatch.extract import extract_embeddings
+    from motionmatch.video import ClipSpec
+
+    _pin_to_one_core()
+    manifest = load_manifest(Path(spec["sample"]) / "manifest.csv").head(spec["videos"])
+    encoder = build_encoder("pose")
+    baseline = _own_peak_mib()
+    started = time.perf_counter()
+    summary = extract_embeddings(manifest, encoder, spec["out"], clip_spec=ClipSpec(FRAMES, 1, spec["clips_per_video"]),
+                                 workers=0, overwrite=True, progress=False, print_fn=lambda *_: None)
+    if summary.failed:
+        raise RuntimeError(f"extraction failed: {summary.failures[:3]}")
+    return {"videos": int(len(manifest)), "clips": int(summary.clips_embedded), "seconds": time.perf_counter() - started,
+            "baseline_mib": baseline, "peak_mib": _own_peak_mib()}
+
+
+def _encoder_memory_child(spec: dict) -> dict:
+    """The encoder alone: one video's clips encoded ``rounds`` times; resident memory after the first and last round."""
+    from motionmatch.encoders import build_encoder
+    from motionmatch.video import ClipSpec, sample_clips
+
+    _pin_to_one_core()
+    clips = [clip.frames for clip in sample_clips(spec["path"], ClipSpec(FRAMES, 1, 3))]
+    encoder = build_encoder("pose")
+    resident = []
+    for _ in range(spec["rounds"]):
+        encoder.encode(clips)
+        with open("/proc/self/status", encoding="ascii") as status:
+            resident.append(next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")))
+    return {"clips_encoded": spec["rounds"] * len(clips), "rss_after_first_mib": resident[0],
+            "rss_after_last_mib": resident[-1], "peak_mib": _own_peak_mib()}
+
+
+def _child(spec: dict) -> dict:
+    children = {"cost": _cost_child, "memory": _memory_child, "encoder_memory": _encoder_memory_child}
+    return children[spec["mode"]](spec)
+
+
+# ----------------------------------------------------------------------------- the no-person check
+def synthetic_no_person(folder: Path, videos_per_class: int) -> dict:
+    """Pose coverage on the sprite sample (no people): how many clips the encoder wrongly says show a person."""
+    from motionmatch.data import generate_sample_dataset
+    from motionmatch.encoders import build_encoder
+    from motionmatch.video import ClipSpec, sample_clips
+
+    manifest = pd.read_csv(generate_sample_dataset(folder, seed=1, videos_per_class_per_domain=videos_per_class,
+                                                   groups_per_class_per_domain=2, progress=False))
+    encoder = build_encoder("pose")
+    coverage = []
+    for path in manifest["path"]:
+        clips = [clip.frames for clip in sample_clips(folder / path, ClipSpec(FRAMES, 2, 4))]
+        coverage += encoder.encode_with_coverage(clips)[1].tolist()
+    coverage = np.asarray(coverage)
+    return {"videos": int(len(manifest)), "clips": int(len(coverage)), "clips_with_person": int((coverage > 0).sum()),
+            "max_coverage": float(coverage.max())}
+
+
+# ----------------------------------------------------------------------------- report
+def _ci(result: dict, name: str) -> str:
+    return f"{result[name]:.3f} [{result[name + '_lo']:.3f}, {result[name + '_hi']:.3f}]"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_pose", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 clips per window video, smaller memory and synthetic runs")
+    parser.add_argument("--sample", type=Path, default=None, help="folder of the Pose2Sim sample (default data/raw/pose2sim)")
+    parser.add_argument("--wheel", type=Path, default=None, help="a local pose2sim-0.10.49 wheel (default: fetched)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "pose.json")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child_main(args.child, _child)
+
+    from motionmatch.data.pose2sim import write_pose2sim_sample
+    from motionmatch.encoders import build_encoder
+    from motionmatch.encoders.pose import PoseSettings, describe_tracked
+
+    started = time.perf_counter()
+    clips_per_video = 3 if args.quick else 9
+    sample = args.sample or sample_dir_default()
+    log = lambda message: print(f"[pose] {message}", file=sys.stderr, flush=True)  # noqa: E731
+    write_pose2sim_sample(sample, wheel=args.wheel, print_fn=log)
+    table, frames = load_clips(sample, clips_per_video)
+    log(f"{len(table)} clips of {table['video_path'].nunique()} window videos")
+
+    pose_encoder = build_encoder("pose")
+    tracking_started = time.perf_counter()
+    tracks = [pose_encoder.track(clip) for clip in frames]
+    tracking_s = time.perf_counter() - tracking_started
+    variants = {}
+    for name, fields in VARIANTS:
+        settings = dataclasses.replace(pose_encoder.settings, **fields)
+        described = [describe_tracked(track, settings) for track in tracks]
+        variants[name] = (np.stack([vector for vector, _ in described]), np.array([share for _, share in described]))
+    pose_vectors, coverage = variants["positions + limbs + angles + velocities (pose:v1)"]
+    check_vectors, check_coverage = pose_encoder.encode_with_coverage(frames[:3])
+    assert np.allclose(check_vectors, pose_vectors[:3], atol=1e-5), "describe_tracked must match encode()"
+    flow_started = time.perf_counter()
+    flow_vectors = build_encoder("flow").encode(frames)
+    flow_s = time.perf_counter() - flow_started
+    del frames
+    log(f"tracked in {tracking_s:.0f} s, flow in {flow_s:.0f} s")
+
+    pose_scores, flow_scores = pose_vectors @ pose_vectors.T, flow_vectors @ flow_vectors.T
+    trial_one = (table["trial"] == "Trial_1").to_numpy()
+    fusion = fusion_two_fold(pose_scores, flow_scores, coverage, table)
+    weights = [fold["weight"] for fold in fusion["folds"]]
+    fused_mean = fused(pose_scores, flow_scores, float(np.mean(weights)), coverage)
+    methods = {"flow": flow_scores, "pose": pose_scores, "fused": None}
+    results = {}
+    for method, scores in methods.items():
+        if method == "fused":
+            results[method] = {"cross": {k: v for k, v in fusion.items() if k != "folds"},
+                               "cross_trial_1": cross_camera(fused_mean, table, trial_one, trial_one),
+                               "same": same_camera(fused_mean, table),
+                               "same_trial_1": same_camera(fused_mean, table, trial_one),
+                               "moment": moment_at_1(fused_mean, table),
+                               "note": f"cross: held-out 2-fold (weights {weights}); other rows with their mean"}
+            continue
+        results[method] = {"cross": cross_camera(scores, table), "cross_trial_1": cross_camera(scores, table, trial_one,
+                                                                                               trial_one),
+                           "cross_queries_trial_2": cross_camera(scores, table, ~trial_one),
+                           "same": same_camera(scores, table), "same_trial_1": same_camera(scores, table, trial_one),
+                           "moment": moment_at_1(scores, table)}
+    variant_rows = []
+    for name, (vectors, _) in variants.items():
+        scores = vectors @ vectors.T
+        cross = cross_camera(scores, table)
+        variant_rows.append({"variant": name, "dim": int(vectors.shape[1]), "cross_P@1": cross["P@1"],
+                             "cross_P@10": cross["P@10"],
+                             "trial_1_cross_P@1": cross_camera(scores, table, trial_one, trial_one)["P@1"],
+                             "moment@1": moment_at_1(scores, table)["moment@1"],
+                             "same_P@1": same_camera(scores, table)["P@1"]})
+    twins = twin_check(pose_scores, table)
+    log("retrieval done; cost and memory in child processes")
+
+    cost = run_child("bench.bench_pose", {"mode": "cost", "paths": sorted(table["video_path"].unique())},
+                     CHILD_TIMEOUT_S, what="pose cost child")
+    all_videos = 6 if args.quick else int(table["video_path"].nunique())
+    memory = []
+    with tempfile.TemporaryDirectory(prefix="bench_pose_") as tmp:
+        # glibc's default heap keeps freed frame buffers for a while (see bench_memory); a fixed mmap threshold
+        # returns them at once, which tells fragmentation from growth
+        for videos, env in ((1, {}), (all_videos, {}), (1, MMAP_ENV), (all_videos, MMAP_ENV)):
+            row = run_child("bench.bench_pose", {"mode": "memory", "sample": str(sample), "videos": videos,
+                                                 "out": str(Path(tmp) / f"out_{videos}_{len(env)}"),
+                                                 "clips_per_video": 3}, CHILD_TIMEOUT_S, env=env,
+                            what=f"pose memory child x {videos}")
+            memory.append({**row, "malloc": "MALLOC_MMAP_THRESHOLD_=131072" if env else "glibc default"})
+        encoder_memory = run_child("bench.bench_pose", {"mode": "encoder_memory", "rounds": 5 if args.quick else 20,
+                                                        "path": sorted(table["video_path"].unique())[0]},
+                                   CHILD_TIMEOUT_S, what="pose encoder memory child")
+        log("no-person check on the synthetic sample")
+        synthetic = synthetic_no_person(Path(tmp) / "synthetic", 1 if args.quick else 4)
+
+    flow_cross, pose_cross = results["flow"]["cross"], results["pose"]["cross"]
+    pose_cost = cost["pose_s_per_clip"]["median"]
+    targets = {
+        "pose_cross_p1": {"target": "cross-camera pose P@1 >= 2x flow's",
+                          "measured": f"pose {pose_cross['P@1']:.3f} vs flow {flow_cross['P@1']:.3f} "
+                                      f"({pose_cross['P@1'] / max(flow_cross['P@1'], 1e-9):.2f}x)",
+                          "passed": bool(pose_cross["P@1"] >= 2 * flow_cross["P@1"])},
+        "fused_cross_p10": {"target": "fused cross-camera P@10 >= 0.6 (weight chosen on the other half of the labels)",
+                            "measured": f"{fusion['P@10']:.3f} [{fusion['P@10_lo']:.3f}, {fusion['P@10_hi']:.3f}]",
+                            "passed": bool(fusion["P@10"] >= 0.6)},
+        "same_camera": {"target": "same-camera pose P@1 no worse than flow's",
+                        "measured": f"pose {_ci(results['pose']['same'], 'P@1')} vs flow "
+                                    f"{_ci(results['flow']['same'], 'P@1')}",
+                        "passed": bool(results["pose"]["same"]["P@1"] >= results["flow"]["same"]["P@1"])},
+        "pose_cost": {"target": "pose <= 0.5 s per 16-frame clip on one core",
+                      "measured": f"{pose_cost:.3f} s median (flow {cost['flow_s_per_clip']['median']:.3f} s; "
+                                  f"decode {cost['decode_s_per_clip']['median']:.3f} s) at "
+                                  f"{cost['frame_size'][1]}x{cost['frame_size'][0]}",
+                      "passed": bool(pose_cost <= 0.5)},
+        "no_person": {"target": "coverage 0 on every synthetic sprite clip (no people)",
+                      "measured": f"{synthetic['clips_with_person']} of {synthetic['clips']} clips with a person "
+                                  f"(max coverage {synthetic['max_coverage']:.2f})",
+                      "passed": synthetic["clips_with_person"] == 0},
+    }
+    lines = [f"Pose2Sim sample: {table['video_path'].nunique()} window videos (2 trials x 4 cameras x 3 windows of "
+             f"0.55 s), {len(table)} clips of {FRAMES} frames (stride 1, {clips_per_video} per window video); "
+             f"pose coverage mean {coverage.mean():.3f} (min {coverage.min():.2f}). 95% bootstrap CIs over queries.",
+             "", "| method | cross-camera P@1 | cross-camera P@10 | same-camera P@1 | moment@1 | "
+             "Trial_1 only: cross P@1 | cross P@10 | same-camera P@1 |", "|---|---|---|---|---|---|---|---|"]
+    for method, result in results.items():
+        lines.append(f"| {method} | {_ci(result['cross'], 'P@1')} | {_ci(result['cross'], 'P@10')} | "
+                     f"{_ci(result['same'], 'P@1')} | {_ci(result['moment'], 'moment@1')} | "
+                     f"{_ci(result['cross_trial_1'], 'P@1')} | {_ci(result['cross_trial_1'], 'P@10')} | "
+                     f"{_ci(result['same_trial_1'], 'P@1')} |")
+    lines += ["", f"Fusion weights on pose (2-fold by label): {fusion['folds']}; cross-camera chance P@1 = P@10 = "
+                  f"{1 / table['label'].nunique():.3f} (6 labels, balanced).",
+              "", "Descriptor variants (same tracking run):", "",
+              "| variant | dim | cross P@1 | cross P@10 | Trial_1 cross P@1 | moment@1 | same-camera P@1 |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['variant']} | {r['dim']} | {r['cross_P@1']:.3f} | {r['cross_P@10']:.3f} | "
+              f"{r['trial_1_cross_P@1']:.3f} | {r['moment@1']:.3f} | {r['same_P@1']:.3f} |" for r in variant_rows]
+    lines += ["", "Trial_1 vs Trial_2, same camera, pose cosine at the same moment / other moments: "
+              + ", ".join(f"{c} {v['same_moment']:.2f} / {v['other_moments']:.2f}" for c, v in twins.items())
+              + " (Trial_2's man replays Trial_1's; a camera whose tracker follows him shows it).",
+              "", f"Cost on one core (cpu {cost['cpu']}, {cost['clips']} clips): pose {pose_cost:.3f} s per clip "
+              f"(mean {cost['pose_s_per_clip']['mean']:.3f}), flow {cost['flow_s_per_clip']['median']:.3f} s, "
+              f"decoding {cost['decode_s_per_clip']['median']:.3f} s.",
+              "Extraction peak RSS with the pose encoder (inline decode): "
+              + ", ".join(f"{m['videos']} video(s) / {m['clips']} clips, {m['malloc']}: {m['peak_mib']:.0f} MiB "
+                          f"({m['seconds']:.0f} s)" for m in memory) + "; the encoder alone, one video's clips "
+              f"encoded {encoder_memory['clips_encoded']} times: {encoder_memory['rss_after_first_mib']:.0f} MiB "
+              f"resident after the first round, {encoder_memory['rss_after_last_mib']:.0f} MiB after the last.", ""]
+    lines += [f"- **{'PASS' if t['passed'] else 'FAIL'}** {t['target']}: {t['measured']}" for t in targets.values()]
+    result = {"mode": "quick" if args.quick else "full",
+              "command": "python -m bench.bench_pose " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()},
+              "sample": str(sample), "clips": len(table), "clips_per_video": clips_per_video,
+              "pose_preprocessing": pose_encoder.preprocessing(), "pose_settings": dataclasses.asdict(PoseSettings()),
+              "coverage": {"mean": float(coverage.mean()), "min": float(coverage.min())},
+              "results": results, "fusion": fusion, "variants": variant_rows, "twin_check": twins,
+              "tracking_s": tracking_s, "flow_s": flow_s, "cost": cost, "memory": memory,
+              "encoder_memory": encoder_memory, "synthetic": synthetic,
+              "targets": targets, "summary": "\n".join(lines), "seconds_total": time.perf_counter() - started}
+    return save_result(result, args.out, "pose")
+
+
+if __name__ == "__main__":
+    main()
