@@ -30,6 +30,9 @@ TABLE_COLUMNS = (
     "clip_id", "video_path", "video_fingerprint", "clip_index", "start_s", "end_s",
     "padded_frames", "label", "domain", "group", "split", "encoder_id", "embedding",
 )
+# Optional columns of dense-window tables (extract --stride-s): every frame a window starts, for the fine stage
+# of a segment search (motionmatch.video.fingerprint): its times (list of float) and 16 x 16 thumbnails (bytes)
+FRAME_COLUMNS = ("frame_times", "frame_thumbs")
 FAILURE_COLUMNS = ("path", "stage", "reason", "hint")
 EXTRACT_META = "extract_meta.json"
 PARTS_DIR = "parts"

@@ -153,6 +153,35 @@ def test_choices_are_made_on_validation_only(comparison, split):
     assert not np.allclose(again.table["cross-domain P@10"], result.table["cross-domain P@10"])
 
 
+def test_check_no_leakage_counts_each_stage_and_names_a_leak(comparison):
+    import dataclasses
+
+    assert comparison.check_no_leakage() == {"fitted_while_choosing": 0, "validated": 0, "fitted_final": 0}
+    tested = sorted(comparison.audit["tested"])[0]
+    leaky = dataclasses.replace(comparison, audit={**comparison.audit,
+                                                   "validated": comparison.audit["validated"] | {tested}})
+    with pytest.raises(beyond.LeakageError, match=f"1 test group\\(s\\) reached validated .*{tested}"):
+        leaky.check_no_leakage()
+    with pytest.raises(ParameterError, match="no audit"):
+        dataclasses.replace(comparison, audit={}).check_no_leakage()
+
+
+def test_split_summary_and_score_spreads_describe_the_split(comparison, split):
+    from motionmatch.refine import score_spread
+
+    summary = comparison.split_summary()
+    assert summary["clips"].tolist() == [len(comparison.train_table), len(comparison.val_table), len(split[1])]
+    assert summary.loc["test (measure once)", "groups"] == len(set(effective_groups(split[1])))
+    assert summary["groups"].sum() == len(set(effective_groups(pd.concat(split))))  # every group on one side
+    spreads = comparison.score_spreads(seed=0)
+    assert list(spreads.index) == [beyond.ROW_ZERO_SHOT, beyond.ROW_CENTER, beyond.ROW_WHITEN]
+    raw = score_spread(embedding_matrix(split[1]), seed=0)
+    assert spreads.loc[beyond.ROW_ZERO_SHOT, "q50"] == pytest.approx(raw["q50"], abs=1e-6)
+    assert spreads.loc[beyond.ROW_ZERO_SHOT, "share of pair cosines in [0.95, 0.98]"] == pytest.approx(
+        raw["frac_in_095_098"])
+    assert spreads.loc[beyond.ROW_CENTER, "q50"] < spreads.loc[beyond.ROW_ZERO_SHOT, "q50"]  # centring lowers cosines
+
+
 def test_milvus_hybrid_search_reproduces_the_numpy_fusion(comparison, tmp_path):
     result = comparison
     check = beyond.milvus_hybrid_check(result.fit_table, result.test_table, str(tmp_path / "hybrid.db"),

@@ -398,3 +398,52 @@ def test_write_results_csv_and_json(tmp_path):
     assert (tmp_path / "hubs_hubs.csv").exists()
     with pytest.raises(ParameterError, match="name"):
         write_results(confusion_top1(table), tmp_path)
+
+
+# ----------------------------------------------------------------------------- the findings suite's helpers
+def findings_table(seed: int = 8) -> pd.DataFrame:
+    """4 labels x 2 domains x 3 groups x 2 clips: a label direction plus a domain offset plus noise."""
+    rng = np.random.default_rng(seed)
+    rows = [(label, domain, group, clip) for label in range(4) for domain in range(2) for group in range(3)
+            for clip in range(2)]
+    vectors = [np.eye(8)[label] + 0.6 * np.eye(8)[4 + domain] + 0.3 * rng.normal(size=8) for label, domain, _, _ in rows]
+    return make_table(vectors, [f"L{r[0]}" for r in rows], videos=[f"v{r[0]}_{r[1]}_{r[2]}.mp4" for r in rows],
+                      groups=[f"g{r[0]}_{r[1]}_{r[2]}" for r in rows], domains=[f"d{r[1]}" for r in rows])
+
+
+def test_band_shares_and_score_values_name_the_band_once():
+    from motionmatch.evaluation import band_shares, score_summary, score_values
+
+    table = findings_table()
+    stats = score_statistics(table, exclude="group", top_k=5, band=(0.5, 0.9))
+    shares = band_shares(stats)
+    assert (shares.low, shares.high, shares.top_k) == (0.5, 0.9, 5)
+    relevant, irrelevant = brute_force_pairs(table, "group")
+    every = np.r_[relevant, irrelevant]
+    assert shares.all_pairs == pytest.approx(np.mean((every >= 0.5) & (every <= 0.9)))
+    assert shares.top == stats["top5_frac_in_050_090"]
+    values = score_values(stats)
+    assert set(values) == {"relevant_mean", "irrelevant_mean", "gap", "auc", "overlap", "frac_in_band",
+                           "top5_frac_in_band"}
+    assert values["relevant_mean"] == pytest.approx(relevant.mean()) and values["frac_in_band"] == shares.all_pairs
+    summary = score_summary(stats)["value"]
+    assert summary["share of top-5 scores in [0.50, 0.90]"] == shares.top
+
+
+def test_domain_comparison_pools_each_kind_and_names_the_notes():
+    from motionmatch.evaluation import NOTES_P10, run_findings
+
+    table = findings_table()
+    found = run_findings(table, protocol="domains", n_boot=50, seed=0, progress=False)
+    compared = found.domain_comparison("P@10")
+    assert list(compared.index) == ["same-domain", "cross-domain"]
+    for kind in compared.index:
+        direct = evaluate_retrieval(table, protocol=kind, exclude="group", n_boot=50, seed=0)
+        assert compared.loc[kind, "P@10"] == pytest.approx(direct.metric("P@10"))
+        assert compared.loc[kind, "95% CI low"] <= compared.loc[kind, "P@10"] <= compared.loc[kind, "95% CI high"]
+        assert compared.loc[kind, "queries"] == direct.summary.loc["all", "n_queries"]
+        assert compared.loc[kind, "notes' value"] == NOTES_P10[kind]
+    assert "notes' value" not in found.domain_comparison("mAP").columns
+    one_domain = run_findings(table.assign(domain="d"), protocol="domains", n_boot=50, progress=False)
+    with pytest.raises(ParameterError, match="more than one domain"):
+        one_domain.domain_comparison()

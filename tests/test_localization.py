@@ -120,8 +120,9 @@ def test_evaluate_localization_intervals_bracket_the_value():
         shift = float(rng.normal(0, 2))
         rows_pred.append(pred(f"q{q}", "v", start + shift, start + 5 + shift, float(rng.random())))
     out = evaluate_localization(pd.DataFrame(rows_pred), pd.DataFrame(rows_rel), n_boot=300, seed=3)
-    assert set(out["metric"]) >= {"R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "segment_P", "segment_R", "segment_F1",
-                                  "segment_uAP", "pair_uAP", "boundary_error_s"}
+    assert set(out["metric"]) >= {"R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "VCSL_P", "VCSL_R", "VCSL_F1",
+                                  "query_macro_F1", "segment_uAP", "pair_uAP", "boundary_error_s", "video_R@1",
+                                  "video_R@5", "tIoU_given_video", "start_error_s", "end_error_s"}
     finite = out.dropna()
     assert (finite["ci_low"] <= finite["value"] + 1e-12).all() and (finite["value"] <= finite["ci_high"] + 1e-12).all()
     assert out.set_index("metric").loc["mean_IoU", "ci_high"] > out.set_index("metric").loc["mean_IoU", "ci_low"]
@@ -148,5 +149,39 @@ def test_negative_queries_cost_precision_but_not_recall():
     noisy = evaluate_localization(with_negative, relevant, n_boot=0)
     assert metric(clean, "segment_uAP") == pytest.approx(1.0)
     assert metric(noisy, "segment_uAP") == pytest.approx(0.5)  # P = 4 / 8 when recall reaches 1
-    assert metric(noisy, "segment_P") == pytest.approx(0.5) and metric(noisy, "segment_R") == pytest.approx(1.0)
+    assert metric(noisy, "query_macro_P") == pytest.approx(0.5) and metric(noisy, "query_macro_R") == pytest.approx(1.0)
+    assert metric(noisy, "VCSL_P") == pytest.approx(0.5) and metric(noisy, "VCSL_R") == pytest.approx(1.0)
     assert metric(noisy, "R1@tIoU=0.5") == pytest.approx(1.0)
+
+
+def test_vcsl_f1_is_micro_over_pairs_and_the_query_average_is_kept_apart():
+    """A hand-computed VCSL case (vcsl/metric.py: precision_recall per pair, evaluate_micro over pairs).
+
+    q1 / video A: truth [q 0-10, r 0-10], prediction [q 0-10, r 5-15]: P = 1 x 5/10, R = 1 x 5/10.
+    q1 / video B: a prediction and no truth: P = 0, R undefined.
+    q2 / video A: exact: P = R = 1.   q2 / video C: truth and no prediction: R = 0, P undefined.
+    Micro: P = mean(0.5, 0, 1) = 0.5, R = mean(0.5, 1, 0) = 0.5, F1 = 0.5. Per query first: P = mean(0.25, 1)
+    = 0.625, R = mean(0.5, 0.5) = 0.5, F1 = 0.5556 (what this package reported as segment_F1 until issue 19).
+    """
+    relevant = pd.DataFrame([rel("q1", "A", 0, 10, 0, 10), rel("q2", "A", 0, 10, 0, 10), rel("q2", "C", 20, 25, 0, 5)])
+    predictions = pd.DataFrame([pred("q1", "A", 5, 15, 0.9, 0, 10), pred("q1", "B", 0, 4, 0.5, 0, 4),
+                                pred("q2", "A", 0, 10, 0.8, 0, 10)])
+    out = evaluate_localization(predictions, relevant, n_boot=0)
+    assert metric(out, "VCSL_P") == pytest.approx(0.5) and metric(out, "VCSL_R") == pytest.approx(0.5)
+    assert metric(out, "VCSL_F1") == pytest.approx(0.5)
+    assert metric(out, "query_macro_P") == pytest.approx(0.625) and metric(out, "query_macro_R") == pytest.approx(0.5)
+    assert metric(out, "query_macro_F1") == pytest.approx(2 * 0.625 * 0.5 / 1.125)
+
+
+def test_why_a_top1_is_wrong_is_split_into_video_range_and_boundaries():
+    relevant = pd.DataFrame([rel("q1", "A", 10, 20), rel("q2", "A", 10, 20), rel("q3", "A", 10, 20)])
+    predictions = pd.DataFrame([
+        pred("q1", "A", 11, 22, 0.9),  # right video, start 1 s late, end 2 s late: IoU 9 / 12
+        pred("q2", "B", 0, 5, 0.9), pred("q2", "A", 10, 20, 0.2),  # wrong video first, the right one second
+        pred("q3", "B", 0, 5, 0.9)])  # the right video nowhere
+    out = evaluate_localization(predictions, relevant, n_boot=0)
+    assert metric(out, "video_R@1") == pytest.approx(1 / 3) and metric(out, "video_R@5") == pytest.approx(2 / 3)
+    assert metric(out, "tIoU_given_video") == pytest.approx(9 / 12)  # q1 only: its top-1 video is right
+    assert metric(out, "mean_IoU") == pytest.approx(9 / 12 / 3)
+    assert metric(out, "start_error_s") == pytest.approx(1.0) and metric(out, "end_error_s") == pytest.approx(2.0)
+

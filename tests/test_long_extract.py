@@ -186,10 +186,15 @@ def test_dense_extraction_records_its_windows_and_reruns_skip(long_folder, tmp_p
     meta = table_module.read_extract_meta(out)
     assert meta["windows"] == {"stride_s": 1.0, "shots": "content", "windows_per_chunk": 6}
     table = table_module.load_embeddings(out)
-    assert list(table.columns) == list(table_module.TABLE_COLUMNS) and table.clip_id.is_unique
+    assert list(table.columns) == [*table_module.TABLE_COLUMNS, *table_module.FRAME_COLUMNS] and table.clip_id.is_unique
     assert len(table) == summary.clips_embedded
     for video, rows in table.groupby("video_path"):
         assert rows.clip_index.tolist() == list(range(len(rows)))
+        # every frame of the video is in exactly one window's block, at its real time, with its thumbnail
+        times = np.concatenate([np.asarray(t) for t in rows.frame_times])
+        np.testing.assert_allclose(np.sort(times), open_video(video).timestamps(), atol=1e-6)
+        assert all(len(b) == 256 * len(t) for b, t in zip(rows.frame_thumbs, rows.frame_times))
+        assert all(t[0] <= s + 1e-6 for t, s in zip(rows.frame_times, rows.start_s))  # a block starts by its window
         assert rows.clip_id.tolist() == [table_module.make_clip_id(video, i, flow.encoder_id) for i in rows.clip_index]
         assert rows.start_s.is_monotonic_increasing and rows.end_s.max() <= open_video(video).info().duration_s + 1e-3
     planted = pd.read_csv(long_folder / "cuts.csv")

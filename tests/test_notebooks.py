@@ -1,8 +1,9 @@
 """The numbered notebooks, executed headlessly by papermill with tiny parameters.
 
-Each notebook records key values with ``motionmatch.report.records.record``; the tests assert on
-those. The executed copies of the key notebooks are then re-run by ``pytest --nbval-lax``,
-which compares the cells marked ``# NBVAL_CHECK_OUTPUT`` against the papermill run.
+Each notebook records key values with ``motionmatch.report.record``; the tests assert on those, against
+oracles computed here where they can. A notebook runs when a test first needs it, after the notebooks it reads
+from (:data:`NEEDS`), so ``-k 04`` runs 01 and 04 only. The executed copies of the key notebooks are then re-run
+by ``pytest --nbval-lax``, which compares the cells marked ``# NBVAL_CHECK_OUTPUT`` against the papermill run.
 """
 from __future__ import annotations
 
@@ -13,54 +14,87 @@ import sys
 
 import pytest
 
-from motionmatch.report.records import read_records
+from motionmatch.report import read_records
 from motionmatch.report.notebooks import list_notebooks, notebook_parameters, render_html, run_notebook
 
 NOTEBOOKS = {p.name.split("-")[0]: p for p in list_notebooks()}
+# what each notebook reads from the ones before it: 02 indexes 01's table, 03 searches 02's collection, 04-06 read
+# 01's table; 07 makes its own long videos
+NEEDS = {"01": (), "02": ("01",), "03": ("02",), "04": ("01",), "05": ("01",), "06": ("01",), "07": ()}
+K_03 = 5  # notebook 03's k
+
+
+class NotebookRuns:
+    """The notebooks executed with tiny parameters into one work folder, each when a test first asks for it (after
+    the notebooks it needs), so ``-k 04`` runs 01 and 04 only."""
+
+    def __init__(self, work):
+        self.work = work
+        self.out = work / "reports"
+        self.records: dict[str, dict] = {}
+        self._sample = None
+
+    def sample(self):
+        if self._sample is None:
+            from motionmatch.data.synthetic import generate_sample_dataset
+
+            self._sample = generate_sample_dataset(self.work / "sample", seed=1, videos_per_class_per_domain=3,
+                                                   groups_per_class_per_domain=3, num_frames=24, size=(96, 64),
+                                                   progress=False)
+        return self._sample
+
+    def visual_table(self):
+        """A second encoder's table of the same clips, for notebook 06's hybrid (CLIP with tiny random weights)."""
+        from motionmatch.data import load_source
+        from motionmatch.encoders import build_encoder
+        from motionmatch.extract import extract_embeddings
+        from motionmatch.video import ClipSpec
+
+        out = self.work / "embeddings_visual"
+        manifest, _ = load_source(self.sample())
+        extract_embeddings(manifest, build_encoder("clip-tiny"), out,
+                           clip_spec=ClipSpec(frames_per_clip=8, clips_per_video=2), progress=False)
+        return str(out)
+
+    def parameters(self, prefix: str) -> dict:
+        work = self.work
+        shared = {"embeddings_dir": str(work / "embeddings"), "milvus_uri": str(work / "motionmatch.db")}
+        if prefix == "01":
+            return dict(embeddings_dir=shared["embeddings_dir"], source=str(self.sample()), encoder="flow",
+                        frames_per_clip=8, clips_per_video=2)
+        if prefix == "02":
+            return dict(shared)
+        if prefix == "03":
+            return dict(shared, k=K_03)
+        if prefix == "04":
+            return dict(embeddings_dir=shared["embeddings_dir"], n_boot=200, umap_neighbors=10)
+        if prefix == "05":
+            return dict(embeddings_dir=shared["embeddings_dir"], out_dir=str(work / "evaluation"), n_boot=200)
+        if prefix == "06":
+            return dict(shared, n_boot=200, max_epochs=5, extra_embeddings={"visual": self.visual_table()})
+        # tiny long videos: 4 x 24 s (seed 1: two motions occur in two videos each), dense windows every second,
+        # 4 same-motion queries besides the copy queries; the windows' collection in the same Milvus Lite file
+        return dict(long_sample_dir=str(work / "long"), n_videos=4, duration_s=24.0, seed=1,
+                    long_embeddings_dir=str(work / "embeddings_long"), milvus_uri=shared["milvus_uri"], stride_s=1.0,
+                    n_eval_queries=4, n_boot=200, n_previews=2)
+
+    def __getitem__(self, prefix: str) -> dict:
+        """The values notebook ``prefix`` recorded (it runs now unless it has run)."""
+        if prefix not in self.records:
+            for needed in NEEDS[prefix]:
+                self[needed]
+            executed = run_notebook(NOTEBOOKS[prefix], self.out, self.parameters(prefix), html=False)
+            self.records[prefix] = read_records(executed)
+        return self.records[prefix]
+
+    def executed(self, prefix: str):
+        self[prefix]
+        return self.out / NOTEBOOKS[prefix].name
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """Run 01 -> 07 in order on a tiny generated sample set; return (out_dir, records by prefix)."""
-    work = tmp_path_factory.mktemp("notebooks")
-    sample = work / "sample"
-    from motionmatch.data.synthetic import generate_sample_dataset
-
-    generate_sample_dataset(sample, seed=1, videos_per_class_per_domain=3, groups_per_class_per_domain=3,
-                            num_frames=24, size=(96, 64))
-    shared = {
-        "embeddings_dir": str(work / "embeddings"),
-        "milvus_uri": str(work / "motionmatch.db"),
-    }
-    parameters = {
-        "01": dict(embeddings_dir=shared["embeddings_dir"], source=str(sample / "manifest.csv"), encoder="flow",
-                   frames_per_clip=8, clips_per_video=2),
-        "02": dict(shared),
-        "03": dict(shared, k=5),
-        "04": dict(embeddings_dir=shared["embeddings_dir"], n_boot=200, umap_neighbors=10),
-        "05": dict(embeddings_dir=shared["embeddings_dir"], out_dir=str(work / "evaluation"), n_boot=200),
-        "06": dict(shared, n_boot=200, max_epochs=5),
-        # tiny long videos: 4 x 24 s (seed 1: two motions occur in two videos each), dense windows every second,
-        # 4 same-motion queries besides the copy queries
-        "07": dict(long_dir=str(work / "long"), n_videos=4, duration_s=24.0, seed=1, embeddings_dir=str(work / "embeddings_long"),
-                   milvus_uri=shared["milvus_uri"], stride_s=1.0, n_eval_queries=4, n_boot=200, n_previews=2),
-    }
-    # a second encoder's table of the same clips, for notebook 06's hybrid (CLIP with tiny random weights)
-    from motionmatch.video.clips import ClipSpec
-    from motionmatch.encoders import build_encoder
-    from motionmatch.data.sources import load_source
-    from motionmatch.extract.local import extract_embeddings
-
-    manifest, _ = load_source(sample / "manifest.csv")
-    extract_embeddings(manifest, build_encoder("clip-tiny"), work / "embeddings_visual",
-                       clip_spec=ClipSpec(frames_per_clip=8, clips_per_video=2), progress=False)
-    parameters["06"]["extra_embeddings"] = {"visual": str(work / "embeddings_visual")}
-    out = work / "reports"
-    records = {}
-    for prefix, notebook in NOTEBOOKS.items():
-        executed = run_notebook(notebook, out, parameters.get(prefix, {}), html=False)
-        records[prefix] = read_records(executed)
-    return out, records, work
+def runs(tmp_path_factory):
+    return NotebookRuns(tmp_path_factory.mktemp("notebooks"))
 
 
 def test_all_numbered_notebooks_are_present():
@@ -91,30 +125,34 @@ def test_parameters_with_a_package_default_are_empty(prefix):
     assert all(default == '""' for default in configured.values()), configured
 
 
-def test_01_extracts_every_sample_video_with_unit_vectors(run):
-    _, records, _ = run
-    r = records["01"]
+def test_01_extracts_every_sample_video_with_unit_vectors(runs):
+    r = runs["01"]
     assert r["encoder_id"] == "flow:v1"
     assert r["encoder_note"].startswith("FlowEncoder (flow:v1)")  # asked for by name: no fallback story
-    assert records["02"]["encoder_id"] == r["encoder_id"]  # 02 reads the run through load_run
     assert r["videos_failed"] == 0
     assert r["n_clips"] == r["videos_total"] * 2
     assert r["max_norm_error"] == pytest.approx(0, abs=1e-5)
 
 
-def test_02_indexing_twice_leaves_the_same_rows(run):
-    _, records, _ = run
-    r = records["02"]
-    assert r["rows_after_first"] == records["01"]["n_clips"]
+def test_02_indexes_the_run_once_with_its_clip_spec_and_gallery_calibration(runs):
+    from motionmatch.table import read_extract_meta
+
+    r = runs["02"]
+    assert r["encoder_id"] == runs["01"]["encoder_id"]  # 02 reads the run through load_run
+    assert r["rows_after_first"] == runs["01"]["n_clips"]
     assert r["rows_after_second"] == r["rows_after_first"]
+    # the collection records how the clips were cut (a query is cut the same way) and stores the gallery
+    # calibration of segment scores, as `motionmatch index` does
+    assert r["collection_clip_spec"] == read_extract_meta(runs.work / "embeddings")["clip_spec"]
+    assert any(name.startswith("segment_calibration.") for name in r["stored_arrays"]), r["stored_arrays"]
 
 
-def test_03_query_in_the_index_finds_itself_first(run):
-    _, records, _ = run
-    r = records["03"]
+def test_03_query_in_the_index_finds_itself_first(runs):
+    r = runs["03"]
     assert r["self_hit_is_query"] is True
     assert r["self_hit_score"] == pytest.approx(1.0, abs=1e-3)
-    assert r["grouped_distinct_videos"] == r["grouped_hits"]
+    # one hit per video: k distinct videos (the index holds 60)
+    assert r["grouped_hits"] == K_03 and r["grouped_distinct_videos"] == K_03
 
 
 def brute_force_p10(table, exclude: str = "group", domains: str = "all") -> float:
@@ -142,15 +180,14 @@ def brute_force_p10(table, exclude: str = "group", domains: str = "all") -> floa
     return float(np.mean(values))
 
 
-def test_04_score_statistics_match_a_brute_force_oracle(run):
+def test_04_score_statistics_match_a_brute_force_oracle(runs):
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
     from motionmatch.table import effective_groups, embedding_matrix, load_embeddings
 
-    _, records, work = run
-    r = records["04"]
-    table = load_embeddings(work / "embeddings")
+    r = runs["04"]
+    table = load_embeddings(runs.work / "embeddings")
     vectors = embedding_matrix(table)
     groups, videos, labels = effective_groups(table), table.video_path.to_numpy(), table.label.to_numpy()
     allowed = np.triu(np.ones((len(table),) * 2, dtype=bool), 1) & np.not_equal.outer(groups, groups) \
@@ -162,49 +199,55 @@ def test_04_score_statistics_match_a_brute_force_oracle(run):
     assert r["irrelevant_mean"] == pytest.approx(irrelevant.mean(), abs=1e-5)
     assert r["auc"] == pytest.approx(roc_auc_score(np.r_[np.ones(relevant.size), np.zeros(irrelevant.size)],
                                                    np.r_[relevant, irrelevant]), abs=1e-4)
+    every = np.r_[relevant, irrelevant]
+    assert r["frac_in_band"] == pytest.approx(np.mean((every >= 0.95) & (every <= 0.98)), abs=1e-6)
     assert r["same_domain_p10"] == pytest.approx(brute_force_p10(table, "group", "same"), abs=1e-6)
     assert r["cross_domain_p10"] == pytest.approx(brute_force_p10(table, "group", "other"), abs=1e-6)
     # the flow descriptor separates motion: same-label pairs score higher than different-label pairs
     assert r["auc"] > 0.6
 
 
-def test_05_reports_leakage_and_writes_tables(run):
+def test_05_reports_leakage_and_writes_tables(runs):
     from motionmatch.table import load_embeddings
 
-    _, records, work = run
-    r = records["05"]
-    table = load_embeddings(work / "embeddings")
+    r = runs["05"]
+    table = load_embeddings(runs.work / "embeddings")
     by_video, by_group = brute_force_p10(table, "video"), brute_force_p10(table, "group")
     assert r["P@10 leave-one-out exclude=video"] == pytest.approx(by_video, abs=1e-6)
     assert r["P@10 leave-one-out exclude=group"] == pytest.approx(by_group, abs=1e-6)
     assert r["leakage_p10"] == pytest.approx(by_video - by_group, abs=1e-6)
-    assert (work / "evaluation" / "findings.json").exists()
-    assert (work / "evaluation" / "headline.csv").exists()
+    assert (runs.work / "evaluation" / "findings.json").exists()
+    assert (runs.work / "evaluation" / "headline.csv").exists()
 
 
-def test_06_compares_methods_against_zero_shot(run):
-    from motionmatch.beyond.splits import split_held_out_groups
+def test_06_compares_methods_against_zero_shot(runs):
+    from motionmatch.beyond import split_held_out_groups
     from motionmatch.table import load_embeddings
 
-    _, records, work = run
-    r = records["06"]
+    r = runs["06"]
     # zero-shot cosine on the held-out groups, recomputed by a plain loop on the notebook's split
-    _, test_table = split_held_out_groups(load_embeddings(work / "embeddings"), test_fraction=0.5, seed=0)
+    _, test_table = split_held_out_groups(load_embeddings(runs.work / "embeddings"), test_fraction=0.5, seed=0)
     assert r["zero_shot_cross_p10"] == pytest.approx(brute_force_p10(test_table, "group", "other"), abs=1e-6)
+    assert r["improvement_cross_p10"] == pytest.approx(r["best_cross_p10"] - r["zero_shot_cross_p10"], abs=1e-9)
     assert r["hybrid_queries_checked"] == min(50, len(test_table))  # the notebook's sample, stated and recorded
     assert r["extra_vectors"] == ["visual"]  # the CLIP table was given...
     assert "visual" in r["hybrid_fields"]  # ...and became a vector field of the Milvus hybrid collection
+    assert r["round_trip_max_difference"] <= 1e-6  # queries embedded with the transforms reloaded from Milvus
 
 
-def test_07_finds_the_query_motion_in_long_videos(run):
+def test_07_finds_the_query_motion_in_long_videos(runs):
     import pandas as pd
 
-    from motionmatch.table import load_embeddings
+    from motionmatch.table import load_embeddings, read_extract_meta
 
-    out, records, work = run
-    r = records["07"]
+    r = runs["07"]
+    work = runs.work
     table = load_embeddings(work / "embeddings_long")
     assert r["n_windows"] == len(table) and table.video_path.nunique() == 4
+    # indexed by index_run: the collection records the dense windows, so a query range is cut the same way
+    meta = read_extract_meta(work / "embeddings_long")
+    assert r["collection_clip_spec"]["windows"]["stride_s"] == 1.0
+    assert {k: r["collection_clip_spec"][k] for k in meta["clip_spec"]} == meta["clip_spec"]
     truth = pd.read_csv(work / "long" / "ground_truth.csv")
     durations = truth.groupby("video").end_s.max()
     query, segments = r["query"], r["top_segments"]
@@ -217,14 +260,16 @@ def test_07_finds_the_query_motion_in_long_videos(run):
     # copy queries re-found in their source: mean tIoU far above chance (a random segment of this length in
     # 4 x 24 s overlaps a 4 s range with tIoU ~0.03 on average; the notebook measured 0.26 at stride 1 s)
     assert metrics[("copy", "mean_IoU")] >= 0.15
-    executed = (out / NOTEBOOKS["07"].name).read_text(encoding="utf-8")
+    effect = pd.DataFrame(r["calibration_effect"]).set_index(["kind", "metric"])
+    assert effect.loc[("all", "segment_uAP"), "z-score vs gallery"] == pytest.approx(metrics[("all", "segment_uAP")],
+                                                                                    abs=1e-3)
+    executed = runs.executed("07").read_text(encoding="utf-8")
     assert "data:image/webp;base64," in executed  # animated previews are inline, in the saved notebook
     assert "similarity to the query over time" in executed and "Self-similarity" in executed
 
 
-def test_html_report_names_the_encoder_and_embeds_plotly(run):
-    out, _, _ = run
-    html = render_html(out / NOTEBOOKS["04"].name).read_text(encoding="utf-8")
+def test_html_report_names_the_encoder_and_embeds_plotly(runs):
+    html = render_html(runs.executed("04")).read_text(encoding="utf-8")
     assert "FlowEncoder" in html[: html.find("Do the scores bunch")]  # the encoder is named before any finding
     assert "Plotly.newPlot" in html  # figures are in the page...
     assert "plotly.js v" in html or "plotly.js" in html  # ...with plotly.js itself embedded
@@ -232,10 +277,9 @@ def test_html_report_names_the_encoder_and_embeds_plotly(run):
     assert not remote_scripts  # no plotly fetched from a CDN: figures render with no internet
 
 
-def test_nbval_lax_reruns_key_cells_identically(run):
-    out, _, _ = run
-    executed = [str(out / NOTEBOOKS[p].name) for p in ("01", "02", "03")]
+def test_nbval_lax_reruns_key_cells_identically(runs):
+    executed = [str(runs.executed(p)) for p in ("01", "02", "03")]
     result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
                              "--nbval-current-env", *executed],
-                            cwd=out, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            cwd=runs.out, capture_output=True, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -139,6 +139,21 @@ def test_preview_html_and_row(clock_video):
         preview_row([])
 
 
+def test_segment_previews_put_the_query_first_then_the_best_segments(clock_video):
+    from motionmatch.report import segment_previews
+    from motionmatch.search import Segment
+
+    segments = [Segment(str(clock_video), 1.0, 1.5, 2.25), Segment(str(clock_video), 0.5, 1.0, 1.5),
+                Segment(str(clock_video), 0.0, 0.5, 0.75)]
+    row = segment_previews(clock_video, 0.0, 0.5, segments, labels=["rotate", ""], n=2, fps=FPS)
+    captions = re.findall(r"<figcaption[^>]*>(.*?)<br>", row)
+    assert captions == ["query", "#1 score 2.25 (rotate)", "#2 score 1.50"]  # the third segment is past n
+    assert "clock.mp4 · 00:01.0–00:01.5" in row and "Query and the segments found" in row
+    assert captions == re.findall(r"<figcaption[^>]*>(.*?)<br>", segment_previews(clock_video, 0.0, 0.5, segments[:2],
+                                                                                  labels=["rotate"], fps=FPS))
+    assert len(re.findall("<figure", segment_previews(clock_video, 0.0, 0.5, [], fps=FPS))) == 1  # the query alone
+
+
 def test_previews_survive_the_reports_html_rendering(clock_video, tmp_path):
     """The code-free HTML people share keeps the animation inline (no side files, no scripts)."""
     import nbformat

@@ -231,7 +231,7 @@ def test_notebook_03_refuses_k_0_in_its_first_code_cell(tmp_path):
         run_notebook(notebook, tmp_path / "out", {"k": 0, "milvus_uri": str(db),
                                                   "embeddings_dir": str(tmp_path / "none")}, html=False)
     assert raised.value.ename == "ParameterError"
-    assert "k must be a positive number of results, got 0" in raised.value.evalue
+    assert "k must be >= 1, got 0" in raised.value.evalue
     assert not db.exists()  # the store was never opened
     record_tally("parameters refused before work", "notebook 03 with k=0 (papermill)",
                  f"PapermillExecutionError {raised.value.ename}: {raised.value.evalue}", "no store opened")

@@ -80,3 +80,20 @@ def test_workers_that_cannot_start_say_what_to_do(videos, tmp_path):
     assert done.returncode != 0
     last_line = done.stderr.strip().splitlines()[-1]
     assert "ParameterError" in last_line and "__main__" in last_line and "workers=0" in last_line
+
+
+def test_workers_setting_is_parsed_one_way_for_notebooks_and_the_cli():
+    from motionmatch.cli import build_parser
+    from motionmatch.errors import ParameterError
+    from motionmatch.extract import parse_workers
+
+    assert [parse_workers(v) for v in ("auto", " AUTO ", "", None, "0", "3", 2)] == [None, None, None, None, 0, 3, 2]
+    for bad in ("-1", "two", 1.5, True, -2):
+        with pytest.raises(ParameterError, match="auto"):
+            parse_workers(bad)
+    parser, _ = build_parser()
+    assert parser.parse_args(["extract", "videos", "--workers", "auto"]).workers is None
+    assert parser.parse_args(["extract", "videos", "--workers", "2"]).workers == 2
+    assert parser.parse_args(["extract", "videos"]).workers is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["extract", "videos", "--workers", "-1"])

@@ -107,7 +107,7 @@ def test_evaluate_segments_writes_the_metric_table(gallery, indexed, tmp_path, c
     code, out, err = run(capsys, "evaluate", "--segments", gallery["relevant"], *indexed, "--out", out_dir,
                          "--n-boot", 50)
     assert code == 0, err
-    for metric in ("R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "segment_P", "segment_R", "segment_F1", "segment_uAP",
+    for metric in ("R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "VCSL_P", "VCSL_R", "VCSL_F1", "segment_uAP",
                    "boundary_error_s"):
         assert metric in out
     table = pd.read_csv(out_dir / "localization.csv")

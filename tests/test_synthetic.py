@@ -176,3 +176,20 @@ def test_same_seed_gives_identical_frames(tiny_dataset, tmp_path):
         original = read_frames(tiny_dataset.parent / relative, range(8))
         np.testing.assert_array_equal(original, read_frames(again.parent / relative, range(8)))
         assert not np.array_equal(original, read_frames(other.parent / relative, range(8)))
+
+
+def test_ensure_sample_generates_once_and_again_only_when_the_size_changes(tmp_path):
+    from motionmatch.data import ensure_sample
+
+    said = []
+    manifest = ensure_sample(tmp_path, videos_per_class=1, groups_per_class=1, print_fn=said.append)
+    table = pd.read_csv(manifest)
+    assert len(table) == len(MOTION_CLASSES) * len(DOMAINS) and said[-1].startswith("wrote")
+    first = (manifest.parent / table.path.iloc[0]).stat().st_mtime_ns
+    assert ensure_sample(tmp_path, videos_per_class=1, groups_per_class=1, print_fn=said.append) == manifest
+    assert "already present" in said[-1] and (manifest.parent / table.path.iloc[0]).stat().st_mtime_ns == first
+    (manifest.parent / table.path.iloc[3]).unlink()  # a video gone: made again
+    ensure_sample(tmp_path, videos_per_class=1, groups_per_class=1, print_fn=said.append)
+    assert "generating the sample set again" in said[-2] and (manifest.parent / table.path.iloc[3]).is_file()
+    bigger = ensure_sample(tmp_path, videos_per_class=2, groups_per_class=1, print_fn=said.append)
+    assert len(pd.read_csv(bigger)) == 2 * len(table)

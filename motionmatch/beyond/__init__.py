@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from .compare import (DEFAULT_DBA_KS, DEFAULT_KR_PARAMS, DEFAULT_QE_KS, DEFAULT_WHITEN_GRID, ROW_BEST,
                       ROW_CENTER, ROW_DBA, ROW_KR, ROW_NTXENT, ROW_QE, ROW_RRF, ROW_TRIPLET, ROW_WEIGHTED,
-                      ROW_WHITEN, ROW_ZERO_SHOT, SELECTIONS, TIMING_REPEATS, ComparisonResult, ProtocolRun,
-                      compare_methods, compare_on_split, run_protocols)
+                      ROW_WHITEN, ROW_ZERO_SHOT, SELECTIONS, TIMING_REPEATS, ComparisonResult, LeakageError,
+                      ProtocolRun, compare_methods, compare_on_split, run_protocols)
 from .conclusions import conclusion_lines
 from .hybrid_check import SCORE_TOLERANCE, HybridCheckResult, milvus_hybrid_check
 from .hybrid_index import (TRANSFORM_PREFIXES, hybrid_field_names, index_hybrid, load_transforms,
@@ -29,8 +29,8 @@ from .splits import PROTOCOLS, ProtocolPair, attach_extra_vectors, protocol_pair
 
 __all__ = ["DEFAULT_DBA_KS", "DEFAULT_KR_PARAMS", "DEFAULT_QE_KS", "DEFAULT_WHITEN_GRID", "ROW_BEST", "ROW_CENTER",
            "ROW_DBA", "ROW_KR", "ROW_NTXENT", "ROW_QE", "ROW_RRF", "ROW_TRIPLET", "ROW_WEIGHTED",
-           "ROW_WHITEN", "ROW_ZERO_SHOT", "SELECTIONS", "TIMING_REPEATS", "ComparisonResult", "ProtocolRun",
-           "compare_methods", "compare_on_split", "run_protocols", "conclusion_lines", "SCORE_TOLERANCE",
+           "ROW_WHITEN", "ROW_ZERO_SHOT", "SELECTIONS", "TIMING_REPEATS", "ComparisonResult", "LeakageError",
+           "ProtocolRun", "compare_methods", "compare_on_split", "run_protocols", "conclusion_lines", "SCORE_TOLERANCE",
            "HybridCheckResult", "milvus_hybrid_check", "TRANSFORM_PREFIXES", "hybrid_field_names",
            "index_hybrid", "load_transforms", "save_transforms", "FUSIONS", "KR_POOL_SIZE", "RRF_K",
            "VECTOR_KINDS", "FitCache", "FittedMethod", "FittedVectors", "MethodSpec", "VectorSpec",

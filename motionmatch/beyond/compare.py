@@ -29,9 +29,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ParameterError
+from ..errors import MotionMatchError, ParameterError
 from ..evaluation.retrieval import QueryMetrics, query_metrics, summarise_metrics
 from .methods import FitCache, FittedMethod, MethodSpec, VectorSpec, column_matrix, head_config, simplex_weights
+from ..refine.calibrate import score_spread
 from ..refine.rerank import Reranker
 from .splits import PROTOCOLS, attach_extra_vectors, protocol_pairs, split_held_out_groups
 from ..table import effective_groups, require_columns, table_encoder_id
@@ -103,6 +104,10 @@ def _selection_value(run: ProtocolRun, selection: str, k: int) -> tuple[float, f
 
 
 # ----------------------------------------------------------------------------- the comparison
+class LeakageError(MotionMatchError):
+    """A test group reached fitting or validation: the comparison's test numbers are not held out."""
+
+
 @dataclass
 class ComparisonResult:
     """Everything :func:`compare_methods` measured; ``table`` is THE table (one row per method)."""
@@ -151,9 +156,40 @@ class ComparisonResult:
         column = f"{protocol} P@{self.k}"
         return self.value(row, column) - self.value(ROW_ZERO_SHOT, column)
 
+    def check_no_leakage(self) -> dict[str, int]:
+        """Test groups seen by each earlier stage (fitting while choosing, validation, the final fit), from
+        ``audit``: all zero, else a :class:`LeakageError` naming the stage and a group. Returns the counts."""
+        if "tested" not in self.audit:
+            raise ParameterError("this comparison has no audit of the groups each stage saw; build it with "
+                                 "compare_methods or compare_on_split")
+        tested = self.audit["tested"]
+        seen = {stage: sorted(groups & tested) for stage, groups in self.audit.items() if stage != "tested"}
+        leaked = {stage: groups for stage, groups in seen.items() if groups}
+        if leaked:
+            stage, groups = next(iter(leaked.items()))
+            raise LeakageError(f"{sum(map(len, leaked.values()))} test group(s) reached {', '.join(leaked)} "
+                               f"(e.g. {groups[0]!r} in {stage}): the test numbers are not held out; split with "
+                               "split_held_out_groups and pass the fit side only to fitting and validation")
+        return {stage: 0 for stage in seen}
+
     def test_vectors(self, row: str) -> np.ndarray:
         """A single-field row's vectors for the test table (e.g. raw vs head for UMAP)."""
         return self.fitted[row].test_vectors(self.test_table)
+
+    def split_summary(self) -> pd.DataFrame:
+        """Groups, clips, labels and domains of each side: train (fitted while choosing), validation, test."""
+        sides = {"train (fit while choosing)": self.train_table, "validation (choose)": self.val_table,
+                 "test (measure once)": self.test_table}
+        return pd.DataFrame({name: {"groups": len(set(effective_groups(part))), "clips": len(part),
+                                    "labels": part["label"].nunique(), "domains": part["domain"].nunique()}
+                             for name, part in sides.items()}).T
+
+    def score_spreads(self, rows: Sequence[str] = (ROW_ZERO_SHOT, ROW_CENTER, ROW_WHITEN), seed: int = 0) -> pd.DataFrame:
+        """How each row's test vectors spread their pair cosines (:func:`motionmatch.refine.score_spread`): the 5%,
+        50% and 95% quantiles, the standard deviation and the share in the notes' band [0.95, 0.98]."""
+        spread = {row: score_spread(self.test_vectors(row), seed=seed) for row in rows}
+        return pd.DataFrame(spread).T[["q05", "q50", "q95", "std", "frac_in_095_098"]].rename(
+            columns={"frac_in_095_098": "share of pair cosines in [0.95, 0.98]"})
 
 
 def _calibration_candidates(dim: int, n_train: int, grid: Sequence[int | None]) -> list[MethodSpec]:

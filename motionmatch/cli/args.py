@@ -68,17 +68,17 @@ def positive_float(name: str) -> Callable[[str], float]:
     return _number(name, float, 0.0, inclusive=False)
 
 
-def decode_workers_value(value) -> int | None:
-    """A ``workers`` setting from a notebook or config: "auto" -> None (the package's default), else an int >= 0."""
-    if value is None or str(value).strip().lower() == "auto":
-        return None
-    try:
-        workers = int(str(value).strip())
-    except ValueError:
-        workers = -1
-    if workers < 0:
-        raise ParameterError(f"workers must be \"auto\" or a whole number >= 0 (0 decodes inline), got {value!r}")
-    return workers
+def workers_type(name: str = "--workers") -> Callable[[str], int | None]:
+    """``--workers auto`` or a whole number >= 0, parsed by :func:`motionmatch.extract.parse_workers` (the rule
+    notebook 01's ``workers`` parameter follows too)."""
+    def parse(text: str) -> int | None:
+        from ..extract.workers import parse_workers
+
+        try:
+            return parse_workers(text)
+        except ParameterError as err:
+            raise argparse.ArgumentTypeError(str(err).replace("workers", name, 1)) from None
+    return parse
 
 
 # ----------------------------------------------------------------------------- options resolved at run time

@@ -5,7 +5,8 @@ from ..errors import ParameterError
 from ..video.shots import DEFAULT_METHOD as SHOT_DEFAULT
 from ..video.windows import (DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_WINDOW_FRAMES, SHOT_CHOICES,
                              WindowSpec)
-from .args import (Command, add_embeddings_arg, add_encoder_args, non_negative_int, positive_float, positive_int)
+from .args import (Command, add_embeddings_arg, add_encoder_args, non_negative_int, positive_float, positive_int,
+                   workers_type)
 
 DATASET_CHOICES = [None, "folder", "manifest", "ucf101", "hmdb51", "kinetics"]
 
@@ -39,8 +40,9 @@ class Extract(Command):
         dense.add_argument("--windows-per-chunk", type=positive_int("--windows-per-chunk"), default=None,
                            help="windows per saved part: a killed run resumes at the last finished part (default 32)")
         parser.add_argument("--batch-size", type=positive_int("--batch-size"), default=8)
-        parser.add_argument("--workers", type=non_negative_int("--workers"), default=None,
-                            help="decoding processes ahead of the encoder (default: CPU cores - 2, at most 4; 0 on 2 cores)")
+        parser.add_argument("--workers", type=workers_type("--workers"), default=None, metavar="auto|N",
+                            help="decoding processes ahead of the encoder; 0 decodes inline (default: auto, CPU cores "
+                                 "- 2, at most 4; 0 on 2 cores)")
         parser.add_argument("--overwrite", action="store_true", help="discard earlier results in --out")
         parser.add_argument("--prune", action="store_true", help="drop results of videos no longer in the source")
         scale = parser.add_argument_group("Ray: decode in Ray tasks, encode in a pool of actors (same output folder)")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import ParameterError
+from ..search.config import DEFAULT_COPY_THRESHOLD
 from .args import Command, add_encoder_args, add_store_args, parse_pairs, positive_int
 from .extract import DATASET_CHOICES
 
@@ -27,6 +28,12 @@ def add_scoring_args(parser) -> None:
     parser.add_argument("--as-aligned", action="store_true",
                         help="keep segments as aligned: do not grow them over the windows where the query's motion "
                              "goes on (growth finds whole same-motion moments; copies are never grown)")
+    parser.add_argument("--no-fine", action="store_true",
+                        help="skip the fine stage (frame-level copy alignment and verification, boundaries snapped to "
+                             "the reference's changes); segments keep their window boundaries")
+    parser.add_argument("--copy-threshold", type=float, default=DEFAULT_COPY_THRESHOLD, metavar="P",
+                        help="probability from which a range is reported as a copy (kind: copy) rather than the "
+                             "same motion (default %(default)s)")
     parser.add_argument("--ignore-cuts", action="store_true",
                         help="do not restart the query's windows at shot cuts inside the range (by default they "
                              "do, with the index's shot detector, when the index's windows are bounded by shots)")

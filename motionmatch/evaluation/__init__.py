@@ -8,14 +8,15 @@ suites the reports show.
 * :mod:`~motionmatch.evaluation.segments`: segment search over a query list (``evaluate --segments``).
 """
 from .diagnostics import confused_examples, confusion_top1, hubness, score_statistics
-from .findings import Findings, evaluate, format_headline, run_findings, score_summary, write_findings
+from .findings import (NOTES_P10, BandShares, Findings, band_shares, evaluate, format_headline, run_findings,
+                       score_summary, score_values, write_findings)
 from .retrieval import (DEFAULT_KS, QueryMetrics, RetrievalResult, domain_matrix, evaluate_retrieval, evaluate_scores,
                         exclusion_comparison, exclusion_mask, leave_one_out, per_class, query_metrics,
                         results_to_json, same_vs_cross_domain, summarise_metrics, train_test_retrieval, write_results)
 from .segments import evaluate_search, format_metrics
 
-__all__ = ["confused_examples", "confusion_top1", "hubness", "score_statistics", "Findings", "evaluate",
-           "format_headline", "run_findings", "score_summary", "write_findings", "DEFAULT_KS", "QueryMetrics",
+__all__ = ["confused_examples", "confusion_top1", "hubness", "score_statistics", "NOTES_P10", "BandShares", "Findings",
+           "band_shares", "evaluate", "format_headline", "run_findings", "score_summary", "score_values", "write_findings", "DEFAULT_KS", "QueryMetrics",
            "RetrievalResult", "domain_matrix", "evaluate_retrieval", "evaluate_scores", "exclusion_comparison",
            "exclusion_mask", "leave_one_out", "per_class", "query_metrics", "results_to_json", "same_vs_cross_domain",
            "summarise_metrics", "train_test_retrieval", "write_results", "evaluate_search", "format_metrics"]

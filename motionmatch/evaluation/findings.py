@@ -20,6 +20,9 @@ from ..validation import check_choice
 
 HEADLINE_METRICS = ("P@10", "mAP", "HitRate@1", "HitRate@5", "HitRate@10", "nDCG@10")
 PROTOCOL_CHOICES = ("all", "leave-one-out", "domains", "train-test")
+DOMAIN_KINDS = ("same-domain", "cross-domain")
+# the original notes' P@10 for V-JEPA 2 on UCF101, shown next to this run's (they are claims under test, not results)
+NOTES_P10 = {"same-domain": 0.65, "cross-domain": 0.25}
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Findings:
     confusion: pd.DataFrame | None = None
     confused_examples: pd.DataFrame | None = None
     hubness: dict[str, Any] | None = None
+    pooled_domains: dict[str, retrieval.RetrievalResult] = field(default_factory=dict)  # same- / cross-domain, pooled
 
     def leakage(self, metric: str = "P@10") -> float:
         """Near-duplicate leakage: leave-one-out ``metric`` excluding only the query's video minus excluding its group."""
@@ -45,19 +49,64 @@ class Findings:
             raise ParameterError("leakage needs the leave-one-out protocols; run_findings(protocol='all' or 'leave-one-out')")
         return float(self.exclusion.loc["video", metric] - self.exclusion.loc["group", metric])
 
+    def domain_comparison(self, metric: str = "P@10") -> pd.DataFrame:
+        """Same-domain against cross-domain ``metric`` pooled over queries (group excluded): the mean, its 95% CI,
+        mAP and the number of queries per row, and the notes' value when ``metric`` is P@10 (notebook 04)."""
+        if not self.pooled_domains:
+            raise ParameterError("the domain comparison needs a table with more than one domain and "
+                                 "run_findings(protocol='all' or 'domains')")
+        rows = {}
+        for kind in DOMAIN_KINDS:
+            summary = self.pooled_domains[kind].summary.loc["all"]
+            if metric not in summary:
+                raise ParameterError(f"no metric {metric!r}; available: {self.pooled_domains[kind].metrics}")
+            rows[kind] = {metric: summary[metric], "95% CI low": summary[f"{metric}_lo"],
+                          "95% CI high": summary[f"{metric}_hi"], "mAP": summary["mAP"],
+                          "queries": int(summary["n_queries"])}
+            if metric == "P@10":
+                rows[kind]["notes' value"] = NOTES_P10[kind]
+        return pd.DataFrame(rows).T
 
-def score_summary(stats: dict[str, Any]) -> pd.DataFrame:
-    """The score-statistics table notebooks 04 and 05 show, from :func:`motionmatch.evaluation.diagnostics.score_statistics`."""
+
+@dataclass(frozen=True)
+class BandShares:
+    """The notes' claim that "most scores sit at 0.95-0.98", as two shares of :func:`score_statistics`' output."""
+
+    low: float
+    high: float
+    all_pairs: float  # share of every allowed pair's cosine in [low, high]
+    top_k: int
+    top: float  # share of each query's top-k cosines in [low, high]
+
+
+def band_shares(stats: dict[str, Any]) -> BandShares:
+    """The in-band shares of :func:`motionmatch.evaluation.diagnostics.score_statistics`' output, whatever band and
+    top-k it was computed with (its keys name both: ``frac_in_095_098``, ``top10_frac_in_095_098``)."""
     lo, hi = stats["band"]
     band_key = next(k for k in stats if k.startswith("frac_in_"))
     top_key = next(k for k in stats if k.startswith("top") and "_frac_in_" in k)
-    top_k = top_key[len("top"):top_key.index("_")]
+    return BandShares(float(lo), float(hi), float(stats[band_key]), int(top_key[len("top"):top_key.index("_")]),
+                      float(stats[top_key]))
+
+
+def score_values(stats: dict[str, Any]) -> dict[str, float]:
+    """The scalar score statistics a report records, under names that do not depend on the band:
+    relevant / irrelevant mean, gap, AUC, overlap, ``frac_in_band`` and ``top<k>_frac_in_band``."""
+    shares = band_shares(stats)
+    values = {name: float(stats[name]) for name in ("relevant_mean", "irrelevant_mean", "gap", "auc", "overlap")}
+    return {**values, "frac_in_band": shares.all_pairs, f"top{shares.top_k}_frac_in_band": shares.top}
+
+
+def score_summary(stats: dict[str, Any]) -> pd.DataFrame:
+    """The score-statistics table notebooks 04 and 05 show, from :func:`motionmatch.evaluation.diagnostics.score_statistics`."""
+    shares = band_shares(stats)
+    lo, hi = shares.low, shares.high
     return pd.Series({
         "relevant pairs: mean cosine": stats["relevant_mean"], "irrelevant pairs: mean cosine": stats["irrelevant_mean"],
         "gap (relevant - irrelevant)": stats["gap"], "ROC AUC (relevant vs irrelevant)": stats["auc"],
         "histogram overlap (1 = identical)": stats["overlap"],
-        f"share of all pair scores in [{lo:.2f}, {hi:.2f}]": stats[band_key],
-        f"share of top-{top_k} scores in [{lo:.2f}, {hi:.2f}]": stats[top_key],
+        f"share of all pair scores in [{lo:.2f}, {hi:.2f}]": shares.all_pairs,
+        f"share of top-{shares.top_k} scores in [{lo:.2f}, {hi:.2f}]": shares.top,
     }, name="value").to_frame()
 
 
@@ -111,10 +160,10 @@ def run_findings(table: pd.DataFrame, protocol: str = "all", n_boot: int = 1000,
             found.hubness = diagnostics.hubness(table, k=10, exclude="group")
         elif step == "domains":
             found.domains = retrieval.same_vs_cross_domain(table, exclude="group", n_boot=n_boot, seed=seed)
-            for kind in ("same", "cross"):
-                result = retrieval.evaluate_retrieval(table, protocol=f"{kind}-domain", exclude="group",
-                                                     n_boot=n_boot, seed=seed)
-                rows.append(_headline_row(f"{kind}-domain", "group", result.summary))
+            for kind in DOMAIN_KINDS:
+                result = retrieval.evaluate_retrieval(table, protocol=kind, exclude="group", n_boot=n_boot, seed=seed)
+                found.pooled_domains[kind] = result
+                rows.append(_headline_row(kind, "group", result.summary))
         elif step == "train_test":
             for level in ("clip", "video"):
                 result = retrieval.train_test_retrieval(table, level=level, n_boot=n_boot, seed=seed)
@@ -172,5 +221,5 @@ def format_headline(found: Findings) -> str:
     return found.headline[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
-__all__ = ["HEADLINE_METRICS", "PROTOCOL_CHOICES", "Findings", "score_summary", "run_findings", "write_findings",
-           "evaluate", "format_headline"]
+__all__ = ["HEADLINE_METRICS", "PROTOCOL_CHOICES", "DOMAIN_KINDS", "NOTES_P10", "Findings", "BandShares", "band_shares",
+           "score_values", "score_summary", "run_findings", "write_findings", "evaluate", "format_headline"]

@@ -11,9 +11,9 @@ from .estimate import ExtractionEstimate
 from .local import extract_embeddings
 from .parts import ExtractSummary
 from .run import Run, encoder_caveat, extract, load_run
-from .workers import default_decode_workers
+from .workers import default_decode_workers, parse_workers
 
 __all__ = ["ExtractionEstimate", "extract_embeddings", "ExtractSummary", "Run", "encoder_caveat", "extract",
-           "load_run", "default_decode_workers"]
+           "load_run", "default_decode_workers", "parse_workers"]
 
 make_callable(__name__, extract)  # `motionmatch.extract(...)` calls extract(); the folder stays a module

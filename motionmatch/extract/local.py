@@ -160,8 +160,11 @@ class _EncodeFailed(RuntimeError):
 
 def _embed_chunks(out_dir: Path, row, fingerprint: str, windows: list, chunk: int, per_chunk: int, encoder,
                   batch_size: int, estimate: ExtractionEstimate) -> int:
-    """Encode windows from ``chunk`` on, writing each chunk's part as soon as it is complete; returns windows written."""
-    done_windows, done_vectors, batch, written = [], [], [], 0
+    """Encode windows from ``chunk`` on, writing each chunk's part as soon as it is complete; returns windows written.
+
+    Every decoded frame's thumbnail is kept with the window it starts in (the fine stage of a segment search
+    reads them): one area resize per frame, in the same decoding pass."""
+    done_windows, done_vectors, done_blocks, batch, written = [], [], [], [], 0
 
     def encode(clips) -> None:
         encode_started = time.perf_counter()
@@ -174,8 +177,10 @@ def _embed_chunks(out_dir: Path, row, fingerprint: str, windows: list, chunk: in
         estimate.observe(len(clips), time.perf_counter() - encode_started)
         done_windows.extend(c.window for c in clips)
         done_vectors.extend(vectors)
+        done_blocks.extend(c.block for c in clips)
 
-    for clip in prefetched_clips(iter_window_clips(row.path, windows, start_window=chunk * per_chunk), depth=2 * batch_size):
+    clips = iter_window_clips(row.path, windows, start_window=chunk * per_chunk, thumbnails=True)
+    for clip in prefetched_clips(clips, depth=2 * batch_size):
         batch.append(clip)
         chunk_end = min(len(windows), (chunk + 1) * per_chunk)
         if len(batch) == batch_size or clip.window.clip_index == chunk_end - 1:
@@ -183,9 +188,9 @@ def _embed_chunks(out_dir: Path, row, fingerprint: str, windows: list, chunk: in
             batch = []
         if clip.window.clip_index == chunk_end - 1:
             write_part(out_dir, row, fingerprint, done_windows, np.asarray(done_vectors), encoder.encoder_id,
-                        target=chunk_path(out_dir, row.path, chunk))
+                       target=chunk_path(out_dir, row.path, chunk), blocks=done_blocks)
             written += len(done_windows)
-            done_windows, done_vectors, chunk = [], [], chunk + 1
+            done_windows, done_vectors, done_blocks, chunk = [], [], [], chunk + 1
     return written
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..data.sources import Failure, normalise_manifest
 from ..errors import ParameterError, VideoError
-from ..table import (EXTRACT_META, FAILURE_COLUMNS, META_NOTE_KEYS, TABLE_COLUMNS, make_clip_id, parts_dir,
+from ..table import (EXTRACT_META, FAILURE_COLUMNS, FRAME_COLUMNS, META_NOTE_KEYS, TABLE_COLUMNS, make_clip_id, parts_dir,
                      read_extract_meta)
 from ..video.clips import ClipSpec, ClipWindow, open_with_timestamps
 from ..video.decode import fingerprint_file
@@ -175,10 +175,17 @@ def part_is_current(part: Path, video_path: str) -> bool:
 
 
 def write_part(out_dir: Path, row, fingerprint: str, windows, vectors: np.ndarray, encoder_id: str,
-                target: Path | None = None) -> None:
+                target: Path | None = None, blocks=None) -> None:
+    """One part (a video's clips, or a chunk of its windows), atomically; ``blocks`` (one
+    :class:`~motionmatch.video.clips.FrameBlock` per window, or None) add the :data:`FRAME_COLUMNS`."""
     records = []
-    for window, vector in zip(windows, vectors):
-        records.append({
+    for index, (window, vector) in enumerate(zip(windows, vectors)):
+        frames = {}
+        if blocks is not None:
+            block = blocks[index]
+            frames = {"frame_times": [] if block is None else block.times.astype(np.float64).tolist(),
+                      "frame_thumbs": b"" if block is None else np.ascontiguousarray(block.thumbs).tobytes()}
+        records.append({**frames,
             "clip_id": make_clip_id(row.path, window.clip_index, encoder_id),
             "video_path": row.path,
             "video_fingerprint": fingerprint,
@@ -190,7 +197,7 @@ def write_part(out_dir: Path, row, fingerprint: str, windows, vectors: np.ndarra
             "encoder_id": encoder_id,
             "embedding": np.asarray(vector, dtype=np.float32),
         })
-    frame = pd.DataFrame(records, columns=list(TABLE_COLUMNS))
+    frame = pd.DataFrame(records, columns=list(TABLE_COLUMNS) + (list(FRAME_COLUMNS) if blocks is not None else []))
     target = target or part_path(out_dir, row.path)
     temporary = target.with_name(target.name + ".tmp")
     frame.to_parquet(temporary, index=False)

@@ -129,4 +129,22 @@ def default_decode_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 2))
 
 
-__all__ = ["WORKER_DIED", "decode_job", "iter_decoded", "default_decode_workers"]
+def parse_workers(value) -> int | None:
+    """A ``workers`` setting as a notebook parameter or ``--workers`` gives it: ``"auto"`` (or None, or "") ->
+    None, which :func:`motionmatch.extract.extract_embeddings` reads as :func:`default_decode_workers`; else a
+    whole number >= 0 (0 decodes inline), given as an int or as its digits."""
+    if value is None or str(value).strip().lower() in ("", "auto"):
+        return None
+    if isinstance(value, bool) or isinstance(value, float):
+        workers = -1
+    else:
+        try:
+            workers = int(str(value).strip())
+        except ValueError:
+            workers = -1
+    if workers < 0:
+        raise ParameterError(f"workers must be \"auto\" or a whole number >= 0 (0 decodes inline), got {value!r}")
+    return workers
+
+
+__all__ = ["WORKER_DIED", "decode_job", "iter_decoded", "default_decode_workers", "parse_workers"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ PROP_ARRAY_PREFIX = PROPERTY_PREFIX + "array."
 PRIMARY_FIELD = "clip_id"
 VECTOR_FIELD = "embedding"
 ARRAYS_SUFFIX = "__arrays"
+FRAMES_SUFFIX = "__frames"  # the frame store of a collection of dense windows (motionmatch.index.frames)
 MAX_DIM = 32768
 
 # scalar fields: name -> (kind, max_length in UTF-8 bytes for strings)
@@ -48,6 +49,9 @@ SCALAR_FIELDS: dict[str, tuple[str, int]] = {
     "group": ("str", 512),
     "split": ("str", 512),
 }
+# optional text fields a collection may carry (name -> max_length in bytes), base64 payloads that are fetched,
+# never searched: the frame store's per-frame times and thumbnails (motionmatch.index.frames)
+TEXT_FIELDS: dict[str, int] = {"frame_times": 4096, "frame_thumbs": 65535}
 HIT_FIELDS = ["clip_id", "video_path", "clip_index", "start_s", "end_s", "label", "domain", "group", "split"]
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
 
@@ -107,8 +111,10 @@ def check_dim(dim: Any, name: str = "dim") -> int:
     return check_scalar(dim, name, int, min_value=1, max_value=MAX_DIM)
 
 
-def build_schema(client, dim: int, extra_vectors: Mapping[str, int], index: IndexConfig):
-    """The collection schema and index parameters (one COSINE index per vector field)."""
+def build_schema(client, dim: int, extra_vectors: Mapping[str, int], index: IndexConfig,
+                 text_fields: Sequence[str] = ()):
+    """The collection schema and index parameters (one COSINE index per vector field); ``text_fields`` adds
+    the named :data:`TEXT_FIELDS`."""
     from pymilvus import DataType, MilvusClient
 
     types = {"str": DataType.VARCHAR, "int": DataType.INT64, "float": DataType.FLOAT}
@@ -117,6 +123,8 @@ def build_schema(client, dim: int, extra_vectors: Mapping[str, int], index: Inde
     for name, (kind, max_length) in SCALAR_FIELDS.items():
         extra = {"max_length": max_length} if kind == "str" else {}
         schema.add_field(name, types[kind], is_primary=name == PRIMARY_FIELD, **extra)
+    for name in text_fields:
+        schema.add_field(name, DataType.VARCHAR, max_length=TEXT_FIELDS[name])
     indexes = client.prepare_index_params()
     for name, field_dim in {VECTOR_FIELD: dim, **extra_vectors}.items():
         schema.add_field(name, DataType.FLOAT_VECTOR, dim=field_dim)

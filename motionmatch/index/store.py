@@ -13,6 +13,10 @@ transforms queries the same way.
 Around it: :mod:`motionmatch.index.schema` (fields, properties, :class:`IndexConfig` with the
 bench-recommended defaults), :mod:`motionmatch.index.filters` (expressions), :mod:`motionmatch.index.connection`
 (Milvus Lite process bookkeeping, transient-failure retries, the server's version).
+
+Size: a little over 600 lines because MotionStore is one object whose every method shares the connection,
+the collection's cached description and its error wrapping; what could move out already has (schema,
+filters, connection, arrays, the frame store's rows in :mod:`motionmatch.index.frames`).
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ from ..errors import EncoderMismatchError, MotionMatchError, ParameterError, Sto
 from .filters import and_expressions, build_filter, not_video
 from .connection import quiet_library_errors, require_multi_vector, retry_transient
 from .schema import (
-    ARRAYS_SUFFIX, HIT_FIELDS, NAME_RE, PRIMARY_FIELD, PROP_CLIP_SPEC, PROP_DIM, PROP_ENCODER_ID, PROP_PREPROCESSING,
-    PROP_SCHEMA_VERSION, SCALAR_FIELDS, SCHEMA_VERSION, VECTOR_FIELD, Hit, IndexConfig, build_schema, check_dim,
+    ARRAYS_SUFFIX, FRAMES_SUFFIX, HIT_FIELDS, NAME_RE, PRIMARY_FIELD, PROP_CLIP_SPEC, PROP_DIM, PROP_ENCODER_ID, PROP_PREPROCESSING,
+    PROP_SCHEMA_VERSION, SCALAR_FIELDS, SCHEMA_VERSION, TEXT_FIELDS, VECTOR_FIELD, Hit, IndexConfig, build_schema, check_dim,
     hits_from_results, scalar_columns, vector_matrix,
 )
 from .arrays import StoredArrays
@@ -65,7 +69,7 @@ class MotionStore(StoredArrays):
         """
         uri = config.setting("milvus_uri", uri)
         collection = config.setting("collection", collection)
-        if not NAME_RE.match(collection) or len(collection) > 255 - len(ARRAYS_SUFFIX):
+        if not NAME_RE.match(collection) or len(collection) > 255 - max(len(ARRAYS_SUFFIX), len(FRAMES_SUFFIX)):
             raise ParameterError(f"collection name {collection!r} is not valid: use letters, digits and '_', "
                                  f"starting with a letter or '_', at most {255 - len(ARRAYS_SUFFIX)} characters")
         self.timeout_s = check_scalar(timeout_s, "timeout_s (seconds)", float, min_value=0, include_min=False)
@@ -94,6 +98,7 @@ class MotionStore(StoredArrays):
         self._index_types: dict[str, str] = {}
         self._loaded: set[str] = set()
         self._client = None
+        self._frames: MotionStore | None = None
         self._client = self._connect()
 
     # ------------------------------------------------------------------ connection
@@ -153,8 +158,22 @@ class MotionStore(StoredArrays):
                         "or check --milvus-uri")
             raise StoreError(f"{action} failed on collection '{self.collection}' at {self.uri}: {text} — {hint}") from error
 
+    def frame_store(self) -> "MotionStore | None":
+        """This collection's frame store (:mod:`motionmatch.index.frames`), opened once and closed with this
+        store; None when the collection has none (it was not made from dense windows)."""
+        if self._frames is None:
+            frames = MotionStore(self.uri, self.collection + FRAMES_SUFFIX, timeout_s=self.timeout_s)
+            if not frames.exists():
+                frames.close()
+                return None
+            self._frames = frames
+        return self._frames
+
     def close(self) -> None:
         """Close the connection; a Milvus Lite file is released for other processes once no store in this process uses it."""
+        frames, self._frames = getattr(self, "_frames", None), None
+        if frames is not None:
+            frames.close()
         client, self._client = getattr(self, "_client", None), None
         if client is None:
             return
@@ -199,6 +218,10 @@ class MotionStore(StoredArrays):
             self._info_cache = info
         return self._info_cache
 
+    def _text_fields(self) -> list[str]:
+        """The optional :data:`~motionmatch.index.schema.TEXT_FIELDS` this collection carries."""
+        return [f["name"] for f in self._info()["fields"] if f["name"] in TEXT_FIELDS]
+
     def _vector_fields(self) -> dict[str, int]:
         from pymilvus import DataType
 
@@ -240,13 +263,14 @@ class MotionStore(StoredArrays):
     def ensure_collection(self, encoder_id: str, dim: int, preprocessing: dict,
                           extra_vectors: Mapping[str, int] | None = None, index_type: str | None = None,
                           index_params: Mapping[str, Any] | None = None, recreate: bool = False,
-                          clip_spec: Mapping[str, Any] | None = None) -> dict:
+                          clip_spec: Mapping[str, Any] | None = None, text_fields: Sequence[str] = ()) -> dict:
         """Create the collection if it is missing (idempotent), else check it holds this encoder's vectors.
 
         ``extra_vectors`` adds FLOAT_VECTOR fields (e.g. ``{"visual": 512}``) for hybrid search or
         projected vectors. ``recreate=True`` drops the collection (and its stored arrays) first.
         A new collection is indexed as the store's :class:`IndexConfig` says; ``index_type`` /
-        ``index_params`` override it for this collection. Returns :meth:`encoder_info`.
+        ``index_params`` override it for this collection. ``text_fields`` adds optional
+        :data:`~motionmatch.index.schema.TEXT_FIELDS` (payloads fetched with the rows). Returns :meth:`encoder_info`.
 
         Several writers may create the same collection on a server at the same moment; the
         slower one's create fails ("already exists") or finds it half made (no index yet).
@@ -264,13 +288,18 @@ class MotionStore(StoredArrays):
                 raise ParameterError(f"extra vector field name {name!r} is not valid (letters, digits, '_'; not one of "
                                      f"{', '.join([VECTOR_FIELD, *SCALAR_FIELDS])})")
             extra[name] = check_dim(extra_dim, f"the dimension of extra vector '{name}'")
+        text_fields = tuple(text_fields)
+        unknown = sorted(set(text_fields) - set(TEXT_FIELDS))
+        if unknown:
+            raise ParameterError(f"unknown text field(s) {unknown}; known: {', '.join(TEXT_FIELDS)}")
         index = self.index
         if index_type is not None or index_params is not None:
             index = IndexConfig(index_type or self.index.index_type, dict(index_params or {}))
         existed = self.exists()
         for attempt in range(25):
             try:
-                return self._ensure_collection_once(encoder_id, dim, preprocessing, extra, index, recreate, clip_spec)
+                return self._ensure_collection_once(encoder_id, dim, preprocessing, extra, index, recreate, clip_spec,
+                                                    text_fields)
             except StoreError:
                 if existed or attempt == 24:
                     raise
@@ -280,7 +309,8 @@ class MotionStore(StoredArrays):
         raise AssertionError("unreachable")
 
     def _ensure_collection_once(self, encoder_id: str, dim: int, preprocessing: Mapping, extra_vectors: dict[str, int],
-                                index: IndexConfig, recreate: bool, clip_spec: Mapping[str, Any] | None) -> dict:
+                                index: IndexConfig, recreate: bool, clip_spec: Mapping[str, Any] | None,
+                                text_fields: tuple[str, ...] = ()) -> dict:
         if recreate:
             self.drop()
         if self.exists():
@@ -293,12 +323,16 @@ class MotionStore(StoredArrays):
                     raise EncoderMismatchError(
                         f"collection '{self.collection}' at {self.uri} has {held} for vector field '{name}', but "
                         f"{extra_dim} was asked; use another --collection, or re-index with --recreate")
+            missing = sorted(set(text_fields) - set(self._text_fields()))
+            if missing:
+                raise EncoderMismatchError(f"collection '{self.collection}' at {self.uri} has no field(s) {missing}; "
+                                           "re-index with --recreate to add them")
             if clip_spec is not None and PROP_CLIP_SPEC not in self._info()["properties"]:
                 self._set_properties({PROP_CLIP_SPEC: canonical_json(dict(clip_spec))})
             self._ready()
             return self.encoder_info()
 
-        schema, indexes = build_schema(self.client, dim, extra_vectors, index)
+        schema, indexes = build_schema(self.client, dim, extra_vectors, index, text_fields)
         properties = {PROP_ENCODER_ID: encoder_id, PROP_DIM: str(dim),
                       PROP_PREPROCESSING: canonical_json(dict(preprocessing)), PROP_SCHEMA_VERSION: SCHEMA_VERSION}
         if clip_spec is not None:
@@ -335,8 +369,8 @@ class MotionStore(StoredArrays):
                 f"for this encoder, or re-index with --recreate to replace the collection's contents")
 
     def drop(self) -> None:
-        """Drop the collection and its stored arrays (no error when absent)."""
-        for name in (self.collection, self.arrays_collection):
+        """Drop the collection, its stored arrays and its frame store (no error when absent)."""
+        for name in (self.collection, self.arrays_collection, self.collection + FRAMES_SUFFIX):
             if self._call("has_collection", "has_collection", name):
                 self._call("drop collection", "drop_collection", name)
             self._loaded.discard(name)
@@ -381,6 +415,11 @@ class MotionStore(StoredArrays):
             raise ParameterError(f"the embeddings table lacks columns {missing}; it has {list(table.columns)}")
 
         columns = scalar_columns(table, held_id)
+        for name in self._text_fields():
+            if name not in table.columns:
+                raise ParameterError(f"collection '{self.collection}' stores '{name}' with every row; the table has "
+                                     f"no such column")
+            columns[name] = np.array([str(v) for v in table[name]], dtype=object)
         where = f"collection '{self.collection}' at {self.uri}"
         vectors = {field: vector_matrix(table[column], field, column, vector_dims[field], where)
                    for field, column in vector_columns.items()}
@@ -451,7 +490,7 @@ class MotionStore(StoredArrays):
         video and clip, i.e. each video's windows in time order."""
         expression = build_filter(filters)
         vector_fields = self._vector_fields()
-        valid = [*SCALAR_FIELDS, *vector_fields]
+        valid = [*SCALAR_FIELDS, *self._text_fields(), *vector_fields]
         wanted = list(fields) if fields is not None else valid
         unknown = [f for f in wanted if f not in valid]
         if unknown:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..errors import EncoderMismatchError, ParameterError
+from ..table import FRAME_COLUMNS
 from ..video.windows import recorded_clip_spec
 
 
@@ -32,7 +33,7 @@ class IndexSummary:
 
 def index_embeddings(table: pd.DataFrame, store, encoder_id: str, preprocessing: dict,
                      remove_missing: bool = False, batch_size: int = 512, extra_vectors: dict | None = None,
-                     clip_spec: dict | None = None) -> IndexSummary:
+                     clip_spec: dict | None = None, text_fields: tuple[str, ...] = ()) -> IndexSummary:
     """Sync the embeddings table into the store: idempotent, fingerprint-aware.
 
     Unchanged videos are not rewritten; a video whose content fingerprint changed has its
@@ -47,7 +48,7 @@ def index_embeddings(table: pd.DataFrame, store, encoder_id: str, preprocessing:
                                    f"for {encoder_id}; extract again with the same encoder")
     dim = int(len(table["embedding"].iloc[0]))
     store.ensure_collection(encoder_id=encoder_id, dim=dim, preprocessing=preprocessing, extra_vectors=extra_vectors,
-                            clip_spec=clip_spec)
+                            clip_spec=clip_spec, text_fields=text_fields)
     rows_before = store.count()
     existing = store.videos()
     stored_fp = dict(zip(existing["video_path"], existing["video_fingerprint"])) if len(existing) else {}
@@ -71,6 +72,17 @@ def index_embeddings(table: pd.DataFrame, store, encoder_id: str, preprocessing:
                         len(changed) + len(new) + len(partial), unchanged, len(changed), len(removed))
 
 
+def sync_frames(table: pd.DataFrame, store, remove_missing: bool = False, batch_size: int = 256):
+    """Write the frame store of ``store``'s collection from ``table`` (idempotent; returns its IndexSummary)."""
+    from .frames import FRAME_ENCODER_ID, FRAME_PREPROCESSING, frame_rows, frames_collection
+    from .store import MotionStore
+
+    rows = frame_rows(table)
+    with MotionStore(store.uri, frames_collection(store.collection), timeout_s=store.timeout_s) as frames:
+        return index_embeddings(rows, frames, FRAME_ENCODER_ID, FRAME_PREPROCESSING, remove_missing=remove_missing,
+                                batch_size=batch_size, text_fields=FRAME_COLUMNS)
+
+
 def index_run(run, store, remove_missing: bool = False, bulk: bool = False, bulk_dir: str | os.PathLike | None = None,
               batch_size: int = 512, print_fn=print) -> IndexSummary:
     """Index an extraction run (:class:`~motionmatch.extract.Run`) into ``store``: the one way to index.
@@ -83,6 +95,7 @@ def index_run(run, store, remove_missing: bool = False, bulk: bool = False, bulk
     """
     from ..errors import ParameterError
     from ..refine.zscore import save_gallery_calibration
+    from .frames import has_frames
 
     meta = run.meta
     options = dict(encoder_id=meta["encoder_id"], preprocessing=meta["preprocessing"], remove_missing=remove_missing,
@@ -97,6 +110,10 @@ def index_run(run, store, remove_missing: bool = False, bulk: bool = False, bulk
                              + (f" ({report.rows_per_s:,.0f} rows/s)" if report.rows_per_s else ""))
     else:
         summary = index_embeddings(run.table, store, **options)
+    if has_frames(run.table):  # dense windows: their frames too, for the fine stage of a segment search
+        frames = sync_frames(run.table, store, remove_missing=remove_missing)
+        summary.notes.append(f"frame store '{frames.collection}': {frames.rows_after} blocks of frames "
+                             f"({frames.videos_upserted} videos written, {frames.videos_unchanged} unchanged)")
     try:
         calibration = save_gallery_calibration(store)
         summary.notes.append(f"gallery calibration (segment z-scores) fitted on {calibration.n_fitted_} windows and "
@@ -119,4 +136,4 @@ def index(embeddings_dir: str | os.PathLike = "", milvus_uri: str = "", collecti
         return index_run(run, store, **options)
 
 
-__all__ = ["IndexSummary", "index_embeddings", "index_run", "index"]
+__all__ = ["IndexSummary", "index_embeddings", "sync_frames", "index_run", "index"]

@@ -13,13 +13,16 @@ Metrics (names are the ``metric`` column of :func:`evaluate_localization`):
 ``R1@tIoU=t``    share of queries whose top-scored prediction overlaps a relevant moment of the
                  same video with temporal IoU >= t (no prediction counts as a miss).
 ``mean_IoU``     mean over queries of that top-1 IoU (0 when it misses every relevant moment).
-``segment_P/R/F1``  VCSL (He et al., CVPR 2022): per (query, video) pair, precision on each axis is
-                 the length of the union of each prediction's overlaps with the relevant boxes it
-                 touches in 2-D, over the summed prediction lengths; precision is the product of
-                 the query-axis and reference-axis values, recall likewise over relevant boxes.
-                 A pair with predictions and no relevant box has precision 0 (recall undefined), a
-                 pair with relevant boxes and no prediction has recall 0 (precision undefined).
-                 Pairs are averaged within a query, queries are averaged, F1 = 2PR / (P + R).
+``VCSL_P/R/F1``  VCSL (He et al., CVPR 2022; ``vcsl/metric.py``, its "Overall" micro average): per (query,
+                 video) pair, precision on each axis is the length of the union of each prediction's
+                 overlaps with the relevant boxes it touches in 2-D, over the summed prediction lengths;
+                 precision is the product of the query-axis and reference-axis values, recall likewise
+                 over relevant boxes. A pair with predictions and no relevant box has precision 0
+                 (recall undefined), a pair with relevant boxes and no prediction has recall 0
+                 (precision undefined). P and R are the means over every pair where they are defined
+                 (micro), F1 = 2PR / (P + R): the figure TransVCL's 0.665 on VCSL is.
+``query_macro_P/R/F1``  the same pairs averaged within each query first, then over queries (VCSL's
+                 "query macro"), for a set where queries have very different numbers of pairs.
 ``segment_uAP``  VSC22 matching track (Pizzi et al. 2023): all predictions of all queries ranked
                  by score (ties as one step); at each step precision and recall per axis come from
                  the union of the predictions so far and of the relevant boxes they overlap,
@@ -30,7 +33,12 @@ Metrics (names are the ``metric`` column of :func:`evaluate_localization`):
                  AP over pairs with recall over all relevant pairs.
 ``boundary_error_s``  median over queries of the mean |start error| and |end error| of the top-1
                  prediction against the relevant moment it overlaps most (queries whose top-1 hits
-                 nothing are left out).
+                 nothing are left out); ``start_error_s`` and ``end_error_s`` the medians of each end.
+
+Why a top-1 answer is wrong, in three parts (so an encoder's confusion and an aligner's imprecision are
+never mixed up): ``video_R@1`` / ``video_R@5`` share of queries whose top-1 (any of the top-5) predictions
+lie in a video that holds a relevant moment; ``tIoU_given_video`` mean top-1 IoU over the queries whose top-1
+video is right; and the boundary errors above.
 
 Confidence intervals are percentile bootstraps over queries (queries drawn with replacement,
 every metric recomputed on the same draws).
@@ -154,6 +162,11 @@ class LocalizationParts:
     queries: np.ndarray  # the query ids, in order
     top1_iou: np.ndarray  # (n_queries,) IoU of the top-1 prediction with its best relevant moment
     boundary_error_s: np.ndarray  # (n_queries,) NaN where the top-1 overlaps nothing
+    start_error_s: np.ndarray  # (n_queries,) |start error| of the top-1, NaN where it overlaps nothing
+    end_error_s: np.ndarray  # (n_queries,) |end error|
+    video_hit: np.ndarray  # (n_queries, 2) top-1 / any of the top-5 in a video with a relevant moment (NaN: none)
+    vcsl_query: np.ndarray  # (n_vcsl_pairs,) query index of every (query, video) pair with predictions or truth
+    vcsl_pr: np.ndarray  # (n_vcsl_pairs, 2) VCSL precision and recall of the pair (NaN: undefined)
     precision: np.ndarray  # (n_queries,) VCSL precision averaged over the query's pairs (NaN: undefined)
     recall: np.ndarray  # (n_queries,) VCSL recall averaged over the query's pairs
     pred_query: np.ndarray  # (n_predictions,) index into ``queries``
@@ -187,6 +200,8 @@ def localization_parts(predictions: pd.DataFrame, relevant: pd.DataFrame) -> Loc
     predictions = predictions.sort_values("score", ascending=False, kind="stable")
     n = len(queries)
     top1, boundary = np.full(n, np.nan), np.full(n, np.nan)
+    start_error, end_error, video_hit = np.full(n, np.nan), np.full(n, np.nan), np.full((n, 2), np.nan)
+    vcsl_query, vcsl_pr = [], []
     precision, recall, gt_lengths = np.full(n, np.nan), np.full(n, np.nan), np.zeros((n, 2))
     relevant_pairs = np.zeros(n, dtype=int)
     pred_query, pred_score, deltas = [], [], []
@@ -201,6 +216,9 @@ def localization_parts(predictions: pd.DataFrame, relevant: pd.DataFrame) -> Loc
         relevant_pairs[q] = moments["video"].nunique()
         if len(moments):
             top1[q] = 0.0  # a miss unless the top-1 prediction overlaps a relevant moment
+            right = set(moments["video"])
+            video_hit[q] = [float(len(mine) > 0 and mine["video"].iloc[0] in right),
+                            float(bool(right & set(mine["video"].iloc[:5])))]
         if len(mine) and len(moments):
             best = mine.iloc[0]
             same = moments[moments["video"] == best["video"]]
@@ -209,7 +227,9 @@ def localization_parts(predictions: pd.DataFrame, relevant: pd.DataFrame) -> Loc
                 top1[q] = ious.max()
                 if top1[q] > 0:
                     hit = same.iloc[int(np.argmax(ious))]
-                    boundary[q] = 0.5 * (abs(best["start_s"] - hit["start_s"]) + abs(best["end_s"] - hit["end_s"]))
+                    start_error[q] = abs(best["start_s"] - hit["start_s"])
+                    end_error[q] = abs(best["end_s"] - hit["end_s"])
+                    boundary[q] = 0.5 * (start_error[q] + end_error[q])
         pair_values = []
         for video in pd.unique(pd.concat([mine["video"], moments["video"]])):
             pred_rows, gt_rows = mine[mine["video"] == video], moments[moments["video"] == video]
@@ -221,12 +241,16 @@ def localization_parts(predictions: pd.DataFrame, relevant: pd.DataFrame) -> Loc
                 pair_query.append(q)
                 pair_score.append(float(pred_rows["score"].max()))
                 pair_correct.append(len(gt_rows) > 0)
-        values = np.asarray(pair_values, dtype=float)
+        values = np.asarray(pair_values, dtype=float).reshape(-1, 2)
+        vcsl_query.extend([q] * len(values))
+        vcsl_pr.extend(values.tolist())
         with np.errstate(all="ignore"):
             precision[q] = np.nan if np.all(np.isnan(values[:, 0])) else np.nanmean(values[:, 0])
             recall[q] = np.nan if np.all(np.isnan(values[:, 1])) else np.nanmean(values[:, 1])
     return LocalizationParts(
-        queries=queries, top1_iou=top1, boundary_error_s=boundary, precision=precision, recall=recall,
+        queries=queries, top1_iou=top1, boundary_error_s=boundary, start_error_s=start_error, end_error_s=end_error,
+        video_hit=video_hit, vcsl_query=np.asarray(vcsl_query, dtype=int),
+        vcsl_pr=np.asarray(vcsl_pr, dtype=float).reshape(-1, 2), precision=precision, recall=recall,
         pred_query=np.asarray(pred_query, dtype=int), pred_score=np.asarray(pred_score, dtype=float),
         deltas=np.concatenate(deltas) if deltas else np.zeros((0, 4)), gt_lengths=gt_lengths,
         pair_query=np.asarray(pair_query, dtype=int), pair_score=np.asarray(pair_score, dtype=float),
@@ -286,13 +310,26 @@ def _metrics(parts: LocalizationParts, weights: np.ndarray, thresholds: Sequence
     iou = parts.top1_iou
     out = {f"R1@tIoU={t:g}": _weighted_mean(np.where(np.isnan(iou), np.nan, iou >= t), weights) for t in thresholds}
     out["mean_IoU"] = _weighted_mean(parts.top1_iou, weights)
-    precision, recall = _weighted_mean(parts.precision, weights), _weighted_mean(parts.recall, weights)
-    out.update({"segment_P": precision, "segment_R": recall,
-                "segment_F1": 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0})
+    pair_weights = weights[parts.vcsl_query]
+    for prefix, (precision, recall) in (
+            ("VCSL", (_weighted_mean(parts.vcsl_pr[:, 0], pair_weights), _weighted_mean(parts.vcsl_pr[:, 1], pair_weights))),
+            ("query_macro", (_weighted_mean(parts.precision, weights), _weighted_mean(parts.recall, weights)))):
+        out.update({f"{prefix}_P": precision, f"{prefix}_R": recall, f"{prefix}_F1": _f1(precision, recall)})
     out["segment_uAP"] = segment_micro_ap(parts, weights)
     out["pair_uAP"] = pair_micro_ap(parts, weights)
+    out["video_R@1"] = _weighted_mean(parts.video_hit[:, 0], weights)
+    out["video_R@5"] = _weighted_mean(parts.video_hit[:, 1], weights)
+    out["tIoU_given_video"] = _weighted_mean(np.where(parts.video_hit[:, 0] == 1, parts.top1_iou, np.nan), weights)
     out["boundary_error_s"] = _weighted_median(parts.boundary_error_s, weights)
+    out["start_error_s"] = _weighted_median(parts.start_error_s, weights)
+    out["end_error_s"] = _weighted_median(parts.end_error_s, weights)
     return out
+
+
+def _f1(precision: float, recall: float) -> float:
+    if np.isnan(precision) or np.isnan(recall):
+        return float("nan")
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
 
 def evaluate_localization(predictions: pd.DataFrame, relevant: pd.DataFrame,

@@ -1,14 +1,23 @@
-"""Report: what people look at: plots, timelines, animated previews, recorded values, rendered notebooks.
+"""Report: what people look at: plots, timelines, animated previews, tables, conclusions, recorded values, rendered
+notebooks.
 
-* :mod:`~motionmatch.report.plots`: score histograms, UMAP, heatmaps, thumbnails, metric bars;
+* :mod:`~motionmatch.report.plots`: score histograms, UMAP, heatmaps, thumbnails, metric bars, confused pairs;
 * :mod:`~motionmatch.report.timelines`: similarity over time with found and true segments, self-similarity;
 * :mod:`~motionmatch.report.previews`: size-bounded looping WebP/GIF previews of a time range;
+* :mod:`~motionmatch.report.tables`: search hits, hits per gallery domain, the calibration effect;
+* :mod:`~motionmatch.report.conclusions`: the plain-words conclusions of notebooks 04, 05 and 06;
 * :mod:`~motionmatch.report.records`: values a notebook records for the tests and the run's summary;
 * :mod:`~motionmatch.report.notebooks`: running the notebooks with papermill into HTML (``motionmatch report``).
 """
-from .previews import animated_preview, format_range, format_time, preview_html, preview_row
+from .conclusions import beyond_conclusion, clustering_conclusion, evaluation_conclusion, hybrid_check_line
+from .previews import animated_preview, format_range, format_time, preview_html, preview_row, segment_previews
 from .records import read_records, record
-from .timelines import found_table, segments_overview, self_similarity, similarity_timeline, span_table, video_scores
+from .tables import calibration_effect, hits_table, label_hits_by_domain
+from .timelines import (found_table, segments_overview, self_similarity, similarity_timeline, span_table,
+                        timelines_for, video_durations, video_scores, video_self_similarity)
 
-__all__ = ["animated_preview", "format_range", "format_time", "preview_html", "preview_row", "read_records", "record",
-           "found_table", "segments_overview", "self_similarity", "similarity_timeline", "span_table", "video_scores"]
+__all__ = ["beyond_conclusion", "clustering_conclusion", "evaluation_conclusion", "hybrid_check_line",
+           "animated_preview", "format_range", "format_time", "preview_html", "preview_row", "segment_previews",
+           "read_records", "record", "calibration_effect", "hits_table", "label_hits_by_domain", "found_table",
+           "segments_overview", "self_similarity", "similarity_timeline", "span_table", "timelines_for",
+           "video_durations", "video_scores", "video_self_similarity"]

@@ -159,3 +159,20 @@ def thumbnail_grid(manifest: pd.DataFrame, title: str = "Videos", columns: int =
     fig.update_annotations(font_size=10)
     fig.update_layout(title=title, height=rows * (size + 70) + 60, margin=dict(l=10, r=10, t=70, b=10))
     return fig
+
+
+def confused_strips(examples: pd.DataFrame, n: int = 3, size: int = 96) -> list[go.Figure]:
+    """One :func:`result_strip` per confused pair of :func:`motionmatch.evaluation.confused_examples` (the ``n``
+    most frequent confusions first): the query clip, then its nearest allowed neighbour of another label."""
+    from ..validation import check_scalar
+
+    n = check_scalar(n, "n", int, min_value=1)
+    figures = []
+    for row in examples.head(n).itertuples():
+        query = {"video_path": row.query_video_path, "start_s": row.query_start_s, "end_s": row.query_end_s,
+                 "label": row.query_label}
+        hit = {"video_path": row.neighbour_video_path, "start_s": row.neighbour_start_s, "end_s": row.neighbour_end_s,
+               "label": row.neighbour_label, "score": row.score}
+        figures.append(result_strip(query, [hit], size=size, title=f"'{row.query_label}' confused with "
+                                                                    f"'{row.neighbour_label}' ({row.cell_count} times)"))
+    return figures

@@ -12,7 +12,7 @@ smaller (4 s of a 320x240 synthetic long video, 24 frames at 192 px: 46 kB as We
   count and width until the bytes fit ``max_bytes``.
 * :func:`preview_html` wraps one preview in a ``<figure>`` captioned with the file name and the
   time range; :func:`preview_row` puts several side by side (the query first, then the segments
-  found), for ``IPython.display.HTML``.
+  found), for ``IPython.display.HTML``; :func:`segment_previews` makes that row for a search's segments.
 
 Bad ranges (negative, empty, past the end) and unreadable files fail before any frame of the
 range is decoded, with the file and its valid range in the message.
@@ -212,5 +212,22 @@ def preview_row(items: Iterable[str], title: str = "") -> str:
             f'<div style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start">{"".join(items)}</div></div>')
 
 
+def segment_previews(query_path: str | os.PathLike, query_start_s: float, query_end_s: float, segments: Iterable,
+                     labels: Iterable[str] = (), n: int = 4, title: str = "Query and the segments found",
+                     **kwargs) -> str:
+    """A :func:`preview_row` of the query range, then the first ``n`` ``segments`` (objects with ``video_path``,
+    ``start_s``, ``end_s``, ``score``, best first, e.g. ``SearchResult.segments``), each captioned with its rank,
+    score and, where ``labels`` gives one (the ground truth it overlaps), that label. ``kwargs`` go to
+    :func:`animated_preview`."""
+    n = check_scalar(n, "n", int, min_value=0)
+    labels = list(labels)
+    items = [preview_html(query_path, query_start_s, query_end_s, caption="query", **kwargs)]
+    for rank, segment in enumerate(list(segments)[:n], start=1):
+        label = labels[rank - 1] if rank <= len(labels) and labels[rank - 1] else ""
+        caption = f"#{rank} score {float(segment.score):.2f}" + (f" ({label})" if label else "")
+        items.append(preview_html(segment.video_path, segment.start_s, segment.end_s, caption=caption, **kwargs))
+    return preview_row(items, title=title)
+
+
 __all__ = ["FORMATS", "DEFAULT_MAX_BYTES", "format_time", "format_range", "animated_preview", "preview_html",
-           "preview_row"]
+           "preview_row", "segment_previews"]

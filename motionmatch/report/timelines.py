@@ -7,7 +7,9 @@ Pure functions of arrays and tables, each returning a ``plotly.graph_objects.Fig
   hatch;
 * :func:`self_similarity`: the cosine self-similarity of a video's windows, with time axes;
   a motion that repeats shows as diagonals parallel to the main one;
-* :func:`segments_overview`: a Gantt-like chart of the segments found, one row per video.
+* :func:`segments_overview`: a Gantt-like chart of the segments found, one row per video;
+* :func:`timelines_for` and :func:`video_self_similarity`: those figures for a search result and an
+  embeddings table (notebook 07), one call each.
 
 Windows are ``(n, 2)`` arrays of ``start_s, end_s`` (or tables with those columns); segments are
 :class:`motionmatch.search.align.Segment` objects, mappings, or tables with ``start_s, end_s`` and
@@ -245,4 +247,45 @@ def found_table(result, root: str | os.PathLike | None = None, ground_truth: pd.
     return pd.DataFrame(rows)
 
 
-__all__ = ["video_scores", "found_table", "window_array", "span_table", "similarity_timeline", "self_similarity", "segments_overview"]
+def video_durations(ground_truth: pd.DataFrame) -> dict[str, float]:
+    """File name -> length in seconds, from a ground truth (``video, end_s``): where its last span ends."""
+    require_columns(ground_truth, ["video", "end_s"], "ground_truth")
+    return {str(video): float(end) for video, end in ground_truth.groupby("video")["end_s"].max().items()}
+
+
+def timelines_for(result, table: pd.DataFrame, ground_truth: pd.DataFrame | None = None, label: str = "",
+                  top_videos: int = 3) -> list[go.Figure]:
+    """A :func:`similarity_timeline` for each of the ``top_videos`` videos with the best segments of ``result``
+    (a :class:`~motionmatch.search.SearchResult`), in the order of their best segment.
+
+    Each draws the video's windows of ``table`` scored by :func:`video_scores` against the query's windows, the
+    segments found in it, and, with ``ground_truth`` (``video`` = file name, ``start_s, end_s, label``), the
+    spans of the query's ``label`` shaded, the x axis running to the video's end.
+    """
+    top_videos = check_scalar(top_videos, "top_videos", int, min_value=1)
+    shown = list(dict.fromkeys(s.video_path for s in result.segments))[:top_videos]
+    durations = video_durations(ground_truth) if ground_truth is not None else {}
+    truth = ground_truth[ground_truth["label"] == label] if ground_truth is not None and label else None
+    figures = []
+    for video_path in shown:
+        name = Path(video_path).name
+        curve = video_scores(table, video_path, result.vectors)
+        figures.append(similarity_timeline(
+            curve[["start_s", "end_s"]], curve["score"], [s for s in result.segments if s.video_path == video_path],
+            ground_truth=None if truth is None else truth[truth["video"] == name], duration_s=durations.get(name),
+            title=f"{name}: similarity to the query over time"))
+    return figures
+
+
+def video_self_similarity(table: pd.DataFrame, video_path: str, title: str = "", max_windows: int = 400) -> go.Figure:
+    """:func:`self_similarity` of the windows of ``video_path`` in ``table``, in time order."""
+    windows = table[table["video_path"] == str(video_path)].sort_values("start_s")
+    if windows.empty:
+        raise ParameterError(f"{video_path} has no windows in this table: was it extracted with the gallery?")
+    return self_similarity(embedding_matrix(windows), windows[["start_s", "end_s"]],
+                           title=title or f"Self-similarity of {Path(str(video_path)).name}'s windows",
+                           max_windows=max_windows)
+
+
+__all__ = ["video_scores", "found_table", "window_array", "span_table", "similarity_timeline", "self_similarity",
+           "segments_overview", "video_durations", "timelines_for", "video_self_similarity"]

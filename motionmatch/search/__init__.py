@@ -10,11 +10,12 @@ from ..stages import make_callable
 from .align import ALIGNERS, DEFAULT_ALIGNER, Segment, Window, WindowHit, align, extend_segments, merge_window_hits
 from .config import (DEFAULT_COPY_LEVEL, DEFAULT_EXTEND_MARGIN, DEFAULT_RAW_THRESHOLD, DEFAULT_Z_THRESHOLD,
                      SegmentSearchConfig)
-from .range import SearchResult, embed_query, own_videos, search, search_range, search_vectors
+from .query import embed_plans
+from .range import SearchResult, own_videos, search, search_range, search_vectors
 
 __all__ = ["ALIGNERS", "DEFAULT_ALIGNER", "Segment", "Window", "WindowHit", "align", "extend_segments",
            "merge_window_hits", "DEFAULT_COPY_LEVEL", "DEFAULT_EXTEND_MARGIN", "DEFAULT_RAW_THRESHOLD",
-           "DEFAULT_Z_THRESHOLD", "SegmentSearchConfig", "SearchResult", "embed_query", "own_videos", "search",
+           "DEFAULT_Z_THRESHOLD", "SegmentSearchConfig", "SearchResult", "embed_plans", "own_videos", "search",
            "search_range", "search_vectors"]
 
 make_callable(__name__, search)  # `motionmatch.search(...)` calls search(); the folder stays a module

@@ -33,7 +33,7 @@ Two situations:
 on (a same-motion moment is longer than the query); a copy, whose diagonal stands above its neighbours, is kept
 as aligned.
 
-**Default: the temporal network** (:data:`DEFAULT_ALIGNER`). :func:`compare_aligners` (40 trials
+**Default: the temporal network** (:data:`DEFAULT_ALIGNER`). ``python -m bench.bench_aligners`` (40 trials
 per planted case, seed 0, threshold 0.6, min_hits 2; ``hard`` = weak matches in strong noise with a
 fifth of them dropped) measured, pooled over all cases:
 
@@ -55,7 +55,6 @@ ranking. Each takes 1-2 ms for a 10 x 90 matrix (measured on 2 shared cores).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -63,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from ..metrics.localization import PREDICTION_COLUMNS, RELEVANT_COLUMNS, evaluate_localization
+from ..metrics.localization import PREDICTION_COLUMNS
 from ..validation import check_choice, check_scalar
 
 
@@ -87,9 +86,15 @@ class WindowHit(Window):
 
 @dataclass(frozen=True)
 class Segment(WindowHit):
-    """A found moment: a reference range, the query range it matches (NaN: the whole query), a score, its hits."""
+    """A found moment: a reference range, the query range it matches (NaN: the whole query), a score, its hits.
+
+    ``kind`` is "copy" for a range the fine stage verified as a copy of the query's (frame-exact, never grown;
+    ``copy_probability`` says how sure), else "same_motion".
+    """
 
     hits: tuple[Any, ...] = field(default_factory=tuple, repr=False, compare=False)  # the supporting hits, raw
+    kind: str = "same_motion"
+    copy_probability: float = math.nan
 
     @property
     def duration_s(self) -> float:
@@ -422,96 +427,6 @@ def align(sim: Any, query_times: Any, ref_times: Any, video_path: str = "", meth
     return ALIGNERS[check_choice(method, "method", tuple(ALIGNERS))](sim, query_times, ref_times, video_path, **options)
 
 
-# ----------------------------------------------------------------------------- planted cases
-PLANTED_CASES = ("diagonal", "two_copies", "partial", "speed", "hard", "no_match")
-
-
-def window_times(n_windows: int, window_s: float = 2.0, stride_s: float = 1.0) -> np.ndarray:
-    """(n, 2) start and end of ``n_windows`` windows of ``window_s`` every ``stride_s`` seconds."""
-    starts = np.arange(int(n_windows)) * float(stride_s)
-    return np.stack([starts, starts + float(window_s)], axis=1)
-
-
-def planted_case(kind: str, rng: np.random.Generator, n_query: int = 10,
-                 n_ref: int = 90) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[float, float, float, float]]]:
-    """A similarity matrix with planted copies -> (sim, query_times, ref_times, true boxes ``(q0, q1, r0, r1)``).
-
-    Noise ~ N(0.3, 0.1) (``hard``: N(0.45, 0.1)); a copied query window matches its reference
-    window with N(0.8, 0.08) (``hard``: N(0.7, 0.1), a fifth of the matches dropped to noise).
-    ``partial`` copies query windows 3..7 only; ``speed`` plays the copy 1.5x slower in the
-    reference; ``two_copies`` plants the query twice; ``no_match`` plants nothing.
-    """
-    check_choice(kind, "kind", PLANTED_CASES)
-    query, ref = window_times(n_query), window_times(n_ref)
-    hard = kind == "hard"
-    sim = rng.normal(0.45 if hard else 0.3, 0.1, size=(n_query, n_ref))
-    copies = {"no_match": 0, "two_copies": 2}.get(kind, 1)
-    starts = np.sort(rng.choice(np.arange(5, n_ref - 2 * n_query, 2 * n_query), size=copies, replace=False))
-    boxes = []
-    for start in starts:
-        rows = np.arange(3, 8) if kind == "partial" else np.arange(n_query)
-        cols = start + (np.round((rows - rows[0]) * 1.5).astype(int) if kind == "speed" else rows - rows[0])
-        matched = rng.normal(0.7 if hard else 0.8, 0.1 if hard else 0.08, size=len(rows))
-        if hard:
-            dropped = rng.random(len(rows)) < 0.2
-            matched[dropped] = sim[rows[dropped], cols[dropped]]
-        sim[rows, cols] = matched
-        if kind == "speed":  # the neighbouring reference window of a slowed copy is nearly as similar
-            sim[rows[:-1], cols[:-1] + 1] = np.maximum(sim[rows[:-1], cols[:-1] + 1], matched[:-1] - 0.05)
-        boxes.append((query[rows[0], 0], query[rows[-1], 1], ref[cols[0], 0], ref[cols[-1], 1]))
-    return np.clip(sim, -1, 1), query, ref, boxes
-
-
-def compare_aligners(n_trials: int = 40, seed: int = 0, threshold: float = 0.6, min_hits: int = 2,
-                     methods: Sequence[str] = tuple(ALIGNERS)) -> pd.DataFrame:
-    """Score each aligner on :data:`PLANTED_CASES` with the localisation metrics (no bootstrap).
-
-    Returns one row per (method, case) and per method over all cases pooled (``case == "all"``):
-    segment P / R / F1 (VCSL), segment µAP (VSC22), mean IoU of the top-1 on the reference axis,
-    ``false_per_query``, the mean number of predicted segments that overlap no true box, and
-    ``ms_per_query``, the mean time one alignment took.
-    """
-    n_trials = check_scalar(n_trials, "n_trials", int, min_value=1)
-    rows = []
-    for method in methods:
-        aligner = ALIGNERS[check_choice(method, "method", tuple(ALIGNERS))]
-        rng = np.random.default_rng(seed)  # every method sees the same matrices
-        predictions, relevant, false, seconds = [], [], [], 0.0
-        for case in PLANTED_CASES:
-            for trial in range(n_trials):
-                query_id = f"{case}-{trial}"
-                sim, query, ref, boxes = planted_case(case, rng)
-                began = time.perf_counter()
-                segments = aligner(sim, query, ref, "ref", threshold=threshold, min_hits=min_hits)
-                found = segments_frame(segments, query_id)
-                seconds += time.perf_counter() - began
-                predictions.append(found)
-                relevant.extend({"query_id": query_id, "video": "ref", "start_s": r0, "end_s": r1,
-                                 "query_start_s": q0, "query_end_s": q1} for q0, q1, r0, r1 in boxes)
-                hits = [any(min(q1, s.query_end_s) > max(q0, s.query_start_s) and min(r1, s.end_s) > max(r0, s.start_s)
-                            for q0, q1, r0, r1 in boxes) for s in found.itertuples()]
-                false.append((case, len(hits) - sum(hits)))
-        predictions_all = pd.concat(predictions, ignore_index=True)
-        relevant_all = pd.DataFrame(relevant, columns=list(RELEVANT_COLUMNS))
-        false_frame = pd.DataFrame(false, columns=["case", "false"])
-        for case in PLANTED_CASES + ("all",):
-            chosen, truth = predictions_all, relevant_all
-            if case != "all":
-                chosen = chosen[chosen["query_id"].str.startswith(case + "-")]
-                truth = truth[truth["query_id"].str.startswith(case + "-")]
-            row = {"method": method, "case": case}
-            if len(truth):
-                values = evaluate_localization(chosen, truth, n_boot=0).set_index("metric")["value"]
-                row.update({name: float(values[name]) for name in
-                            ("segment_P", "segment_R", "segment_F1", "segment_uAP", "mean_IoU")})
-            mask = np.ones(len(false_frame), bool) if case == "all" else false_frame["case"].to_numpy() == case
-            row["false_per_query"] = float(false_frame.loc[mask, "false"].mean())
-            row["ms_per_query"] = 1000 * seconds / len(false_frame)
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
 __all__ = ["Window", "WindowHit", "Segment", "segments_frame", "merge_window_hits", "extend_segments", "align_hough",
            "align_dtw",
-           "align_temporal_network", "ALIGNERS", "DEFAULT_ALIGNER", "align", "PLANTED_CASES", "window_times",
-           "planted_case", "compare_aligners"]
+           "align_temporal_network", "ALIGNERS", "DEFAULT_ALIGNER", "align"]

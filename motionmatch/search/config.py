@@ -27,6 +27,8 @@ DEFAULT_RAW_THRESHOLD = 0.5  # cosine, when scores are not calibrated
 # 0.63 + 0.17 without (median same-motion boundary error 1.1 s against 3.8 s); margin 0.05 or copy level 0.95 lower.
 DEFAULT_EXTEND_MARGIN = 0.03
 DEFAULT_COPY_LEVEL = 0.97
+DEFAULT_COPY_THRESHOLD = 0.5  # a verified copy is more likely a copy than not
+DEFAULT_SNAP_S = 1.5  # seconds a same-motion boundary may move to a change point
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ class SegmentSearchConfig:
     coverage: bool = True  # score aligned segments by the share of query windows they cover
     split_at_cuts: bool | None = None  # restart query windows at shot cuts; None: when the index's windows are
     batch_size: int = 8  # clips per encoder call for the query
+    fine: bool = True  # the fine stage (motionmatch.search.fine) where the collection has a frame store
+    copy_threshold: float = DEFAULT_COPY_THRESHOLD  # P(copy) from which a range is reported as a copy
+    snap_s: float = DEFAULT_SNAP_S  # same-motion ends move to a change of the reference within this; 0: never
 
     def __post_init__(self) -> None:
         for name in ("k", "n_candidates", "min_hits", "batch_size"):
@@ -63,7 +68,9 @@ class SegmentSearchConfig:
         check_scalar(self.copy_level, "copy_level", float, min_value=-1, max_value=1)
         if self.threshold is not None:
             check_scalar(self.threshold, "threshold", float)
-        for name in ("segments", "group_by_video", "fetch_windows", "coverage"):
+        check_scalar(self.copy_threshold, "copy_threshold", float, min_value=0, max_value=1, include_min=False)
+        check_scalar(self.snap_s, "snap_s", float, min_value=0)
+        for name in ("segments", "group_by_video", "fetch_windows", "coverage", "fine"):
             if not isinstance(getattr(self, name), bool):
                 raise ParameterError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.split_at_cuts is not None and not isinstance(self.split_at_cuts, bool):
@@ -107,7 +114,8 @@ class SegmentSearchConfig:
                                      "--calibration gallery")
         options = dict(k=args.k, calibration=calibration, threshold=args.threshold, n_candidates=args.candidates,
                        fetch_windows=not args.hits_only, split_at_cuts=False if args.ignore_cuts else None,
-                       extend_margin=None if args.as_aligned else DEFAULT_EXTEND_MARGIN)
+                       extend_margin=None if args.as_aligned else DEFAULT_EXTEND_MARGIN, fine=not args.no_fine,
+                       copy_threshold=args.copy_threshold)
         if hasattr(args, "segments") and isinstance(args.segments, bool):  # `search`; `evaluate` always segments
             options["segments"] = args.segments
         if hasattr(args, "one_per_video"):
@@ -116,4 +124,5 @@ class SegmentSearchConfig:
 
 
 __all__ = ["DEFAULT_Z_THRESHOLD", "DEFAULT_RAW_THRESHOLD", "DEFAULT_EXTEND_MARGIN", "DEFAULT_COPY_LEVEL",
+           "DEFAULT_COPY_THRESHOLD", "DEFAULT_SNAP_S",
            "SegmentSearchConfig"]

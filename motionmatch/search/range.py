@@ -35,6 +35,7 @@ temporal network stays the aligner there too (Hough: 0.37 and 0.30; DTW lost cop
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,27 +50,10 @@ from ..errors import ParameterError
 from ..refine.zscore import GALLERY, gallery_moments, load_gallery_calibration
 from .align import Segment, WindowHit, align, extend_segments, merge_window_hits
 from .config import SegmentSearchConfig
+from .fine import refine
+from .query import embed_plans
 
-READ_WINDOWS = 16  # windows decoded and embedded at a time (memory stays flat for long ranges)
 _EPS = 1e-6
-
-
-# ----------------------------------------------------------------------------- query windows
-def embed_query(plan: QueryPlan, encoder, batch_size: int = 8, video=None) -> np.ndarray:
-    """(n_windows, dim) L2-normalised vectors of the plan's windows, decoded ``READ_WINDOWS`` at a time
-    (``video``: the query file already opened, :func:`motionmatch.video.open_video`)."""
-    from ..video.decode import open_video
-
-    video = video if video is not None else open_video(plan.path)
-    out = []
-    for begin in range(0, len(plan.windows), READ_WINDOWS):
-        chunk = plan.windows[begin:begin + READ_WINDOWS]
-        needed = np.unique(np.concatenate([np.asarray(w.frame_indices) for w in chunk]))
-        frames = video.read(needed)
-        position = {int(index): row for row, index in enumerate(needed)}
-        clips = [frames[[position[i] for i in w.frame_indices]] for w in chunk]
-        out.append(np.asarray(encoder.encode(clips, batch_size=batch_size), dtype=np.float32))
-    return np.concatenate(out)
 
 
 # ----------------------------------------------------------------------------- the search
@@ -110,14 +94,17 @@ class SearchResult:
         return float(hit.score) * sd + mean
 
     def segment_records(self) -> list[dict]:
-        """Segments as JSON-ready dicts: range, score, query range and the window hits that support each."""
+        """Segments as JSON-ready dicts: range, ``kind`` (copy | same_motion), score (the ranking scale of
+        :func:`motionmatch.search.fine.ranking_score`), copy probability, query range and the supporting window
+        hits (a copy found by the fine stage alone has none)."""
         records = []
         for s in self.segments:
             support = [{"video_path": h.video_path, "start_s": h.start_s, "end_s": h.end_s, "score": h.score,
                         "cosine": self._cosine(h),
                         "query_start_s": h.query_start_s, "query_end_s": h.query_end_s} for h in s.hits]
-            records.append({"video_path": s.video_path, "start_s": s.start_s, "end_s": s.end_s, "score": s.score,
-                            "query_path": self.query.path, "query_start_s": s.query_start_s,
+            records.append({"video_path": s.video_path, "start_s": s.start_s, "end_s": s.end_s, "kind": s.kind,
+                            "score": s.score, "copy_probability": None if math.isnan(s.copy_probability)
+                            else s.copy_probability, "query_path": self.query.path, "query_start_s": s.query_start_s,
                             "query_end_s": s.query_end_s, "scores": self.scores, "hits": support})
         return records
 
@@ -145,7 +132,8 @@ def _windows_by_video(store, spans: Mapping[str, tuple[float, float]], filters: 
 
 def _candidate_grids(store, plan: QueryPlan, vectors: np.ndarray, window_hits: list[list[Any]], videos: Sequence[str],
                      filters: Mapping[str, Any] | None, fetch_windows: bool):
-    """Per candidate video: (its reference window times (n, 2), the (n_query, n) cosine matrix, NaN = unknown).
+    """Per candidate video: (its reference window times (n, 2), the (n_query, n) cosine matrix, NaN = unknown,
+    the windows' vectors (n, dim), or None without ``fetch_windows``).
 
     ``vectors`` is (n_phases, n_query, dim): a cell is the best cosine over a query window's phases.
     ``fetch_windows``: every window starting within a query length (plus a window) of the video's hits,
@@ -158,7 +146,7 @@ def _candidate_grids(store, plan: QueryPlan, vectors: np.ndarray, window_hits: l
         spans = {video: (max(0.0, min(s) - margin), max(s) + margin) for video, s in starts.items()}
         for video, rows in _windows_by_video(store, spans, filters).items():
             ref = np.stack(rows["embedding"].to_numpy()).astype(np.float64)
-            yield video, rows[["start_s", "end_s"]].to_numpy(float), (vectors.astype(np.float64) @ ref.T).max(axis=0)
+            yield video, rows[["start_s", "end_s"]].to_numpy(float), (vectors.astype(np.float64) @ ref.T).max(axis=0), ref
         return
     for video in videos:
         windows = sorted({(h.start_s, h.end_s) for hits in window_hits for h in hits if h.video_path == video})
@@ -168,7 +156,7 @@ def _candidate_grids(store, plan: QueryPlan, vectors: np.ndarray, window_hits: l
             for h in hits:
                 if h.video_path == video:
                     cosine[i, column[(h.start_s, h.end_s)]] = h.score
-        yield video, np.array(windows, dtype=float).reshape(-1, 2), cosine
+        yield video, np.array(windows, dtype=float).reshape(-1, 2), cosine, None
 
 
 def _by_coverage(segments: Sequence[Segment], n_query_windows: int) -> list[Segment]:
@@ -231,7 +219,7 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
     # a collection without a recorded clip_spec: check the range now with the default clip, cut it once the
     # encoder (and so its clip length) is known
     spec, stride = collection_clip_spec(info.get("clip_spec"), ClipSpec().frames_per_clip)
-    opened = open_with_timestamps(query_path)  # the query file is opened once for its times and its windows
+    opened = open_with_timestamps(query_path)  # the query file is opened once for its times; decoded once below
     plan = plan_query(query_path, spec, start_s, end_s, stride, opened=opened)
     cuts, notes = _query_cuts(plan, (info.get("clip_spec") or {}).get("windows") or {}, config.split_at_cuts)
     if cuts:
@@ -250,29 +238,31 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
     if excluded and exclude_video is None:
         notes.append(f"the query file is indexed ({', '.join(excluded)}): its own windows are left out "
                      "(include them with exclude_video=False / --include-video)")
-    video = opened[0]
-    vectors = embed_query(plan, encoder, config.batch_size, video)
     query_phases = config.query_phases
     if query_phases is None:
         recorded = info.get("clip_spec") or {}
         query_phases = spec.frame_stride if ("windows" in recorded or "stride_s" in recorded) else 1
     phases = phase_plans(plan, query_phases) if config.segments else []
-    phase_vectors = np.stack([embed_query(shifted, encoder, config.batch_size, video) for shifted in phases]) \
-        if phases else None
+    embedded, query_frames = embed_plans([plan, *phases], encoder, config.batch_size,
+                                         thumbnails=config.segments and config.fine)
+    vectors = embedded[0]
+    phase_vectors = np.stack(embedded[1:]) if phases else None
     return search_vectors(store, plan, vectors, config, excluded=excluded, phase_vectors=phase_vectors,
                           filters=filters, encoder_id=encoder.encoder_id, preprocessing=encoder.preprocessing(),
-                          notes=notes)
+                          notes=notes, query_frames=query_frames)
 
 
 def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentSearchConfig,
                    excluded: Sequence[str] = (), phase_vectors: np.ndarray | None = None,
                    filters: Mapping[str, Any] | None = None, encoder_id: str | None = None,
-                   preprocessing: Mapping | None = None, notes: Sequence[str] = ()) -> SearchResult:
+                   preprocessing: Mapping | None = None, notes: Sequence[str] = (),
+                   query_frames=None) -> SearchResult:
     """Steps 4 and 5 of the module docstring for query windows already embedded (``vectors``, one per window
     of ``plan``; ``phase_vectors`` (n_phases - 1, n, dim) their phase-shifted copies). ``config.calibration``
     is None or a fitted whitening here (:func:`search_range` resolves "gallery"). Cost beyond a plain top-k: one
     fetch of the candidates' windows (``fetch_windows=False``: none, the Milvus hits alone are aligned) and one
-    alignment per candidate."""
+    alignment per candidate. ``query_frames`` (the range's :class:`~motionmatch.video.fingerprint.FrameSignal`)
+    enables the fine stage (:func:`motionmatch.search.fine.refine`) when ``config.fine``."""
     if config.segments and isinstance(config.calibration, str):
         raise ParameterError("search_vectors needs a fitted calibration or None: load the gallery's with "
                              "motionmatch.refine.zscore.load_gallery_calibration(store)")
@@ -314,8 +304,11 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentS
     counts = []
     q_times = plan.times
     phased = vectors[None] if phase_vectors is None else np.concatenate([vectors[None], phase_vectors])
-    for video, r_times, cosine in _candidate_grids(store, plan, phased, window_hits, ranked, filters,
-                                                   config.fetch_windows):
+    fetched: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for video, r_times, cosine, ref in _candidate_grids(store, plan, phased, window_hits, ranked, filters,
+                                                        config.fetch_windows):
+        if ref is not None:
+            fetched[video] = (r_times[:, 0], ref)
         sim = np.nan_to_num((cosine - mean[:, None]) / sd[:, None], nan=-1e3)  # a pair no hit scored: no match
         counts.append((video, len(r_times)))
         if len(q_times) == 1:
@@ -334,7 +327,12 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentS
                                           query_range=(plan.start_s, plan.end_s), copy_level=config.copy_level)
             found.extend(aligned)
     result.candidates["n_windows"] = result.candidates["video_path"].map(dict(counts)).fillna(0).astype(int)
-    result.segments = sorted(found, key=lambda s: -s.score)[:config.segment_limit]
+    found = sorted(found, key=lambda s: -s.score)[:config.segment_limit]
+    if config.fine:
+        found, fine_notes = refine(found, store, query_frames, config.copy_threshold, config.snap_s,
+                                   config.n_candidates, excluded, filters, fetched)
+        result.notes.extend(fine_notes)
+    result.segments = found[:config.segment_limit]
     return result
 
 
@@ -349,4 +347,4 @@ def search(query_path: str | os.PathLike, start_s: float | None = None, end_s: f
         return search_range(store, query_path, start_s, end_s, config, **options)
 
 
-__all__ = ["SearchResult", "embed_query", "own_videos", "search_range", "search_vectors", "search"]
+__all__ = ["SearchResult", "own_videos", "search_range", "search_vectors", "search"]

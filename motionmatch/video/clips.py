@@ -57,6 +57,17 @@ class ClipWindow:
     padded_frames: int  # how many trailing frames are repeats of the last real frame
 
 
+@dataclass(frozen=True)
+class FrameBlock:
+    """The frames a window stands for, their times and thumbnails (:mod:`motionmatch.video.fingerprint`):
+    from its first frame (or, after a gap, the frame after the previous window's last) to the next window's first
+    frame (or its own last, when the next starts later), so consecutive windows' blocks tile the video once."""
+
+    first_frame: int  # index of times[0]
+    times: np.ndarray  # (n,) float64 start of each frame, seconds (real timestamps)
+    thumbs: np.ndarray  # (n, 16, 16) uint8 grey thumbnails
+
+
 @dataclass
 class Clip:
     """A clip's frames and where they came from."""
@@ -64,6 +75,7 @@ class Clip:
     video_path: str  # the video file
     window: ClipWindow  # the clip's position and times
     frames: np.ndarray  # (T, H, W, 3) uint8 RGB, T = frames_per_clip
+    block: FrameBlock | None = None  # with iter_window_clips(thumbnails=True): the frames this window starts
 
 
 def _clip_starts(num_frames: int, spec: ClipSpec) -> list[int]:
@@ -159,24 +171,37 @@ def sample_clips(path: str | os.PathLike, spec: ClipSpec, backend: str | None = 
 
 # ----------------------------------------------------------------------------- streaming windows (long videos)
 def iter_window_clips(path: str | os.PathLike, windows: Sequence[ClipWindow], start_window: int = 0,
-                      chunk_frames: int = 64) -> Iterator[Clip]:
+                      chunk_frames: int = 64, thumbnails: bool = False) -> Iterator[Clip]:
     """The clips of ``windows[start_window:]``, in order, decoded in one sequential pass.
 
     Frames stream through :func:`motionmatch.video.decode.iter_frames` (from the first frame the
     remaining windows need); only the frames of windows not yet complete are held, so memory
-    is bounded by one window's span, not by the video's duration. Raises VideoError when the
-    video ends before a planned frame.
+    is bounded by one window's span, not by the video's duration. ``thumbnails``: every decoded frame's
+    thumbnail is kept until its window is handed out, with the clip's :class:`FrameBlock`, so the blocks of
+    all windows tile every frame from the first window's first frame on. Raises VideoError when the video ends
+    before a planned frame.
     """
     pending = list(windows[start_window:])
     if not pending:
         return
+    # block k holds frames [cut_k, cut_k+1): cut_k = min(first frame of window k, last frame of window k-1 + 1)
+    cuts = [int(windows[0].frame_indices[0])] + [min(int(w.frame_indices[0]), max(v.frame_indices) + 1)
+                                                  for v, w in zip(windows[:-1], windows[1:])]
+    cuts = cuts[start_window:] + [max(pending[-1].frame_indices) + 1]
+    if thumbnails:
+        from .fingerprint import thumbnails as make_thumbnails
     frame_sets = [set(w.frame_indices) for w in pending]
     buffer: dict[int, np.ndarray] = {}
+    small: dict[int, tuple[float, np.ndarray]] = {}  # frame -> (time, thumbnail), with ``thumbnails``
     emit = 0  # next window to hand out
     last_index = -1
-    frames = iter_frames(path, chunk_frames=chunk_frames, start_frame=pending[0].frame_indices[0])
+    first_frame = min(pending[0].frame_indices[0], cuts[0]) if thumbnails else pending[0].frame_indices[0]
+    frames = iter_frames(path, chunk_frames=chunk_frames, start_frame=first_frame)
     try:
         for chunk in frames:
+            if thumbnails:
+                for offset, thumb in enumerate(make_thumbnails(chunk.frames)):
+                    small[chunk.start_index + offset] = (float(chunk.timestamps[offset]), thumb)
             for offset in range(len(chunk.frames)):
                 index = last_index = chunk.start_index + offset
                 reach = emit  # windows that may hold this frame start at or before it
@@ -186,10 +211,17 @@ def iter_window_clips(path: str | os.PathLike, windows: Sequence[ClipWindow], st
                     buffer[index] = chunk.frames[offset]
                 while emit < len(pending) and max(pending[emit].frame_indices) <= index:
                     window = pending[emit]
+                    keep_from = pending[emit + 1].frame_indices[0] if emit + 1 < len(pending) else index + 1
+                    block = None
+                    if thumbnails:
+                        own = [i for i in range(cuts[emit], cuts[emit + 1]) if i in small]
+                        block = FrameBlock(own[0], np.array([small[i][0] for i in own]),
+                                           np.stack([small[i][1] for i in own])) if own else None
+                        for stale in [i for i in small if i < cuts[emit + 1]]:
+                            del small[stale]
                     yield Clip(video_path=os.fspath(path), window=window,
-                               frames=np.stack([buffer[i] for i in window.frame_indices]))
+                               frames=np.stack([buffer[i] for i in window.frame_indices]), block=block)
                     emit += 1
-                    keep_from = pending[emit].frame_indices[0] if emit < len(pending) else index + 1
                     for stale in [i for i in buffer if i < keep_from]:
                         del buffer[stale]
                 if emit == len(pending):
@@ -270,5 +302,5 @@ def prefetched_clips(items: Iterable, depth: int, max_bytes: int = PREFETCH_BYTE
         reader.join(timeout=5)
 
 
-__all__ = ["ClipSpec", "ClipWindow", "Clip", "plan_clips", "sample_clips", "open_with_timestamps", "iter_window_clips",
+__all__ = ["ClipSpec", "ClipWindow", "Clip", "FrameBlock", "plan_clips", "sample_clips", "open_with_timestamps", "iter_window_clips",
            "prefetched_clips"]

@@ -1,0 +1,104 @@
+"""The frame store: every frame of the indexed footage as a 16 x 16 thumbnail, for the fine stage of a segment search.
+
+A collection of dense windows (``motionmatch extract --stride-s``) gets a companion collection
+``<collection>__frames`` with one row per window: the window's :class:`~motionmatch.video.clips.FrameBlock` (the
+frames from its first frame to the next window's first, so the rows tile each video once) as base64 text
+fields ``frame_times`` and ``frame_thumbs``, and as its vector the appearance of the block's first frame
+(:func:`motionmatch.video.fingerprint.appearance`, 256-d), so the store answers two questions:
+
+* **where could this query be a copy?** a top-k search of the query's frames' appearance (and of their
+  mirror images), voted per video and time offset: copies found whatever their motion looks like
+  (:func:`motionmatch.search.fine.copy_candidates`);
+* **what are the frames of this range?** the blocks of a video between two times, decoded back into times and
+  thumbnails (:func:`fetch_frames`), with no video file opened at search time.
+
+It is written by :func:`motionmatch.index.index_run` with the same fingerprint-aware sync as the windows (so an
+unchanged video is not rewritten) and is optional: a collection without it is searched without the fine stage,
+with a note. **Cost per video-hour** at 24 fps and a 0.5 s stride (7,200 rows): 86,400 thumbnails of 256 bytes
+(22 MB, 29 MB as base64), times (0.7 MB) and 7,200 vectors of 256 float32 (7.4 MB); computing the thumbnails
+is one area resize per decoded frame, inside the extraction's decoding pass (``python -m bench.bench_long_cost``
+measures it).
+"""
+from __future__ import annotations
+
+import base64
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ParameterError
+from ..table import FRAME_COLUMNS
+from ..video.fingerprint import THUMB, FrameSignal, appearance
+from .schema import FRAMES_SUFFIX
+
+FRAME_ENCODER_ID = "frames:thumb16-v1"
+FRAME_PREPROCESSING = {"kind": "thumbnails", "size": THUMB, "grey": True, "resize": "area",
+                       "vector": "appearance of the window's first frame"}
+
+
+def frames_collection(collection: str) -> str:
+    """The frame store's collection name for a window collection."""
+    return collection + FRAMES_SUFFIX
+
+
+def has_frames(table: pd.DataFrame) -> bool:
+    """Whether an embeddings table carries the frames of its windows (dense extraction)."""
+    return all(column in table.columns for column in FRAME_COLUMNS) and len(table) > 0
+
+
+def frame_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The frame store's rows for an embeddings table with :data:`~motionmatch.table.FRAME_COLUMNS`."""
+    if not has_frames(table):
+        raise ParameterError("the table has no frame columns (frame_times, frame_thumbs): extract it with dense "
+                             "windows (motionmatch extract --stride-s) to build a frame store")
+    thumbs = [np.frombuffer(blob, dtype=np.uint8).reshape(-1, THUMB, THUMB) for blob in table["frame_thumbs"]]
+    keep = np.array([len(t) > 0 for t in thumbs])
+    firsts = np.stack([t[0] for t, k in zip(thumbs, keep) if k]) if keep.any() else np.zeros((0, THUMB, THUMB))
+    rows = table.loc[keep, ["clip_id", "video_path", "video_fingerprint", "clip_index", "start_s", "end_s",
+                            "padded_frames", "label", "domain", "group", "split"]].copy()
+    rows["encoder_id"] = FRAME_ENCODER_ID
+    rows["embedding"] = list(appearance(firsts)) if len(firsts) else []
+    rows["frame_times"] = [base64.b64encode(np.asarray(t, dtype=np.float64).tobytes()).decode("ascii")
+                           for t, k in zip(table["frame_times"], keep) if k]
+    rows["frame_thumbs"] = [base64.b64encode(t.tobytes()).decode("ascii") for t, k in zip(thumbs, keep) if k]
+    return rows.reset_index(drop=True)
+
+
+def decode_rows(rows: pd.DataFrame) -> dict[str, FrameSignal]:
+    """Fetched frame-store rows (``video_path``, ``frame_times``, ``frame_thumbs``) -> one FrameSignal per video."""
+    out = {}
+    for video, group in rows.sort_values(["video_path", "start_s"], kind="stable").groupby("video_path", sort=False):
+        times = [np.frombuffer(base64.b64decode(t), dtype=np.float64) for t in group["frame_times"]]
+        thumbs = [np.frombuffer(base64.b64decode(t), dtype=np.uint8).reshape(-1, THUMB, THUMB)
+                  for t in group["frame_thumbs"]]
+        times_all, thumbs_all = np.concatenate(times), np.concatenate(thumbs)
+        order = np.argsort(times_all, kind="stable")
+        unique = np.r_[True, np.diff(times_all[order]) > 1e-9]  # blocks tile the video; drop any repeat
+        out[str(video)] = FrameSignal(str(video), times_all[order][unique], thumbs_all[order][unique])
+    return out
+
+
+def fetch_frames(frames_store, spans: Mapping[str, tuple[float, float]]) -> dict[str, FrameSignal]:
+    """The frames of each video's ``(start_s, end_s)`` span (one query call for all of them)."""
+    if not spans:
+        return {}
+    margin = 3.0  # a block holds the frames up to the next window's start (at most a window span): fetch earlier
+    filters = [{"video_path": video, "start_s": (max(0.0, lo - margin), hi)} for video, (lo, hi) in spans.items()]
+    rows = frames_store.fetch_table(["video_path", "start_s", *FRAME_COLUMNS], filters=filters)
+    return {video: signal.between(*spans[video]) for video, signal in decode_rows(rows).items() if video in spans}
+
+
+def signal_from_table(table: pd.DataFrame, video_path: str) -> FrameSignal:
+    """One video's frames from an embeddings table with frame columns (tests, notebooks)."""
+    rows = table[table["video_path"] == video_path]
+    if rows.empty or not has_frames(rows):
+        raise ParameterError(f"{video_path} has no frames in this table: was it extracted with dense windows?")
+    times = np.concatenate([np.asarray(t, dtype=np.float64) for t in rows["frame_times"]])
+    thumbs = np.concatenate([np.frombuffer(b, dtype=np.uint8).reshape(-1, THUMB, THUMB) for b in rows["frame_thumbs"]])
+    order = np.argsort(times, kind="stable")
+    return FrameSignal(video_path, times[order], thumbs[order])
+
+
+__all__ = ["FRAMES_SUFFIX", "FRAME_ENCODER_ID", "frames_collection", "has_frames", "frame_rows",
+           "decode_rows", "fetch_frames", "signal_from_table"]

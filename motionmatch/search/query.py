@@ -1,0 +1,91 @@
+"""A query range decoded once: the embeddings of its windows (every phase shift too) and the thumbnails of its frames.
+
+The windows of a query plan and of its phase-shifted copies (:func:`motionmatch.video.phase_plans`) overlap,
+and the fine stage needs every frame of the range as a thumbnail (:mod:`motionmatch.video.fingerprint`). Rather
+than read the file once per plan, :func:`embed_plans` streams the range through one sequential decode
+(:func:`motionmatch.video.iter_frames`, the decoder the index's dense windows were made with), hands each
+window to the encoder as soon as its frames are in, in batches, and keeps only the frames of windows not yet
+complete, so memory is one window's span (plus a batch), however long the range.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import VideoError
+from ..video.decode import iter_frames
+from ..video.fingerprint import FrameSignal, thumbnails as make_thumbnails
+from ..video.windows import QueryPlan
+
+
+def embed_plans(plans: Sequence[QueryPlan], encoder, batch_size: int = 8, thumbnails: bool = True,
+                chunk_frames: int = 64) -> tuple[list[np.ndarray], FrameSignal | None]:
+    """``([vectors of each plan's windows], the range's frames)``; the plans are one query's (same file and range).
+
+    ``vectors`` are (n_windows, dim) L2-normalised, in each plan's window order; the frames (with ``thumbnails``)
+    span the first plan's range. Raises VideoError when the file ends before a planned frame.
+    """
+    if not plans:
+        return [], None
+    path = plans[0].path
+    jobs = sorted(((max(w.frame_indices), p, i, w) for p, plan in enumerate(plans) for i, w in enumerate(plan.windows)),
+                  key=lambda job: (job[0], job[1], job[2]))
+    firsts = np.array([min(job[3].frame_indices) for job in jobs])
+    suffix_first = np.minimum.accumulate(firsts[::-1])[::-1]  # the earliest frame any job from here on needs
+    first = int(suffix_first[0])
+    last_needed = jobs[-1][0]
+    range_first = min(min(w.frame_indices) for w in plans[0].windows)
+    range_end_s = plans[0].end_s  # frames starting before the range's end (a padded window's plan: the file's end)
+    wanted = {i for plan in plans for w in plan.windows for i in w.frame_indices}
+    results: list[dict[int, np.ndarray]] = [{} for _ in plans]
+    buffer: dict[int, np.ndarray] = {}
+    times, thumbs = [], []
+    batch: list[tuple[int, int, np.ndarray]] = []
+    emit = 0
+
+    def flush() -> None:
+        if batch:
+            vectors = np.asarray(encoder.encode([clip for _, _, clip in batch], batch_size=batch_size), np.float32)
+            for (p, i, _), vector in zip(batch, vectors):
+                results[p][i] = vector
+            batch.clear()
+
+    last_index = -1
+    stream = iter_frames(path, chunk_frames=chunk_frames, start_frame=first)
+    try:
+        for chunk in stream:
+            past_range = float(chunk.timestamps[-1]) >= range_end_s - 1e-6
+            if thumbnails:
+                inside = [o for o in range(len(chunk.frames)) if chunk.start_index + o >= range_first
+                          and float(chunk.timestamps[o]) < range_end_s - 1e-6]
+                if inside:
+                    times.extend(float(chunk.timestamps[o]) for o in inside)
+                    thumbs.append(make_thumbnails(chunk.frames[inside]))
+            for offset in range(len(chunk.frames)):
+                index = last_index = chunk.start_index + offset
+                if index in wanted:
+                    buffer[index] = chunk.frames[offset]
+                while emit < len(jobs) and jobs[emit][0] <= index:
+                    _, p, i, window = jobs[emit]
+                    batch.append((p, i, np.stack([buffer[f] for f in window.frame_indices])))
+                    emit += 1
+                    if len(batch) >= batch_size:
+                        flush()
+                    keep_from = int(suffix_first[emit]) if emit < len(jobs) else index + 1
+                    for stale in [f for f in buffer if f < keep_from]:
+                        del buffer[stale]
+            if last_index >= last_needed and (not thumbnails or past_range):
+                break
+    finally:
+        stream.close()
+    if emit < len(jobs):
+        raise VideoError(path, f"truncated or corrupt: frame {jobs[emit][0]} was planned but only {last_index + 1} "
+                               "frames could be decoded", hint="re-encode the file or remove it")
+    flush()
+    out = [np.stack([results[p][i] for i in range(len(plan.windows))]) for p, plan in enumerate(plans)]
+    signal = FrameSignal(path, np.asarray(times, dtype=np.float64), np.concatenate(thumbs)) if thumbs else None
+    return out, signal
+
+
+__all__ = ["embed_plans"]
