@@ -45,9 +45,12 @@ demo: venv data
 test: venv
 	$(PY) -m pytest tests -p no:cacheprovider --durations=15
 
+# Every benchmark in one run (over an hour on 2 cores); writes bench/RESULTS.md. `python -m bench --only NAMES` runs some,
+# `python -m bench --collect NAMES` tables their last full runs into bench/RESULTS.md without re-running them.
 bench: venv
 	$(PY) -m bench $(BENCH_ARGS)
 
+# Each benchmark at a small size, to show the whole path works: it never judges a target (NOT JUDGED (quick)).
 bench-quick: venv
 	$(PY) -m bench --quick
 

@@ -1,14 +1,17 @@
 """`make bench`: run the benchmarks in sequence and collect their results.
 
     python -m bench [--quick] [--only decode,embed,search]
+    python -m bench --collect shots,long_cost      # re-run nothing: table their last full runs
 
 Each benchmark is a module ``bench.bench_<name>`` exposing ``main(argv=None) -> dict`` that accepts
-``--quick``, prints its own markdown table and writes ``bench/out/<name>.json``. A module that is not
-there is reported as missing; one that raises is reported as failed and the others still run.
-The collected results go to ``bench/out/results.json``; a summary is printed at the end (each result's
-``summary`` markdown, when it has one) and written as markdown: the full run (all benchmarks) to
-``bench/RESULTS.md``, which is committed, anything else to ``bench/out/RESULTS-<mode>.md``. It starts
-with one table of every benchmark's targets (PASS / FAIL / NOT MEASURED, with the measured value).
+``--quick``, prints its own markdown and writes ``bench/out/<name>.json`` through :class:`bench.harness.BenchRun`;
+its ``"targets"`` are records in the one schema of :class:`bench.harness.Record` (name, value, unit, target,
+verdict, command, when, machine), which this runner tables without knowing which benchmark wrote them. A module
+that is not there is reported as missing; one that raises is reported as failed and the others still run.
+The collected results go to ``bench/out/results.json``; a summary is printed at the end and written as
+markdown: the full run (all benchmarks) to ``bench/RESULTS.md``, which is committed, anything else to
+``bench/out/RESULTS-<mode>.md``. It starts with one table of every benchmark's targets (PASS / FAIL / NOT JUDGED /
+NOT MEASURED, with the measured value). ``--quick`` never judges a target (the quick-mode rule, :mod:`bench.harness`).
 Exit status 1 if any benchmark failed.
 """
 from __future__ import annotations
@@ -16,8 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import os
-import platform
 import importlib.util
 import json
 import sys
@@ -25,20 +26,20 @@ import time
 import traceback
 from pathlib import Path
 
+from bench.harness import OUT_DIR, Record, describe, machine_info
+
 # run in this order (the pipeline's order): decode, place windows (shots, windows), embed, memory, the cost of long
-# videos, search, segment search over dense windows, localisation quality (and query ranges across a cut); then
-# scaling out: Ray, a Milvus server
-BENCHMARKS = ("decode", "shots", "windows", "embed", "memory", "long_cost", "search", "segment_search", "localize",
-              "query_cuts", "ray", "server", "server_network")
+# videos, search, the segment aligners, segment search over dense windows, localisation quality (and query ranges
+# across a cut); then scaling out: Ray, a Milvus server
+BENCHMARKS = ("decode", "shots", "windows", "embed", "memory", "long_cost", "search", "aligners", "segment_search",
+              "localize", "query_cuts", "ray", "server", "server_network")
 BENCH_DIR = Path(__file__).resolve().parent
-OUT_DIR = BENCH_DIR / "out"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
-LARGE_SEARCH_MD = BENCH_DIR / "RESULTS_search_large.md"  # `make bench-large`: Milvus Lite at 1e6 (too slow for `make bench`)
 TITLES = {"decode": "Decoding", "shots": "Shot boundaries", "windows": "Dense windows", "embed": "Embedding",
-          "memory": "Memory", "long_cost": "Long-video cost", "search": "Search", "segment_search": "Segment search",
+          "memory": "Memory", "long_cost": "Long-video cost", "search": "Search",
+          "aligners": "Segment aligners on planted cases", "segment_search": "Segment search",
           "localize": "Localisation", "query_cuts": "Query ranges across a shot cut", "ray": "Extraction on Ray",
           "server": "Milvus standalone (C++) and bulk ingest", "server_network": "Milvus standalone: loopback-only cost"}
-VERDICTS = {"PASS": "**PASS**", "FAIL": "**FAIL**"}  # a target's "verdict" string, as the table shows it
 
 
 def run(names: list[str], quick: bool) -> dict[str, dict]:
@@ -75,52 +76,24 @@ def summary_markdown(outcomes: dict[str, dict], quick: bool) -> str:
     return "\n".join(lines)
 
 
-def _large_search_verdict(fallback: str) -> tuple[str, str]:
-    """The 1e6 search target as judged by the separate `make bench-large` run (bench/RESULTS_search_large.md)."""
-    import re
-
-    for line in LARGE_SEARCH_MD.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"- \*\*(PASS|FAIL)\*\* at 1e6 vectors.*?\)\. (.*)", line)
-        if match:
-            return (f"**{match.group(1)}**",
-                    f"{match.group(2)} (not in this run: `make bench-large`, bench/RESULTS_search_large.md)")
-    return "NOT MEASURED", fallback
+def records_of(result) -> list[Record]:
+    """A benchmark result's target records; ValueError when they are not in the schema (an older bench's JSON)."""
+    targets = result.get("targets") if isinstance(result, dict) else None
+    if not isinstance(targets, list):
+        raise ValueError("its targets are not a list of records")
+    return [Record.from_dict(target) for target in targets]
 
 
 def _target_rows(outcomes: dict[str, dict]) -> list[str]:
-    """One markdown row per target any benchmark judged: benchmark, target, measured, verdict."""
-    rows = []
-    for name, outcome in outcomes.items():
-        result = outcome.get("result") if isinstance(outcome.get("result"), dict) else {}
-        targets = result.get("targets") or {}
-        for target in (targets.values() if isinstance(targets, dict) else targets):  # {name: target} or [target, ...]
-            text = target.get("target") or target.get("rule", "")
-            measured = target.get("measured")
-            if measured is None:
-                if "p50_ms" in target:
-                    measured = (f"{target['judged_on']}: p50 {target['p50_ms']:.1f} ms, "
-                                f"recall@10 {target['recall_at_10']:.3f}")
-                elif "passing_settings" in target and target.get("passed") is not None:
-                    measured = (f"numpy p50 {target['numpy_p50_ms']:.1f} ms; closest: {target.get('closest', '-')}; "
-                                f"passing: {', '.join(target['passing_settings']) or 'none'}")
-                else:
-                    measured = target.get("note", "")
-            if "verdict" in target:  # "PASS" / "FAIL" / "NOT MEASURED" given as a string
-                verdict = VERDICTS.get(str(target["verdict"]).strip("* ").upper(), "NOT MEASURED")
-            else:
-                verdict = {True: "**PASS**", False: "**FAIL**", None: "NOT MEASURED"}[target.get("passed")]
-            if name == "search" and target.get("passed") is None and "1e6" in text and LARGE_SEARCH_MD.exists():
-                verdict, measured = _large_search_verdict(measured)
-            rows.append(f"| {name} | {text} | {measured} | {verdict} |")
-    return rows
+    """One markdown row per target record of every benchmark that ran: benchmark, target, measured, verdict."""
+    return [record.row(name) for name, outcome in outcomes.items() if outcome["status"] == "ok"
+            for record in records_of(outcome["result"])]
 
 
 def results_markdown(outcomes: dict[str, dict], quick: bool, command: str) -> str:
     """The whole run as markdown: machine, targets table, then each benchmark's own summary."""
-    load = "/".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [f"# Benchmark results ({'quick' if quick else 'full'} mode)", "",
-             f"Written by `{command}` on {datetime.date.today().isoformat()}: {os.cpu_count()} CPUs, "
-             f"{platform.platform()}, python {platform.python_version()}; load average {load} at the end. "
+             f"Written by `{command}` on {datetime.date.today().isoformat()}: {describe(machine_info())} at the end. "
              "Absolute times on this shared machine are noisy: read the ratios, which are measured side by "
              "side in one run. Every number below is printed by that command (JSON in `bench/out/`).", "",
              "## Targets", "", "| benchmark | target | measured | verdict |", "|---|---|---|---|",
@@ -134,10 +107,7 @@ def results_markdown(outcomes: dict[str, dict], quick: bool, command: str) -> st
             continue
         sub_command = result.get("command") or f"python -m bench.bench_{name}{' --quick' if quick else ''}"
         when = f"{outcome['collected']}" if outcome.get("collected") else f"{outcome['seconds']:.0f} s"
-        lines += [f"Command: `{sub_command.strip()}` ({when}).", ""]
-        if name == "search" and result.get("table_markdown"):
-            lines += [result["table_markdown"], ""]
-        lines += [result.get("summary") or "(no summary)", ""]
+        lines += [f"Command: `{sub_command.strip()}` ({when}).", "", result.get("summary") or "(no summary)", ""]
     return "\n".join(lines)
 
 
@@ -158,9 +128,15 @@ def collect(names: list[str]) -> dict[str, dict]:
             outcomes[entry] = {"status": "missing", "seconds": 0.0,
                                "error": f"no full run recorded in {path}: run `python -m bench.bench_{name}`"}
             continue
-        written = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
-        outcomes[entry] = {"status": "ok", "seconds": float(result.get("seconds") or result.get("elapsed_s") or 0),
-                           "result": result, "collected": f"its run of {written}, JSON bench/out/{path.name}"}
+        try:
+            records_of(result)
+        except ValueError as err:
+            outcomes[entry] = {"status": "missing", "seconds": 0.0,
+                               "error": f"{path} was written by an older bench ({err}): run `python -m bench.bench_{name}`"}
+            continue
+        when = result.get("when") or datetime.datetime.fromtimestamp(path.stat().st_mtime).isoformat(timespec="minutes")
+        outcomes[entry] = {"status": "ok", "seconds": float(result.get("seconds") or 0),
+                           "result": result, "collected": f"its run of {when}, JSON bench/out/{path.name}"}
     return outcomes
 
 

@@ -5,7 +5,7 @@ Videos at 540p (and 1080p in full mode) are generated locally with ``motionmatch
 ``bench/out/videos``. Each measurement runs in its own subprocess, because decord 0.6.0 and decord2
 both install as ``import decord``: decord2 comes from the virtualenv, decord 0.6.0 from
 ``bench/out/decord060`` (``pip install --target ... --no-deps decord==0.6.0``; skipped with a note
-when that install or import fails). Peak RSS is measured in the child (``VmHWM``; see ``_peak_rss_mib``).
+when that install or import fails). Peak RSS is measured in the child (``VmHWM``: ``bench.harness.own_peak_mib``).
 
 Backends measured:
 
@@ -23,26 +23,21 @@ Usage::
     python bench/bench_decode.py --quick      # 540p, 10 s video, < 2 minutes
     python bench/bench_decode.py              # 540p and 1080p, 20 s videos, < 5 minutes
 
-Prints a markdown table and writes ``bench/out/decode.json``. ``main(argv) -> dict`` for notebooks.
+No targets: the table is what the backend choice rests on (``compare_decords``). Prints a markdown table and
+writes ``bench/out/decode.json``. ``main(argv) -> dict`` for notebooks.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.common import ChildFailed, child_main, run_child
+from bench.harness import (OUT_DIR, BenchRun, ChildFailed, child_env, child_main, own_peak_mib, run_child,
+                           texture_video)
 
-BENCH_DIR = Path(__file__).resolve().parent
-OUT_DIR = BENCH_DIR / "out"
-VIDEO_DIR = OUT_DIR / "videos"
 DECORD060_DIR = OUT_DIR / "decord060"
-PROJECT_ROOT = BENCH_DIR.parent
 
 RESOLUTIONS = {"540p": (960, 540), "1080p": (1920, 1080)}
 UNIFORM_FRAMES = 16  # frames spread evenly over the video
@@ -76,7 +71,7 @@ def _child(spec: dict) -> dict:
         def decode_once():
             reader = decord.VideoReader(path, ctx=decord.cpu(0))
             return reader.get_batch(indices).asnumpy()
-    rss_before_mib = _peak_rss_mib()
+    rss_before_mib = own_peak_mib()
     seconds = []
     checksum = 0.0
     for _ in range(spec["repeats"]):
@@ -87,53 +82,8 @@ def _child(spec: dict) -> dict:
         shape = list(frames.shape)
         del frames
     return {"seconds": seconds, "shape": shape, "mean_pixel": checksum, "library": library,
-            "peak_rss_mib": _peak_rss_mib(), "rss_before_decode_mib": rss_before_mib,
+            "peak_rss_mib": own_peak_mib(), "rss_before_decode_mib": rss_before_mib,
             "getrusage_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-
-def _peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB.
-
-    Linux keeps ``getrusage().ru_maxrss`` across ``exec``, so in a child it can report the
-    parent's peak; ``VmHWM`` in /proc/self/status belongs to this process image alone and is used
-    when present (``ru_maxrss`` is still recorded, as ``getrusage_maxrss_mib``).
-    """
-    import resource
-
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-# ----------------------------------------------------------------------------- the parent
-def _generate_video(name: str, size: tuple[int, int], num_frames: int) -> Path:
-    """A panning smooth-noise video (cached); content moves every frame so no frame is trivial.
-
-    Frames are streamed into ``write_video`` one at a time, so even 1080p keeps memory flat.
-    """
-    path = VIDEO_DIR / f"{name}_{num_frames}f.mp4"
-    if path.exists() and path.stat().st_size > 0:
-        return path
-    import cv2
-    import numpy as np
-
-    from motionmatch.video import write_video
-
-    width, height = size
-    rng = np.random.default_rng(0)
-    coarse = rng.integers(0, 256, ((height + num_frames) // 16 + 2, (width + 2 * num_frames) // 16 + 2, 3),
-                          dtype=np.uint8)
-    texture = cv2.resize(coarse, (coarse.shape[1] * 16, coarse.shape[0] * 16), interpolation=cv2.INTER_CUBIC)
-    frames = (texture[i // 2:i // 2 + height, 2 * i:2 * i + width] for i in range(num_frames))
-    temporary = path.with_suffix(".tmp.mp4")
-    write_video(temporary, frames, fps=FPS)
-    temporary.replace(path)
-    return path
 
 
 def _install_decord060() -> tuple[bool, str]:
@@ -149,25 +99,21 @@ def _install_decord060() -> tuple[bool, str]:
         if done.returncode != 0:
             return False, f"pip install decord==0.6.0 failed: {done.stderr.strip().splitlines()[-1:]}"
     check = subprocess.run([sys.executable, "-c", "import decord; print(decord.__version__)"],
-                           env=_child_env("decord-0.6.0"), capture_output=True, text=True, timeout=60)
+                           env=child_env(first_paths=_first_paths("decord-0.6.0")), capture_output=True, text=True, timeout=60)
     if check.returncode != 0 or not check.stdout.strip().startswith("0.6"):
         return False, f"decord 0.6.0 does not import here: {(check.stderr.strip().splitlines() or ['?'])[-1]}"
     return True, f"decord {check.stdout.strip()} from {DECORD060_DIR}"
 
 
-def _child_env(backend: str) -> dict:
-    env = dict(os.environ)
-    env.pop("MOTIONMATCH_DECODER", None)
-    paths = [str(PROJECT_ROOT)]
-    if backend == "decord-0.6.0":
-        paths.insert(0, str(DECORD060_DIR))
-    env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return env
+def _first_paths(backend: str) -> list:
+    """decord 0.6.0's folder goes first on the child's PYTHONPATH (both wheels install as ``import decord``)."""
+    return [DECORD060_DIR] if backend == "decord-0.6.0" else []
 
 
 def _run_child(spec: dict) -> dict:
     try:
-        return run_child("bench.bench_decode", spec, CHILD_TIMEOUT_S, env=_child_env(spec["backend"]))
+        return run_child("bench.bench_decode", spec, CHILD_TIMEOUT_S, first_paths=_first_paths(spec["backend"]),
+                         unset=["MOTIONMATCH_DECODER"])
     except ChildFailed as error:  # one backend failing is a row of the table, not the end of the bench
         return {"error": str(error).strip().splitlines()[-1] if "timed out" not in str(error) else str(error)}
 
@@ -223,18 +169,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="540p only, a 10 s video, 2 repeats (< 2 minutes)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per measurement (best is kept)")
-    parser.add_argument("--out", type=Path, default=OUT_DIR / "decode.json", help="where to write the JSON results")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default bench/out/decode.json)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child_main(args.child, _child)
 
-    started = time.perf_counter()
+    run = BenchRun("decode", argv, quick=args.quick, out=args.out)
     quick = args.quick
     repeats = args.repeats or (2 if quick else 3)
     num_frames = 300 if quick else 600
     resolutions = ["540p"] if quick else ["540p", "1080p"]
-    VIDEO_DIR.mkdir(parents=True, exist_ok=True)
 
     backends = list(BACKENDS)
     notes: dict[str, str] = {}
@@ -252,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows: list[dict] = []
     for resolution in resolutions:
-        video = _generate_video(resolution, RESOLUTIONS[resolution], num_frames)
+        video = texture_video(resolution, RESOLUTIONS[resolution], num_frames, fps=FPS)
         for pattern, indices in _patterns(num_frames).items():
             by_backend = {}
             for backend in backends:
@@ -280,26 +225,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     table = _markdown(rows)
     comparison = compare_decords(rows)
-    results = {
-        "mode": "quick" if quick else "full", "repeats": repeats,
-        "command": "python -m bench.bench_decode " + " ".join(argv if argv is not None else sys.argv[1:]), "num_frames": num_frames, "fps": FPS,
-        "uniform_frames": UNIFORM_FRAMES, "consecutive_frames": CONSECUTIVE_FRAMES,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
-        "notes": notes, "rows": rows, "table_markdown": table,
-        "comparison": comparison,
-        "summary": table + "\n" + "".join(f"\n- {backend}: {note}" for backend, note in notes.items())
-        + (f"\n- {comparison['text']}" if comparison else ""),
-        "seconds_total": time.perf_counter() - started,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(table)
-    for backend, note in notes.items():
-        print(f"- {backend}: {note}")
-    if comparison:
-        print(f"- {comparison['text']}")
-    print(f"\n{len(rows)} measurements in {results['seconds_total']:.0f} s; JSON: {args.out}")
-    return results
+    summary = (table + "\n" + "".join(f"\n- {backend}: {note}" for backend, note in notes.items())
+               + (f"\n- {comparison['text']}" if comparison else ""))
+    return run.finish(summary, repeats=repeats, num_frames=num_frames, fps=FPS, uniform_frames=UNIFORM_FRAMES,
+                      consecutive_frames=CONSECUTIVE_FRAMES, notes=notes, rows=rows, table_markdown=table,
+                      comparison=comparison)
 
 
 if __name__ == "__main__":

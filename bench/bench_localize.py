@@ -2,24 +2,26 @@
 
 The chain is the one a user runs, through the same API the CLI calls:
 
-1. ``long_synthetic.generate_long_videos`` (``generate-sample --long``): long videos with labelled motion
+The gallery (steps 1-3) is ``bench.harness.gallery``'s, shared with bench_query_cuts:
+
+1. ``generate_long_videos`` (``generate-sample --long``): long videos with labelled motion
    segments, hard cuts, continuous transitions and distractor footage, ``ground_truth.csv`` and ``cuts.csv``;
    ``write_copy_queries`` (copy queries: a range re-encoded at another bitrate) and
-   ``localize.write_same_motion_queries`` (a range of an indexed video; relevant: the same label in other
+   ``write_same_motion_queries`` (a range of an indexed video; relevant: the same label in other
    groups of other videos).
-2. ``pipeline.extract_embeddings`` with dense windows and the CLI's defaults (``extract --stride-s``: 16 frames
-   x step 4 every ``clips.DEFAULT_STRIDE_S``), FlowEncoder; shots by ``--shots`` (default ``content``: the CLI's
+2. ``extract_embeddings`` with dense windows and the CLI's defaults (``extract --stride-s``: 16 frames
+   x step 4 every ``video.DEFAULT_STRIDE_S``), FlowEncoder; shots by ``--shots`` (default ``content``: the CLI's
    default TransNetV2 costs about 2,500 s per video-hour on 2 CPU cores, 20x the content detector, and both find
    the generated cuts; ``--shots transnetv2`` runs it).
-3. ``pipeline.index_embeddings`` into a Milvus Lite file (``motionmatch index``), which also fits and saves the
+3. ``index_run`` into a Milvus Lite file (``motionmatch index``), which also fits and saves the
    gallery calibration.
-4. ``localize.evaluate_search`` (``motionmatch evaluate --segments``) with the package defaults, and the **naive
+4. ``evaluate_search`` (``motionmatch evaluate --segments``) with the package defaults, and the **naive
    baseline** of the issue side by side: per gallery window the maximum raw cosine over the query's windows,
    a threshold, adjacent windows merged (never across a gap wider than one stride); no candidate voting, no
    alignment, no calibration. Its threshold is the best of a grid **on the tuning seed**, like the method's.
 
 Tuning and reporting are separate: ``--seed`` (default 1) builds the reported gallery; every choice in
-``motionmatch.search.range`` (threshold, aligner, min_hits, merging) was made on seed 0 (``--seed 0 --sweep``
+``motionmatch.search`` (threshold, aligner, min_hits, merging) was made on seed 0 (``--seed 0 --sweep``
 prints the grid). Targets (issue 11): copy R1@tIoU0.7 >= 0.95 and µAP >= 0.90; same-motion segment F1 >= 0.70,
 R1@tIoU0.5 >= 0.80, median boundary error <= one stride. 95% CIs are percentile bootstraps over queries.
 
@@ -34,24 +36,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = BENCH_DIR.parent
-OUT_DIR = BENCH_DIR / "out"
-if str(PROJECT_ROOT) not in sys.path:  # `python bench/bench_localize.py` from anywhere
-    sys.path.insert(0, str(PROJECT_ROOT))
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from bench.harness import (LONG_FULL, LONG_QUICK, OUT_DIR, QUERY_S, BenchRun, build_gallery, gallery_root, open_store,
+                           query_lists)
 
-QUICK = {"n_videos": 4, "duration_s": 30.0, "n_queries": 8}
-FULL = {"n_videos": 8, "duration_s": 60.0, "n_queries": 30}
-QUERY_S = 4.0  # length of every query range
 TUNING_SEED = 0  # the gallery every default was chosen on; never the reported one
 BASELINE_THRESHOLDS = (0.8, 0.85, 0.9)  # raw cosine grid for the naive baseline
 BASELINE_THRESHOLD = 0.85  # tuning seed: best same-motion R1@0.5 + copy R1@0.7 (0.33, tied with 0.8; better F1), --sweep
@@ -65,78 +58,19 @@ SWEEP_GRID = (  # option sets tried on the tuning seed (search_vectors keywords 
 TARGETS = (  # (key, kind, metric, comparison, value, text)
     ("copy_r1_07", "copy", "R1@tIoU=0.7", ">=", 0.95, "copy queries: R1@tIoU0.7 >= 0.95"),
     ("copy_uap", "copy", "segment_uAP", ">=", 0.90, "copy queries: µAP >= 0.90"),
-    ("same_f1", "same_motion", "segment_F1", ">=", 0.70, "same-motion queries: segment F1 >= 0.70"),
+    ("same_f1", "same_motion", "VCSL_F1", ">=", 0.70, "same-motion queries: segment F1 (VCSL) >= 0.70"),
     ("same_r1_05", "same_motion", "R1@tIoU=0.5", ">=", 0.80, "same-motion queries: R1@tIoU0.5 >= 0.80"),
     ("same_boundary", "same_motion", "boundary_error_s", "<=", None,
      "same-motion queries: median boundary error <= one stride"),
 )
-SHOWN = ("R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "segment_P", "segment_R", "segment_F1", "segment_uAP",
+SHOWN = ("R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "VCSL_P", "VCSL_R", "VCSL_F1", "segment_uAP",
          "boundary_error_s")
-
-
-# ----------------------------------------------------------------------------- the gallery
-def build_gallery(root: Path, seed: int, n_videos: int, duration_s: float, n_queries: int, shots: str) -> dict:
-    """Videos, dense-window embeddings, a Milvus Lite collection and both query lists under ``root`` (cached)."""
-    from motionmatch.video.clips import ClipSpec
-    from motionmatch.video.windows import DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_WINDOW_FRAMES, WindowSpec
-    from motionmatch.data.sources import load_source
-    from motionmatch.encoders import build_encoder
-    from motionmatch.data import write_same_motion_queries
-    from motionmatch.data.long_synthetic import generate_long_videos
-    from motionmatch.data import write_copy_queries
-    from motionmatch.extract.local import extract_embeddings
-
-    videos, embeddings = root / "videos", root / "embeddings"
-    timings = {}
-    began = time.perf_counter()
-    if not (videos / "ground_truth.csv").is_file():
-        generate_long_videos(videos, n_videos=n_videos, duration_s=duration_s, seed=seed, progress=False)
-    timings["generate_s"] = time.perf_counter() - began
-    began = time.perf_counter()
-    if not (videos / "all_relevant.csv").is_file():
-        write_copy_queries(videos, n_queries=n_queries, query_s=QUERY_S, seed=seed)
-        write_same_motion_queries(videos, n_queries=n_queries, query_s=QUERY_S, seed=seed)
-    timings["queries_s"] = time.perf_counter() - began
-    began = time.perf_counter()
-    manifest, _ = load_source(videos)
-    manifest = manifest[~manifest["path"].astype(str).str.contains("/queries/")].reset_index(drop=True)
-    spec = ClipSpec(frames_per_clip=DEFAULT_WINDOW_FRAMES, frame_stride=DEFAULT_WINDOW_FRAME_STRIDE)
-    extract_embeddings(manifest, build_encoder("flow"), embeddings, clip_spec=spec, progress=False, workers=0,
-                       window_spec=WindowSpec(stride_s=DEFAULT_STRIDE_S, shots=shots), print_fn=lambda *_: None)
-    timings["extract_s"] = time.perf_counter() - began
-    return {"root": root, "videos": videos, "embeddings": embeddings, "timings": timings,
-            "stride_s": DEFAULT_STRIDE_S}
-
-
-def open_store(gallery: dict):
-    """The gallery indexed into ``root/index.db`` as `motionmatch index` does (idempotent)."""
-    from motionmatch.refine.zscore import save_gallery_calibration
-    from motionmatch.index.sync import index_embeddings
-    from motionmatch.index.store import MotionStore
-    from motionmatch.table import load_embeddings, read_extract_meta
-
-    meta = read_extract_meta(gallery["embeddings"])
-    store = MotionStore(str(gallery["root"] / "index.db"), "long")
-    began = time.perf_counter()
-    index_embeddings(load_embeddings(gallery["embeddings"]), store, encoder_id=meta["encoder_id"],
-                     preprocessing=meta["preprocessing"],
-                     clip_spec={**meta["clip_spec"], **({"windows": meta["windows"]} if "windows" in meta else {})})
-    save_gallery_calibration(store)
-    gallery["timings"]["index_s"] = time.perf_counter() - began
-    return store
-
-
-def query_lists(gallery: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from motionmatch.data import read_query_list
-
-    videos = gallery["videos"]
-    return read_query_list(videos / "all_relevant.csv", videos / "all_queries.csv")
 
 
 # ----------------------------------------------------------------------------- the naive baseline
 def baseline_predictions(gallery: dict, queries: pd.DataFrame, threshold: float, vectors_by_query: dict) -> pd.DataFrame:
     """Per gallery window the max raw cosine over the query windows; threshold; merge adjacent windows."""
-    from motionmatch.search.align import merge_window_hits
+    from motionmatch.search import merge_window_hits
     from motionmatch.table import embedding_matrix, load_embeddings
 
     table = gallery.setdefault("_table", load_embeddings(gallery["embeddings"]))
@@ -144,7 +78,7 @@ def baseline_predictions(gallery: dict, queries: pd.DataFrame, threshold: float,
     paths = table["video_path"].map(lambda p: str(Path(p).resolve())).to_numpy()
     rows = []
     for query in queries.itertuples(index=False):
-        plan, vectors, _ = vectors_by_query[query.query_id]
+        plan, vectors = vectors_by_query[query.query_id][:2]
         best = (vectors.astype(np.float64) @ matrix.T).max(axis=0)
         own = paths == str(Path(query.path).resolve())
         hits = [_Hit(p, s, e, c) for p, s, e, c, o in zip(paths, table["start_s"], table["end_s"], best, own) if not o]
@@ -164,11 +98,11 @@ class _Hit:
 
 
 def embed_queries(store, queries: pd.DataFrame, n_phases: int | None = None) -> dict:
-    """{query_id: (QueryPlan, vectors, phase vectors (n_phases - 1, n, dim))} cut and embedded as search_range does."""
-    from motionmatch.video.clips import ClipSpec
-    from motionmatch.encoders.auto import encoder_from_id
-    from motionmatch.search.range import embed_query
-    from motionmatch.video.windows import collection_clip_spec, phase_plans, plan_query
+    """{query_id: (QueryPlan, vectors, phase vectors (n_phases - 1, n, dim), the range's frames)} cut and embedded
+    as search_range does (one decode per query for every phase: ``embed_plans``)."""
+    from motionmatch.encoders import encoder_from_id
+    from motionmatch.search import embed_plans
+    from motionmatch.video import ClipSpec, collection_clip_spec, phase_plans, plan_query
 
     info = store.encoder_info()
     encoder = encoder_from_id(info["encoder_id"])
@@ -179,15 +113,15 @@ def embed_queries(store, queries: pd.DataFrame, n_phases: int | None = None) -> 
         start = None if pd.isna(query.query_start_s) else float(query.query_start_s)
         end = None if pd.isna(query.query_end_s) else float(query.query_end_s)
         plan = plan_query(query.path, spec, start, end, stride)
-        phases = [embed_query(shifted, encoder) for shifted in phase_plans(plan, n_phases)]
-        out[query.query_id] = (plan, embed_query(plan, encoder), np.stack(phases) if phases else None)
+        vectors, frames = embed_plans([plan, *phase_plans(plan, n_phases)], encoder)
+        out[query.query_id] = (plan, vectors[0], np.stack(vectors[1:]) if len(vectors) > 1 else None, frames)
     return out
 
 
 def score(predictions: pd.DataFrame, queries: pd.DataFrame, relevant: pd.DataFrame, n_boot: int,
           seed: int = 0) -> pd.DataFrame:
     """evaluate_localization per query kind (the same tables evaluate_search returns)."""
-    from motionmatch.metrics.localization import evaluate_localization
+    from motionmatch.metrics import evaluate_localization
 
     tables = []
     for kind in dict.fromkeys(queries["kind"]):
@@ -204,25 +138,32 @@ def value_of(metrics: pd.DataFrame, kind: str, metric: str) -> dict:
     return {"value": float(row["value"]), "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"])}
 
 
-def judge(metrics: pd.DataFrame, stride_s: float, quick: bool = False) -> dict:
-    """[{"key", "target", "measured", "verdict", "passed"}, ...] for bench/__main__'s targets table (quick: not judged)."""
-    targets = []
+def measured(metrics: pd.DataFrame, kind: str, metric: str, stride_s: float) -> tuple[float, str]:
+    """A metric's value and its text with the 95% CI (NaN: no top-1 segment overlapped a relevant moment)."""
+    v = value_of(metrics, kind, metric)
+    if np.isnan(v["value"]):
+        return v["value"], "no value (no top-1 segment overlapped a relevant moment)"
+    unit = " s" if metric == "boundary_error_s" else ""
+    text = f"{v['value']:.3f}{unit} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
+    return v["value"], text + (f" (stride {stride_s:g} s)" if metric == "boundary_error_s" else "")
+
+
+def judge(run: BenchRun, metrics: pd.DataFrame, stride_s: float) -> list:
+    """One record per target of the issue, on the segment search's metrics (value, and its 95% CI as the detail)."""
+    records = []
     for key, kind, metric, op, goal, text in TARGETS:
         goal = stride_s if goal is None else goal
         v = value_of(metrics, kind, metric)
         if np.isnan(v["value"]):
-            passed, measured = None, "no value (no top-1 segment overlapped a relevant moment)"
-        else:
-            passed = bool(v["value"] >= goal) if op == ">=" else bool(v["value"] <= goal)
-            unit = " s" if metric == "boundary_error_s" else ""
-            measured = f"{v['value']:.3f}{unit} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
-            if metric == "boundary_error_s":
-                measured += f" (stride {stride_s:g} s)"
-            if quick:
-                passed, measured = None, measured + " (quick run: too few queries to judge)"
-        targets.append({"key": key, "target": text, "measured": measured, "passed": passed,
-                        "verdict": {True: "PASS", False: "FAIL", None: "NOT MEASURED"}[passed]})
-    return targets
+            records.append(run.target(key, None, "", text, passed=None,
+                                      detail="no value (no top-1 segment overlapped a relevant moment)"))
+            continue
+        passed = bool(v["value"] >= goal) if op == ">=" else bool(v["value"] <= goal)
+        detail = f"95% CI [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" + (
+            f" (stride {stride_s:g} s)" if metric == "boundary_error_s" else "")
+        records.append(run.target(key, v["value"], "s" if metric == "boundary_error_s" else "", text, passed=passed,
+                                  detail=detail))
+    return records
 
 
 def table_markdown(named: dict[str, pd.DataFrame]) -> str:
@@ -239,32 +180,30 @@ def table_markdown(named: dict[str, pd.DataFrame]) -> str:
     return "\n".join(lines)
 
 
-def run_method(store, queries, relevant, n_boot: int, **options) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    from motionmatch.evaluation.segments import evaluate_search
+def run_method(store, queries, relevant, n_boot: int, config=None) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """``evaluate_search`` (``motionmatch evaluate --segments``) with ``config`` (default: the package's defaults)."""
+    from motionmatch.evaluation import evaluate_search
 
     began = time.perf_counter()
-    metrics, predictions, _ = evaluate_search(store, queries, relevant, n_boot=n_boot, **options)
+    metrics, predictions, _ = evaluate_search(store, queries, relevant, config, n_boot=n_boot)
     metrics = metrics[metrics["kind"] != "all"].reset_index(drop=True)
     return metrics, predictions, (time.perf_counter() - began) / max(1, len(queries))
 
 
 def cached_predictions(store, queries: pd.DataFrame, vectors_by_query: dict, calibration, **options) -> pd.DataFrame:
-    """Segments of every query by ``search_vectors`` (what search_range runs once the query is embedded)."""
-    from motionmatch.search.range import DEFAULT_EXTEND_MARGIN, DEFAULT_Z_THRESHOLD, own_videos, search_vectors
+    """Segments of every query by ``search_vectors`` (what search_range runs once the query is embedded), with
+    ``SegmentSearchConfig``'s defaults changed by ``options`` (its fields, and ``query_phases``)."""
+    from motionmatch.search import SegmentSearchConfig, own_videos, search_vectors
 
-    options = {"k": 10, "segments": True, "filters": None, "n_candidates": 10, "aligner": "temporal_network",
-               "min_hits": 2, "max_segments": 10, "extend_margin": DEFAULT_EXTEND_MARGIN,
-               "calibration": calibration, "threshold": DEFAULT_Z_THRESHOLD, **options}
-    if options["calibration"] is None and "threshold" not in options:
-        options["threshold"] = 0.5
     n_phases = options.pop("query_phases", None)
+    config = SegmentSearchConfig(k=10, n_candidates=10, max_segments=10, calibration=calibration, **options)
     rows = []
     for query in queries.itertuples(index=False):
-        plan, vectors, phase_vectors = vectors_by_query[query.query_id]
+        plan, vectors, phase_vectors, frames = vectors_by_query[query.query_id]
         if n_phases is not None:
             phase_vectors = None if n_phases == 1 else phase_vectors[:n_phases - 1]
-        found = search_vectors(store, plan, vectors, excluded=own_videos(store, query.path),
-                               phase_vectors=phase_vectors, **options)
+        found = search_vectors(store, plan, vectors, config, excluded=own_videos(store, query.path),
+                               phase_vectors=phase_vectors, query_frames=frames)
         rows.extend({"query_id": query.query_id, "video": str(Path(s.video_path).resolve()), "start_s": s.start_s,
                      "end_s": s.end_s, "score": s.score, "query_start_s": s.query_start_s,
                      "query_end_s": s.query_end_s, "kind": query.kind} for s in found.segments)
@@ -274,14 +213,12 @@ def cached_predictions(store, queries: pd.DataFrame, vectors_by_query: dict, cal
 
 def sweep(store, gallery, queries, relevant, vectors) -> list[dict]:
     """The tuning grid (run on the tuning seed only): each option set's headline numbers, no bootstrap."""
-    from motionmatch.refine.zscore import load_gallery_calibration
+    from motionmatch.refine import load_gallery_calibration
 
     calibration, _ = load_gallery_calibration(store)
     rows = []
     for options in SWEEP_GRID:
         chosen = {**options, "calibration": options.get("calibration", calibration)}
-        if chosen["calibration"] is None:
-            chosen.setdefault("threshold", 0.5)
         began = time.perf_counter()
         metrics = score(cached_predictions(store, queries, vectors, **chosen), queries, relevant, 0)
         rows.append({"options": options, **_headline(metrics),
@@ -296,22 +233,22 @@ def sweep(store, gallery, queries, relevant, vectors) -> list[dict]:
 
 def _headline(metrics: pd.DataFrame) -> dict:
     return {f"{kind}:{metric}": round(value_of(metrics, kind, metric)["value"], 3)
-            for kind in ("copy", "same_motion") for metric in ("R1@tIoU=0.5", "R1@tIoU=0.7", "segment_F1",
+            for kind in ("copy", "same_motion") for metric in ("R1@tIoU=0.5", "R1@tIoU=0.7", "VCSL_F1",
                                                                "segment_uAP", "boundary_error_s")}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_localize", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK}")
+    parser.add_argument("--quick", action="store_true", help=f"{LONG_QUICK} (not judged)")
     parser.add_argument("--seed", type=int, default=1, help=f"gallery seed (reported: 1; tuning: {TUNING_SEED})")
     parser.add_argument("--shots", default="content", help="shot detector for extraction (content, transnetv2, none)")
     parser.add_argument("--sweep", action="store_true", help="print the tuning grid (use with --seed 0)")
     parser.add_argument("--workdir", default="", help="where the gallery is built (default bench/out/localize_*)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default bench/out/localize.json)")
     args = parser.parse_args(argv)
-    size = QUICK if args.quick else FULL
-    started = time.perf_counter()
-    root = Path(args.workdir) if args.workdir else \
-        OUT_DIR / f"localize_{size['n_videos']}x{size['duration_s']:g}s_seed{args.seed}_{args.shots}"
+    run = BenchRun("localize", argv, quick=args.quick, out=args.out)
+    size = LONG_QUICK if args.quick else LONG_FULL
+    root = Path(args.workdir) if args.workdir else gallery_root(size, args.seed, args.shots)
     gallery = build_gallery(root, args.seed, size["n_videos"], size["duration_s"], size["n_queries"], args.shots)
     n_boot = 200 if args.quick else N_BOOT
     with open_store(gallery) as store:
@@ -322,37 +259,27 @@ def main(argv: list[str] | None = None) -> dict:
             (OUT_DIR / f"localize_sweep_seed{args.seed}.json").write_text(json.dumps(grid, indent=2, default=str))
             return {"sweep": grid}
         method, predictions, per_query = run_method(store, queries, relevant, n_boot)
-        raw = score(cached_predictions(store, queries, vectors, calibration=None, threshold=0.5), queries, relevant,
-                    n_boot)
+        raw = score(cached_predictions(store, queries, vectors, calibration=None), queries, relevant, n_boot)
     baseline = score(baseline_predictions(gallery, queries, BASELINE_THRESHOLD, vectors), queries, relevant,
                      n_boot)
     named = {"segment search (defaults)": method, "same, raw cosine (no calibration)": raw,
              f"naive baseline (max cosine >= {BASELINE_THRESHOLD:g}, merge)": baseline}
-    targets = judge(method, gallery["stride_s"], args.quick)
-    baseline_targets = judge(baseline, gallery["stride_s"], args.quick)
+    records = judge(run, method, gallery["stride_s"])
     table = table_markdown(named)
-    n_windows = len(gallery.get("_table", [])) or None
-    command = "python -m bench.bench_localize" + (" " + shlex.join(argv) if argv else "")
     summary_lines = [
         f"{size['n_videos']} long synthetic videos x {size['duration_s']:g} s (seed {args.seed}; every default tuned on "
         f"seed {TUNING_SEED}), dense windows every {gallery['stride_s']:g} s (FlowEncoder, shots: {args.shots}), "
         f"{len(queries)} queries of {QUERY_S:g} s; 95% bootstrap CIs over queries.", "",
         "| target | measured (segment search) | verdict | naive baseline |", "|---|---|---|---|"]
-    for target, baseline_target in zip(targets, baseline_targets):
-        summary_lines.append(f"| {target['target']} | {target['measured']} | **{target['verdict']}** | "
-                             f"{baseline_target['measured']} |")
+    for record, (_, kind, metric, *_rest) in zip(records, TARGETS):
+        summary_lines.append(f"| {record.target} | {measured(method, kind, metric, gallery['stride_s'])[1]} | "
+                             f"{record.shown_verdict} | {measured(baseline, kind, metric, gallery['stride_s'])[1]} |")
     summary_lines += ["", table]
-    summary = "\n".join(summary_lines)
-    print(summary)
-    result = {"mode": "quick" if args.quick else "full", "command": command, "seed": args.seed, "size": size,
-              "shots": args.shots, "stride_s": gallery["stride_s"], "n_queries": int(len(queries)),
-              "n_windows": n_windows, "timings": gallery["timings"], "s_per_query": per_query,
-              "metrics": {name: m.to_dict(orient="records") for name, m in named.items()},
-              "targets": targets, "baseline_targets": baseline_targets, "table_markdown": table, "summary": summary,
-              "seconds": time.perf_counter() - started, "machine": platform.platform()}
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "localize.json").write_text(json.dumps(result, indent=2, default=str))
-    return result
+    return run.finish("\n".join(summary_lines), seed=args.seed, size=size, shots=args.shots,
+                      stride_s=gallery["stride_s"], n_queries=int(len(queries)),
+                      n_windows=len(gallery.get("_table", [])) or None, timings=gallery["timings"],
+                      s_per_query=per_query, metrics={name: m.to_dict(orient="records") for name, m in named.items()},
+                      table_markdown=table)
 
 
 if __name__ == "__main__":

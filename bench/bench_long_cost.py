@@ -46,20 +46,12 @@ Prints markdown and writes ``bench/out/long_cost.json``. ``main(argv) -> dict`` 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import child_main, run_child, save_result
-
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = BENCH_DIR.parent
-OUT_DIR = BENCH_DIR / "out"
-if str(PROJECT_ROOT) not in sys.path:  # `python bench/bench_long_cost.py` from anywhere
-    sys.path.insert(0, str(PROJECT_ROOT))
+from bench.harness import BenchRun, StageTimers, child_main, own_peak_mib, run_child
 
 QUICK = {"linear": {"seconds": (3, 6, 12), "size": (64, 48), "fps": 24.0},
          "memory": {"seconds": (8, 24), "size": (160, 90), "fps": 12.0}}
@@ -112,71 +104,33 @@ def make_video(folder: Path, seconds: float, size: tuple[int, int], fps: float, 
 
 
 # ----------------------------------------------------------------------------- the child (one extraction)
-class StageTimers:
-    """Wall and CPU seconds spent inside wrapped functions (and inside a wrapped generator's ``next``)."""
-
-    def __init__(self):
-        self.wall = {stage: 0.0 for stage in STAGES}
-        self.cpu = {stage: 0.0 for stage in STAGES}
-
-    def _add(self, stage: str, wall_0: float, cpu_0: float) -> None:
-        self.wall[stage] += time.perf_counter() - wall_0
-        self.cpu[stage] += STAGE_CLOCKS[stage]() - cpu_0
-
-    def wrap(self, stage: str, function):
-        def timed(*args, **kwargs):
-            wall_0, cpu_0 = time.perf_counter(), STAGE_CLOCKS[stage]()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self._add(stage, wall_0, cpu_0)
-        return timed
-
-    def wrap_iter(self, stage: str, function):
-        def timed(*args, **kwargs):
-            iterator = function(*args, **kwargs)
-            try:
-                while True:
-                    wall_0, cpu_0 = time.perf_counter(), STAGE_CLOCKS[stage]()
-                    try:
-                        item = next(iterator)
-                    except StopIteration:
-                        return
-                    finally:
-                        self._add(stage, wall_0, cpu_0)
-                    yield item
-            finally:
-                iterator.close()
-        return timed
-
-
 def _child(spec: dict) -> dict:
     """Runs in a fresh subprocess: the CLI's dense extraction of one video, timed by stage; then the content detector."""
-    import motionmatch.extract.local as pipeline
-    from bench.bench_memory import _own_peak_mib
-    from motionmatch.video import shots
-    from motionmatch.video.windows import WindowSpec
-    from motionmatch.data.sources import load_source
-    from motionmatch.video.decode import probe_video
+    import motionmatch.extract.local as local
+    import motionmatch.extract.parts as parts
+    from motionmatch.data import load_source
     from motionmatch.encoders import build_encoder
+    from motionmatch.video import WindowSpec, detect_shots, probe_video
+    from motionmatch.video import shots
 
-    detect_shots = shots.detect_shots
     load_0 = time.perf_counter()
-    shots._transnet_model("auto")  # detect_shots' default device; loaded once per process, reported apart
+    shots._transnet_model("auto")  # noqa: SLF001 - detect_shots' default device; loaded once per process, reported apart
     load_s = time.perf_counter() - load_0
-    timers = StageTimers()
-    pipeline.detect_shots = timers.wrap("shots", pipeline.detect_shots)
-    pipeline.open_with_timestamps = timers.wrap("probe", pipeline.open_with_timestamps)
-    pipeline.fingerprint_file = timers.wrap("probe", pipeline.fingerprint_file)
-    pipeline.iter_window_clips = timers.wrap_iter("decode", pipeline.iter_window_clips)
+    timers = StageTimers(STAGE_CLOCKS)
+    # the pipeline's own stage functions, where extraction looks them up: plan (parts), stream and fingerprint (local)
+    timers.patch(parts, "detect_shots", "shots")
+    timers.patch(parts, "open_with_timestamps", "probe")
+    timers.patch(local, "open_video", "probe")  # the time estimate's duration probe
+    timers.patch(local, "fingerprint_file", "probe")
+    timers.patch(local, "iter_window_clips", "decode", iterator=True)
     encoder = build_encoder("flow")
     encoder.encode = timers.wrap("encode", encoder.encode)
     manifest, failures = load_source(spec["folder"])  # as `motionmatch extract` does
     wall_0, cpu_0 = time.perf_counter(), time.process_time()
-    summary = pipeline.extract_embeddings(manifest, encoder, spec["out"], window_spec=WindowSpec(), progress=False,
-                                          print_fn=lambda *_args, **_kw: None)
+    summary = local.extract_embeddings(manifest, encoder, spec["out"], window_spec=WindowSpec(), progress=False,
+                                       print_fn=lambda *_args, **_kw: None)
     wall, cpu = time.perf_counter() - wall_0, time.process_time() - cpu_0
-    peak = _own_peak_mib()
+    peak = own_peak_mib()
     if failures or summary.failed or summary.embedded != 1:
         raise RuntimeError(f"extraction of {spec['folder']} failed: {[f for f in summary.failures if f.stage != 'window']}")
     video = manifest["path"].iloc[0]
@@ -321,13 +275,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_long_cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny videos: the whole path, targets not judged")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=OUT_DIR / "long_cost.json")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default bench/out/long_cost.json)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child_main(args.child, _child)
 
-    started = time.perf_counter()
+    run = BenchRun("long_cost", argv, quick=args.quick, out=args.out)
     settings = QUICK if args.quick else FULL
     rows: dict[str, list[dict]] = {"linear": [], "memory": []}
     with tempfile.TemporaryDirectory(prefix="bench_long_cost_") as tmp:
@@ -346,38 +300,24 @@ def main(argv: list[str] | None = None) -> dict:
                       f"(generated in {generate_s:.1f} s)", file=sys.stderr, flush=True)
     linear = judge_linear(rows["linear"])
     memory = judge_memory(rows["memory"])
-    judged = not args.quick
-    quick_note = "; quick mode: tiny sizes, not judged (`python -m bench.bench_long_cost`)"
     s_lin, s_mem = settings["linear"], settings["memory"]
-    targets = {
-        "linear": {"target": f"indexing cost linear in duration (CPU s: R² >= {R2_MIN}, each step's marginal s/min "
-                             f"within ±{STEP_TOLERANCE:.0%} of the slope)",
-                   "measured": (f"R² {linear['r2']:.4f}, {linear['slope']:.1f} CPU s per minute of video, largest step "
-                                f"deviation {linear['max_step_deviation']:.0%} ("
-                                + ", ".join(f"{v:.0f}" for v in s_lin["seconds"])
-                                + f" s at {s_lin['size'][0]}x{s_lin['size'][1]}, {s_lin['fps']:g} fps)"
-                                + ("" if judged else quick_note)),
-                   "passed": linear["passed"] if judged else None},
-        "memory": {"target": f"peak RSS of a 60-min 720p video <= {RSS_MAX_RATIO:.2f}x a 5-min one",
-                   "measured": (f"{memory['ratio']:.3f}x for {s_mem['seconds'][1]:.0f} s vs {s_mem['seconds'][0]:.0f} s "
-                                f"at {s_mem['size'][0]}x{s_mem['size'][1]}, {s_mem['fps']:g} fps "
-                                f"({memory['frames'][1]} vs {memory['frames'][0]} frames; 60 vs 5 min not run: ~1 h on 2 cores; "
-                                "the read-ahead queue's fill varies by up to 16 windows, see bench_long_cost's docstring)"
-                                + ("" if judged else quick_note)),
-                   "passed": memory["passed"] if judged else None},
-    }
-    result = {"mode": "quick" if args.quick else "full",
-              "command": "python -m bench.bench_long_cost" + (" --quick" if args.quick else ""),
-              "settings": {k: {**v, "seconds": list(v["seconds"]), "size": list(v["size"])} for k, v in settings.items()},
+    run.target("linear", linear["r2"], "R²",
+               f"indexing cost linear in duration (CPU s: R² >= {R2_MIN}, each step's marginal s/min within "
+               f"±{STEP_TOLERANCE:.0%} of the slope)", passed=linear["passed"],
+               detail=(f"{linear['slope']:.1f} CPU s per minute of video, largest step deviation "
+                       f"{linear['max_step_deviation']:.0%} (" + ", ".join(f"{v:.0f}" for v in s_lin["seconds"])
+                       + f" s at {s_lin['size'][0]}x{s_lin['size'][1]}, {s_lin['fps']:g} fps)"))
+    run.target("memory", memory["ratio"], "x", f"peak RSS of a 60-min 720p video <= {RSS_MAX_RATIO:.2f}x a 5-min one",
+               passed=memory["passed"],
+               detail=(f"{s_mem['seconds'][1]:.0f} s vs {s_mem['seconds'][0]:.0f} s at {s_mem['size'][0]}x"
+                       f"{s_mem['size'][1]}, {s_mem['fps']:g} fps ({memory['frames'][1]} vs {memory['frames'][0]} "
+                       "frames; 60 vs 5 min not run: ~1 h on 2 cores; the read-ahead queue's fill varies by up to "
+                       "16 windows, see bench_long_cost's docstring)"))
+    result = {"settings": {k: {**v, "seconds": list(v["seconds"]), "size": list(v["size"])} for k, v in settings.items()},
               "linear_rows": rows["linear"], "memory_rows": rows["memory"], "linear": linear,
               "linear_wall": judge_linear(rows["linear"], "wall_s"), "memory": memory,
-              "stages": stage_table(rows["linear"]), "hour_720p": hour_at_720p(rows["memory"]), "targets": targets,
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()}}
-    verdicts = "\n".join(f"- **{ {True: 'PASS', False: 'FAIL', None: 'NOT JUDGED'}[t['passed']] }**: {t['target']}; "
-                         f"measured {t['measured']}." for t in targets.values())
-    result["summary"] = markdown(result) + "\n\n" + verdicts
-    result["seconds_total"] = time.perf_counter() - started
-    return save_result(result, args.out, "long_cost")
+              "stages": stage_table(rows["linear"]), "hour_720p": hour_at_720p(rows["memory"])}
+    return run.finish(markdown({**result, "machine": run.machine}), **result)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Query ranges that cross a shot cut: restart the query's windows at the cut (the default) or not.
 
 The index's dense windows never straddle a detected cut. A query range that crosses one is, by default,
-cut into windows the same way (:func:`motionmatch.video.shots.cuts_in_range` with the index's detector, then
-:func:`motionmatch.search.range.plan_query` with ``cuts_s``); ``--ignore-cuts`` / ``split_at_cuts=False`` tiles
+cut into windows the same way (:func:`motionmatch.video.cuts_in_range` with the index's detector, then
+:func:`motionmatch.video.plan_query` with the cuts); ``--ignore-cuts`` / ``split_at_cuts=False`` tiles
 the range as if it were one shot. This bench measures both, side by side in one run, on bench_localize's
-gallery (8 x 60 s, seed 1, shots by PySceneDetect content, FlowEncoder, cached under ``bench/out``):
+gallery (``bench.harness.gallery``: 8 x 60 s, seed 1, shots by PySceneDetect content, FlowEncoder, cached under
+``bench/out``):
 
 * **cut-crossing copies**: for every planted hard cut with >= 4.5 s of video on both sides, the 8 s around
   it (4 s each side: more than one 2.67 s window) re-encoded at crf 30, as ``write_copy_queries`` does;
@@ -15,22 +16,21 @@ gallery (8 x 60 s, seed 1, shots by PySceneDetect content, FlowEncoder, cached u
 Target (ours): splitting must not lower cut-crossing copies' R1@tIoU0.7, and must not lower the in-segment
 queries' R1@tIoU0.5 by more than one query in 30. Usage::
 
-    python -m bench.bench_query_cuts      # about 5 minutes on 2 cores once bench_localize's gallery exists
+    python -m bench.bench_query_cuts           # about 5 minutes on 2 cores once bench_localize's gallery exists
+    python -m bench.bench_query_cuts --quick   # the quick gallery (4 x 30 s; not judged)
 
-Prints markdown; writes ``bench/out/query_cuts.json`` with "targets" rows.
+Prints markdown; writes ``bench/out/query_cuts.json`` (``query_cuts_quick.json`` for --quick).
 """
 from __future__ import annotations
 
 import argparse
-import shlex
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.bench_localize import FULL, OUT_DIR, QUICK, build_gallery, open_store, query_lists
-from bench.common import save_result
+from bench.harness import LONG_FULL, LONG_QUICK, OUT_DIR, BenchRun, build_gallery, gallery_root, open_store, query_lists
 
 HALF_S = 4.0  # seconds of the query on each side of the cut: more than one window (2.67 s) on each
 N_BOOT = 1000
@@ -39,9 +39,7 @@ METRICS = ("R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "segment_uAP")
 
 def write_cut_copies(videos: Path, half_s: float = HALF_S, crf: int = 30) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Copy queries of ``2 * half_s`` seconds centred on each planted cut (queries_cut_*/*.mp4); (queries, relevant)."""
-    from motionmatch.video.decode import open_video
-    from motionmatch.data.long_synthetic import _read_in_chunks    # noqa: PLC2701 - the copy writer's own frame reader
-    from motionmatch.video import write_video
+    from motionmatch.video import open_video, write_video
 
     cuts = pd.read_csv(videos / "cuts.csv")
     queries, relevant = [], []
@@ -53,7 +51,8 @@ def write_cut_copies(videos: Path, half_s: float = HALF_S, crf: int = 30) -> tup
         frames = np.flatnonzero((stamps >= cut.time_s - half_s - 1e-9) & (stamps < cut.time_s + half_s - 1e-9))
         name = f"queries_cut_{half_s:g}s/cut_{index:03d}.mp4"
         if not (videos / name).is_file():
-            write_video(videos / name, _read_in_chunks(video, frames), fps, crf=crf)
+            write_video(videos / name, (frame for start in range(0, len(frames), 48)  # 48 frames at a time
+                                        for frame in video.read(frames[start:start + 48])), fps, crf=crf)
         first, last = float(stamps[frames[0]]), float(stamps[frames[-1]]) + 1.0 / fps
         query_id = f"cut_{index:03d}"
         queries.append({"query_id": query_id, "path": str(videos / name), "kind": "cut_copy", "label": "",
@@ -64,13 +63,15 @@ def write_cut_copies(videos: Path, half_s: float = HALF_S, crf: int = 30) -> tup
     return pd.DataFrame(queries), pd.DataFrame(relevant)
 
 
-def run(store, queries: pd.DataFrame, relevant: pd.DataFrame, split: bool | None,
+def evaluate_mode(store, queries: pd.DataFrame, relevant: pd.DataFrame, split: bool | None,
         n_boot: int = N_BOOT) -> tuple[pd.DataFrame, float, int]:
     """(metrics by kind, seconds per query, queries whose range was split)."""
-    from motionmatch.evaluation.segments import evaluate_search
+    from motionmatch.evaluation import evaluate_search
+    from motionmatch.search import SegmentSearchConfig
 
     began = time.perf_counter()
-    metrics, _, notes = evaluate_search(store, queries, relevant, n_boot=n_boot, split_at_cuts=split)
+    metrics, _, notes = evaluate_search(store, queries, relevant, SegmentSearchConfig(split_at_cuts=split),
+                                        n_boot=n_boot)
     split_queries = len({note.split(":")[0] for note in notes if "shot cut(s)" in note})
     return metrics[metrics["kind"] != "all"], (time.perf_counter() - began) / len(queries), split_queries
 
@@ -83,11 +84,12 @@ def value(metrics: pd.DataFrame, kind: str, metric: str) -> float:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_query_cuts", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="bench_localize's quick gallery (4 x 30 s)")
+    parser.add_argument("--quick", action="store_true", help="bench_localize's quick gallery (4 x 30 s; not judged)")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    size = QUICK if args.quick else FULL
-    root = OUT_DIR / f"localize_{size['n_videos']}x{size['duration_s']:g}s_seed{args.seed}_content"
+    run = BenchRun("query_cuts", argv, quick=args.quick,
+                   out=OUT_DIR / ("query_cuts_quick.json" if args.quick else "query_cuts.json"))
+    size = LONG_QUICK if args.quick else LONG_FULL
+    root = gallery_root(size, args.seed, "content")
     gallery = build_gallery(root, args.seed, size["n_videos"], size["duration_s"], size["n_queries"], "content")
     cut_queries, cut_relevant = write_cut_copies(gallery["videos"])
     with open_store(gallery) as store:
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         relevant = pd.concat([cut_relevant, own_relevant], ignore_index=True)
         runs = {}
         for name, split in (("split at cuts (default)", None), ("ignore cuts", False)):
-            runs[name] = run(store, queries, relevant, split, 200 if args.quick else N_BOOT)
+            runs[name] = evaluate_mode(store, queries, relevant, split, 200 if args.quick else N_BOOT)
     rows = []
     for name, (metrics, per_query, n_split) in runs.items():
         for kind in ("cut_copy", "copy", "same_motion"):
@@ -106,30 +108,24 @@ def main(argv: list[str] | None = None) -> dict:
     table = pd.DataFrame(rows)
     split, kept = (table[table["mode"] == m].set_index("kind") for m in runs)
     n_own = int(split.loc["same_motion", "n"])
-    targets = [
-        {"target": "cut-crossing copies: R1@tIoU0.7 with the query split at cuts >= without (ours)",
-         "measured": f"{split.loc['cut_copy', 'R1@tIoU=0.7']:.3f} vs {kept.loc['cut_copy', 'R1@tIoU=0.7']:.3f} "
-                     f"({int(split.loc['cut_copy', 'n'])} queries)",
-         "passed": bool(split.loc["cut_copy", "R1@tIoU=0.7"] >= kept.loc["cut_copy", "R1@tIoU=0.7"])},
-        {"target": "in-segment queries: splitting costs at most one query in 30 of R1@tIoU0.5 (ours)",
-         "measured": "; ".join(f"{kind} {split.loc[kind, 'R1@tIoU=0.5']:.3f} vs {kept.loc[kind, 'R1@tIoU=0.5']:.3f}"
-                               for kind in ("copy", "same_motion")),
-         "passed": bool(all(split.loc[k, "R1@tIoU=0.5"] >= kept.loc[k, "R1@tIoU=0.5"] - 1.0 / n_own - 1e-9
-                            for k in ("copy", "same_motion")))},
-    ]
-    for target in targets:
-        target["verdict"] = "PASS" if target["passed"] else "FAIL"
+    cut_split, cut_kept = split.loc["cut_copy", "R1@tIoU=0.7"], kept.loc["cut_copy", "R1@tIoU=0.7"]
+    run.target("cut_copies", cut_split - cut_kept, "R1@tIoU0.7 gained",
+               "cut-crossing copies: R1@tIoU0.7 with the query split at cuts >= without (ours)",
+               passed=bool(cut_split >= cut_kept),
+               detail=f"{cut_split:.3f} vs {cut_kept:.3f} ({int(split.loc['cut_copy', 'n'])} queries)")
+    lost = max(kept.loc[k, "R1@tIoU=0.5"] - split.loc[k, "R1@tIoU=0.5"] for k in ("copy", "same_motion"))
+    run.target("in_segment", lost, "R1@tIoU0.5 lost (worst kind)",
+               "in-segment queries: splitting costs at most one query in 30 of R1@tIoU0.5 (ours)",
+               passed=bool(lost <= 1.0 / n_own + 1e-9),
+               detail="; ".join(f"{kind} {split.loc[kind, 'R1@tIoU=0.5']:.3f} vs {kept.loc[kind, 'R1@tIoU=0.5']:.3f}"
+                                for kind in ("copy", "same_motion")))
     lines = ["| mode | query kind | n | " + " | ".join(METRICS) + " | s/query | queries split |",
              "|---|---|---|" + "---|" * (len(METRICS) + 2)]
     for row in rows:
         lines.append(f"| {row['mode']} | {row['kind']} | {row['n']} | "
                      + " | ".join(f"{row[m]:.3f}" for m in METRICS) + f" | {row['s_per_query']:.2f} | "
                      f"{row['queries_split']} |")
-    lines += [""] + [f"- **{t['verdict']}** {t['target']}: {t['measured']}" for t in targets]
-    result = {"mode": "quick" if args.quick else "full", "command": "python -m bench.bench_query_cuts" + (" " + shlex.join(argv) if argv else ""),
-              "seed": args.seed, "rows": rows, "targets": targets, "summary": "\n".join(lines),
-              "seconds": time.perf_counter() - started}
-    return save_result(result, OUT_DIR / ("query_cuts_quick.json" if args.quick else "query_cuts.json"), "query_cuts")
+    return run.finish("\n".join(lines), seed=args.seed, rows=rows)
 
 
 if __name__ == "__main__":

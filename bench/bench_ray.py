@@ -1,9 +1,10 @@
 """Extraction on Ray Data against the local path: same videos, same encoder, one run, side by side (issue 12).
 
-* **local**: ``motionmatch.extract.local.extract_embeddings`` (decode workers at their default: 0 on 2 cores).
-* **ray, 1 actor**: ``motionmatch.extract.ray_data.extract_embeddings_ray`` in a Ray session started once
-  (``ray.init(num_cpus=<CPUs>)`` and a 2-video warm-up run, their time reported apart, as a cluster that is
-  already up): decode tasks, one encoder actor; each run pays for starting its actor pool, as a user's run does.
+* **local**: ``motionmatch.extract.extract_embeddings`` (decode workers at their default: 0 on 2 cores).
+* **ray, 1 actor**: ``motionmatch.extract.ray_data.extract_embeddings_ray`` in a Ray session started once, the
+  way the package starts one (``ray_data.connect(num_cpus=<CPUs>)``, which retries a head node that does not
+  start in time), and a 2-video warm-up run, their time reported apart, as a cluster that is already up: decode
+  tasks, one encoder actor; each run pays for starting its actor pool, as a user's run does.
 * **ray, 2 actors vs 1** (scaling): judged only when cores allow (CPU actors need 2 x 2 + 1 CPUs for two
   actors and a decode task each; or 2 GPUs). On fewer cores it is measured in a separate session with
   3 logical CPUs (oversubscribed) and shown as information, with the target NOT MEASURED.
@@ -14,7 +15,7 @@ Every path must give the same clip ids and vectors (checked, reported as the max
 
 Usage::
 
-    python -m bench.bench_ray --quick   # 20 videos, one round, no scaling run (about 1.5 minutes on 2 cores)
+    python -m bench.bench_ray --quick   # 20 videos, one round, no scaling run (about 1.5 minutes; not judged)
     python -m bench.bench_ray           # 60 videos, two rounds, the scaling run
 
 Prints markdown and writes ``bench/out/ray.json``. ``main(argv) -> dict``.
@@ -22,24 +23,20 @@ Prints markdown and writes ``bench/out/ray.json``. ``main(argv) -> dict``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from motionmatch.data import sources as datasets
-from motionmatch.extract import local as pipeline
+from bench.harness import BenchRun
 from motionmatch import table as table_module
-from motionmatch.video.clips import ClipSpec
+from motionmatch.data import generate_sample_dataset, load_source
 from motionmatch.encoders import build_encoder
-from motionmatch.data.synthetic import generate_sample_dataset
+from motionmatch.extract import extract_embeddings
+from motionmatch.video import ClipSpec
 
-OUT = Path(__file__).resolve().parent / "out" / "ray.json"
 SPEC = ClipSpec(frames_per_clip=16, frame_stride=2, clips_per_video=4)
 RAY_VS_LOCAL_MIN = 0.8
 TWO_VS_ONE_MIN = 1.7
@@ -58,11 +55,12 @@ def _vectors(out: Path):
 
 
 def _ray_session(num_cpus: int, warm_up=None) -> float:
-    """Start Ray and run ``warm_up`` (a tiny extraction: starts the worker processes); the seconds it took."""
-    import ray
+    """Start Ray as the package does and run ``warm_up`` (a tiny extraction: starts the worker processes); the
+    seconds it took."""
+    from motionmatch.extract.ray_data import connect
 
     started = time.perf_counter()
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    connect(num_cpus=num_cpus)
     if warm_up is not None:
         warm_up()
     return time.perf_counter() - started
@@ -79,7 +77,7 @@ def measure(n_videos: int, rounds: int, scaling: bool, folder: Path) -> dict:
 
     videos = generate_sample_dataset(folder / "videos", seed=0, videos_per_class_per_domain=max(1, n_videos // 20),
                                      groups_per_class_per_domain=1, num_frames=48, size=(160, 120), progress=False)
-    manifest = datasets.load_source(videos)[0]
+    manifest = load_source(videos)[0]
     encoder = build_encoder("flow")
     cpus = os.cpu_count() or 1
     clips = len(manifest) * SPEC.clips_per_video
@@ -88,8 +86,8 @@ def measure(n_videos: int, rounds: int, scaling: bool, folder: Path) -> dict:
 
     def local() -> float:
         out = outs.setdefault("local", folder / "local")
-        seconds, summary = _timed(lambda: pipeline.extract_embeddings(manifest, encoder, out, clip_spec=SPEC,
-                                                                      overwrite=True, **QUIET))
+        seconds, summary = _timed(lambda: extract_embeddings(manifest, encoder, out, clip_spec=SPEC, overwrite=True,
+                                                             **QUIET))
         assert summary.clips_embedded == clips, summary
         return seconds
 
@@ -136,30 +134,26 @@ def measure(n_videos: int, rounds: int, scaling: bool, folder: Path) -> dict:
             "clips_per_s": rates, "agreement": agreement, "cores_allow_two_actors": _cores_allow_two(cpus, gpus)}
 
 
-def targets(result: dict, scaling: bool) -> dict:
+def judge_targets(run: BenchRun, result: dict, scaling: bool) -> None:
     rates = result["clips_per_s"]
     ratio = rates["ray_1_actor"] / rates["local"]
     same = all(a["same_clip_ids"] and a["max_abs_diff"] is not None and a["max_abs_diff"] <= 1e-6
                for a in result["agreement"].values())
-    out = {"ray_vs_local": {
-        "target": f"Ray path >= {RAY_VS_LOCAL_MIN}x the local path's clips/s (same videos and encoder, this machine)",
-        "measured": f"{ratio:.2f}x ({rates['ray_1_actor']:.1f} vs {rates['local']:.1f} clips/s)"
-                    + ("" if same else "; ROWS DIFFER"),
-        "passed": bool(ratio >= RAY_VS_LOCAL_MIN and same)}}
+    run.target("ray_vs_local", ratio, "x",
+               f"Ray path >= {RAY_VS_LOCAL_MIN}x the local path's clips/s (same videos and encoder, this machine)",
+               passed=bool(ratio >= RAY_VS_LOCAL_MIN and same),
+               detail=f"{rates['ray_1_actor']:.1f} vs {rates['local']:.1f} clips/s" + ("" if same else "; ROWS DIFFER"))
     rule = f"2 encoder actors vs 1: >= {TWO_VS_ONE_MIN}x when cores allow"
     if "ray_2_actors" not in rates:
-        out["two_vs_one_actor"] = {"target": rule, "passed": None,
-                                   "measured": "not measured: skipped in --quick mode" if not scaling else "not measured"}
+        run.not_measured("two_vs_one_actor", rule, "skipped in --quick mode" if not scaling else "did not run")
+        return
+    two = rates["ray_2_actors"] / rates["ray_1_actor_scaling"]
+    if result["cores_allow_two_actors"]:
+        run.target("two_vs_one_actor", two, "x", rule, passed=bool(two >= TWO_VS_ONE_MIN))
     else:
-        two = rates["ray_2_actors"] / rates["ray_1_actor_scaling"]
-        if result["cores_allow_two_actors"]:
-            out["two_vs_one_actor"] = {"target": rule, "measured": f"{two:.2f}x", "passed": bool(two >= TWO_VS_ONE_MIN)}
-        else:
-            out["two_vs_one_actor"] = {
-                "target": rule, "passed": None,
-                "measured": f"not measured: {result['cpus']} CPU cores, no GPU (needs >= 5 cores or 2 GPUs); "
-                            f"information only, 3 logical CPUs on {result['cpus']} cores: {two:.2f}x"}
-    return out
+        run.not_measured("two_vs_one_actor", rule,
+                         f"{result['cpus']} CPU cores, no GPU (needs >= 5 cores or 2 GPUs); information only, "
+                         f"3 logical CPUs on {result['cpus']} cores: {two:.2f}x")
 
 
 def summary_markdown(result: dict) -> str:
@@ -181,9 +175,6 @@ def summary_markdown(result: dict) -> str:
         notes.append(f"Scaling rows (`*_scaling`, `ray_2_actors`) ran in a second session with "
                      f"{session['num_cpus']} logical CPUs on {result['cpus']} cores (start {session['startup_s']:.1f} s): "
                      "information only.")
-    notes += [f"- {t['target']}: {t['measured']} -> "
-              f"{ {True: 'PASS', False: 'FAIL', None: 'NOT MEASURED'}[t['passed']] }"
-              for t in result["targets"].values()]
     return "\n\n".join(notes)
 
 
@@ -192,38 +183,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="20 videos, one round, no scaling run")
     parser.add_argument("--videos", type=int, default=None, help="generated videos (60; quick 20)")
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (2; quick 1)")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default bench/out/ray.json)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print markdown; write bench/out/ray.json; return the results."""
     args = parse_args(argv)
-    started = time.perf_counter()
+    run = BenchRun("ray", argv, quick=args.quick, out=args.out)
     try:
         import ray  # noqa: F401
     except ImportError:
-        result = {"mode": "quick" if args.quick else "full", "summary": "not run: Ray is not installed "
-                  "(pip install -e .[ray])", "targets": {"ray_vs_local": {"target": "Ray path >= 0.8x local",
-                                                                          "measured": "ray missing", "passed": None}}}
-        print(result["summary"])
-        return result
+        run.not_measured("ray_vs_local", f"Ray path >= {RAY_VS_LOCAL_MIN}x the local path's clips/s",
+                         "Ray is not installed (pip install -e .[ray])")
+        return run.finish("not run: Ray is not installed (pip install -e .[ray])")
     n_videos = args.videos or (20 if args.quick else 60)
     rounds = args.rounds or (1 if args.quick else 2)
     with tempfile.TemporaryDirectory(prefix="bench_ray_") as tmp:
         result = measure(n_videos, rounds, scaling=not args.quick, folder=Path(tmp))
-    result["mode"] = "quick" if args.quick else "full"
-    result["command"] = "python -m bench.bench_ray " + " ".join(shlex.quote(a) for a in (argv if argv is not None
-                                                                                        else sys.argv[1:]))
     result["load_average_at_end"] = os.getloadavg()
-    result["targets"] = targets(result, scaling=not args.quick)
-    result["summary"] = summary_markdown(result)
-    result["seconds_total"] = time.perf_counter() - started
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str))
-    print(result["summary"])
-    print(f"\n(ray bench: {result['seconds_total']:.0f} s; JSON: {args.out})")
-    return result
+    judge_targets(run, result, scaling=not args.quick)
+    return run.finish(summary_markdown(result), **result)
 
 
 if __name__ == "__main__":

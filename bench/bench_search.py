@@ -38,11 +38,9 @@ import argparse
 import json
 import logging
 import os
-import platform
-import shlex
+import re
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,17 +49,17 @@ from typing import Callable, Iterator
 import numpy as np
 import psutil
 
+from bench.harness import (K, NOT_MEASURED, OUT_DIR, BenchRun, MixtureData, PeakRss, Record, exact_top_k,
+                           exact_top_k_single, lite_segment_rows, lite_wait_for_background_work, recall_at_k,
+                           release_lite, time_calls)
+
 BENCH_DIR = Path(__file__).resolve().parent
-OUT_DIR = BENCH_DIR / "out"
+LARGE_JSON = OUT_DIR / "search_large.json"  # `make bench-large`: Milvus Lite at 1e6, too slow for `make bench`
+LARGE_MD = BENCH_DIR / "RESULTS_search_large.md"  # its committed report
 
 DIM = 1024
-K = 10  # recall@K and top-K searched
-N_CLUSTERS = 1000  # mixture components of the synthetic data
-LATENT_RANK = 32  # within-cluster variation lives in this many dimensions (plus small noise)
-CHUNK_ROWS = 50_000  # vectors generated per chunk (bounds the temporary memory)
 INSERT_BATCH = 10_000  # rows per MilvusClient.insert call
 BATCH_QUERIES = 64  # queries in the one batched search call that gives QPS
-WARMUP_QUERIES = 5
 FULL_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 FULL_BUDGET_S = 480.0  # the search share of `make bench` (< 15 minutes in all)
@@ -125,121 +123,11 @@ class Row:
     p50_ratio_vs_numpy: float | None = None
 
 
-# ----------------------------------------------------------------------------- data
-class MixtureData:
-    """Clustered unit vectors, generated chunk by chunk from fixed seeds (same data for any chunking)."""
-
-    def __init__(self, dim: int, seed: int = 0, n_clusters: int = N_CLUSTERS, latent_rank: int = LATENT_RANK):
-        rng = np.random.default_rng([seed, 0])
-        centres = rng.standard_normal((n_clusters, dim), dtype=np.float32)
-        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
-        rank = min(latent_rank, dim)
-        basis, _ = np.linalg.qr(rng.standard_normal((dim, rank)).astype(np.float32))
-        self.basis = np.ascontiguousarray(basis.T)  # (rank, dim), orthonormal rows
-        self.dim, self.seed = dim, seed
-        self.latent_scale = 0.5 / np.sqrt(rank)  # within-cluster spread, relative to the unit centre
-        self.noise_scale = 0.25 / (np.sqrt(dim / 12.0))  # full-rank uniform noise of norm ~0.25
-
-    def _chunk(self, stream: int, chunk_index: int, rows: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, stream, chunk_index])
-        labels = rng.integers(0, len(self.centres), rows)
-        latent = rng.standard_normal((rows, self.basis.shape[0]), dtype=np.float32)
-        noise = rng.random((rows, self.dim), dtype=np.float32) - np.float32(0.5)
-        vectors = self.centres[labels]
-        vectors += self.latent_scale * (latent @ self.basis)
-        vectors += self.noise_scale * noise
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors
-
-    def vectors(self, n: int) -> np.ndarray:
-        """The first ``n`` database vectors, (n, dim) float32, L2-normalised."""
-        out = np.empty((n, self.dim), dtype=np.float32)
-        for chunk_index, start in enumerate(range(0, n, CHUNK_ROWS)):
-            stop = min(n, start + CHUNK_ROWS)
-            out[start:stop] = self._chunk(1, chunk_index, CHUNK_ROWS)[: stop - start]
-        return out
-
-    def queries(self, n: int) -> np.ndarray:
-        """``n`` query vectors from the same mixture, not in the database."""
-        return self._chunk(2, 0, n)
-
-
 # ----------------------------------------------------------------------------- measuring helpers
-class PeakRss:
-    """Samples the RSS of this process and its children every 50 ms; ``peak_mb`` after the block."""
-
-    def __init__(self, interval_s: float = 0.05):
-        self.interval_s = interval_s
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def current_bytes() -> int:
-        process = psutil.Process()
-        total = process.memory_info().rss
-        for child in process.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self.current_bytes())
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> "PeakRss":
-        self.peak_bytes = self.current_bytes()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self.current_bytes())
-
-    @property
-    def peak_mb(self) -> float:
-        return self.peak_bytes / 2**20
-
-
-def exact_top_k(matrix: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
-    """Indices of the ``k`` highest inner products per query, best first; (n_queries, k)."""
-    scores = queries @ matrix.T
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
-    return np.take_along_axis(top, order, axis=1)
-
-
-def exact_top_k_single(matrix: np.ndarray, query: np.ndarray, k: int = K) -> np.ndarray:
-    """``exact_top_k`` for one query vector (the path the single-query latency measures)."""
-    scores = matrix @ query
-    top = np.argpartition(-scores, k - 1)[:k]
-    return top[np.argsort(-scores[top])]
-
-
-def recall_at_k(found: np.ndarray | list, truth: np.ndarray, k: int = K) -> float:
-    """Mean over queries of |found top-k ∩ true top-k| / k."""
-    hits = [len(set(np.asarray(f)[:k].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth)]
-    return float(np.mean(hits) / k)
-
-
 def time_single_queries(search_one: Callable[[np.ndarray], object], queries: np.ndarray,
                         time_cap_s: float, min_queries: int = 20) -> list[float]:
     """Latencies (seconds) of one-query searches after a warm-up; stops early past ``time_cap_s``."""
-    for query in queries[:WARMUP_QUERIES]:
-        search_one(query)
-    latencies: list[float] = []
-    started = time.perf_counter()
-    for query in queries:
-        t0 = time.perf_counter()
-        search_one(query)
-        latencies.append(time.perf_counter() - t0)
-        if len(latencies) >= min_queries and time.perf_counter() - started > time_cap_s:
-            break
-    return latencies
+    return time_calls(search_one, queries, warmup=5, cap_s=time_cap_s, min_calls=min_queries).seconds
 
 
 def _fill_latency(row: Row, latencies: list[float]) -> None:
@@ -337,33 +225,12 @@ class MilvusLiteBench:
                 rss = PeakRss.current_bytes()
                 if rss > cap_bytes:
                     raise MemoryCapReached(stop, rss, cap_bytes)
-        self.client.flush(self.COLLECTION)
-        self._wait_for_background_work()
+        lite_wait_for_background_work(self.client, self.path, self.COLLECTION)
         return len(matrix) / (time.perf_counter() - t0)
-
-    def _wait_for_background_work(self) -> None:
-        """Let Milvus Lite finish background compaction before timing anything (best effort).
-
-        Milvus Lite 3 runs in this process; there is no public call for this, so it reaches into
-        the embedded engine and silently does nothing if that internal API changes.
-        """
-        try:
-            from milvus_lite import server_manager_instance
-
-            _, database, _ = server_manager_instance._servers[os.path.abspath(self.path)]
-            database.get_collection(self.COLLECTION)._wait_for_bg(timeout=600)
-        except Exception:  # noqa: BLE001 - internal API; timings are still valid, only noisier
-            pass
 
     def segment_rows(self) -> list[int]:
         """Rows per on-disk segment (each gets its own index), or [] if the internal API is unavailable."""
-        try:
-            from milvus_lite import server_manager_instance
-
-            _, database, _ = server_manager_instance._servers[os.path.abspath(self.path)]
-            return [s.num_rows for s in database.get_collection(self.COLLECTION)._segments_snapshot()]
-        except Exception:  # noqa: BLE001
-            return []
+        return lite_segment_rows(self.path, self.COLLECTION)
 
     def build_index(self, index_type: str, params: dict) -> float:
         """Replace the collection's index; returns create_index + load_collection seconds."""
@@ -390,10 +257,7 @@ class MilvusLiteBench:
         return [[hit["id"] for hit in hits] for hits in results]
 
     def close(self) -> None:
-        from milvus_lite import server_manager_instance
-
-        self.client.close()
-        server_manager_instance.release_server(self.path)  # stops the in-process server, frees memory
+        release_lite(self.client, self.path)
 
 
 def bench_milvus(store: MilvusLiteBench, config: MilvusIndexConfig, size: int, single: np.ndarray,
@@ -451,10 +315,7 @@ def probe_index_types(dim: int = 16, rows: int = 300) -> dict[str, str]:
                     outcome[index_type] = f"unsupported: {str(err).splitlines()[0][:200]}"
                 client.drop_collection(name)
         finally:
-            from milvus_lite import server_manager_instance
-
-            client.close()
-            server_manager_instance.release_server(path)
+            release_lite(client, path)
             logging.disable(previous_disable)
     return outcome
 
@@ -488,40 +349,67 @@ def recommend(rows: list[Row]) -> tuple[dict | None, Row | None]:
     return {"index_type": best.index_type, "params": best.build_params, "search_params": best.search_params}, best
 
 
-def check_targets(rows: list[Row], recommended: Row | None) -> dict:
-    """Pass/fail of the issue's two targets, with the numbers they were judged on."""
+RULE_1E5 = (f"at 1e5 vectors some Milvus Lite index has p50 <= {TARGET_RATIO_AT_1E5:g}x numpy p50 at recall@10 >= "
+            f"{TARGET_RECALL}")
+RULE_1E6 = f"at 1e6 vectors the chosen index answers one query in < {TARGET_P50_MS_AT_1E6:g} ms"
+
+
+def judge_targets(run: BenchRun, rows: list[Row], recommended: Row | None, adopt_large: bool = False) -> None:
+    """The issue's two targets as records. ``adopt_large``: when this run did not reach 1e6, take the verdict of
+    `make bench-large` (its JSON, else its committed markdown), with that run's command and time."""
     def numpy_p50(size: int) -> float | None:
         return next((r.p50_ms for r in rows if r.backend == "numpy" and r.size == size), None)
 
     at_1e5 = [r for r in rows if r.backend == "milvus-lite" and r.size == 100_000]
-    passing = [r for r in at_1e5 if (r.recall_at_10 or 0) >= TARGET_RECALL
-               and (r.p50_ratio_vs_numpy or np.inf) <= TARGET_RATIO_AT_1E5]
-    target_1e5 = {
-        "rule": f"at 1e5 vectors some Milvus Lite index has p50 <= {TARGET_RATIO_AT_1E5:g}x numpy p50 "
-                f"at recall@10 >= {TARGET_RECALL}",
-        "numpy_p50_ms": numpy_p50(100_000),
-        "passed": bool(passing) if at_1e5 else None,
-        "passing_settings": [f"{r.index} {r.search}".strip() for r in passing],
-    }
     fair = [r for r in at_1e5 if (r.recall_at_10 or 0) >= TARGET_RECALL and r.p50_ratio_vs_numpy]
-    if fair:
-        closest = min(fair, key=lambda r: r.p50_ratio_vs_numpy)
-        target_1e5["closest"] = (f"{closest.index} {closest.search}: p50 {closest.p50_ms:.1f} ms = "
-                                 f"{closest.p50_ratio_vs_numpy:.2f}x numpy's, recall@10 {closest.recall_at_10:.3f}")
-    if not at_1e5:
-        target_1e5["note"] = "not measured: Milvus Lite did not run at 1e5 in this run"
-    target_1e6: dict = {"rule": f"at 1e6 vectors the chosen index answers one query in < {TARGET_P50_MS_AT_1E6:g} ms",
-                        "numpy_p50_ms": numpy_p50(1_000_000)}
-    chosen_1e6 = [r for r in rows if r.backend == "milvus-lite" and r.size == 1_000_000 and recommended is not None
-                  and r.index == recommended.index and r.search == recommended.search]
-    any_1e6 = [r for r in rows if r.backend == "milvus-lite" and r.size == 1_000_000]
-    if chosen_1e6 or any_1e6:
-        judged = (chosen_1e6 or sorted(any_1e6, key=lambda r: r.p50_ms))[0]
-        target_1e6.update(passed=judged.p50_ms < TARGET_P50_MS_AT_1E6, judged_on=f"{judged.index} {judged.search}",
-                          p50_ms=judged.p50_ms, recall_at_10=judged.recall_at_10)
+    if at_1e5:
+        passing = [r for r in fair if r.p50_ratio_vs_numpy <= TARGET_RATIO_AT_1E5]
+        closest = min(fair, key=lambda r: r.p50_ratio_vs_numpy) if fair else None
+        detail = f"numpy p50 {_fmt(numpy_p50(100_000))} ms; " + (
+            f"closest: {closest.index} {closest.search}: p50 {closest.p50_ms:.1f} ms, recall@10 "
+            f"{closest.recall_at_10:.3f}; " if closest else "no setting reached the recall; ") + \
+            f"passing: {', '.join(f'{r.index} {r.search}'.strip() for r in passing) or 'none'}"
+        run.target("p50_within_3x_numpy_at_1e5", closest.p50_ratio_vs_numpy if closest else float("nan"), "x",
+                   RULE_1E5, passed=bool(passing), detail=detail)
     else:
-        target_1e6.update(passed=None, note="not measured: Milvus Lite did not run at 1e6 in this run (see skipped)")
-    return {"p50_within_3x_numpy_at_1e5": target_1e5, "p50_under_50ms_at_1e6": target_1e6}
+        run.not_measured("p50_within_3x_numpy_at_1e5", RULE_1E5, "Milvus Lite did not run at 1e5 in this run")
+    at_1e6 = [r for r in rows if r.backend == "milvus-lite" and r.size == 1_000_000]
+    chosen = [r for r in at_1e6 if recommended is not None and (r.index, r.search) == (recommended.index,
+                                                                                       recommended.search)]
+    if at_1e6:
+        judged = (chosen or sorted(at_1e6, key=lambda r: r.p50_ms))[0]
+        run.target("p50_under_50ms_at_1e6", judged.p50_ms, "ms", RULE_1E6, passed=judged.p50_ms < TARGET_P50_MS_AT_1E6,
+                   detail=f"{judged.index} {judged.search}, recall@10 {judged.recall_at_10:.3f}; numpy p50 "
+                          f"{_fmt(numpy_p50(1_000_000))} ms")
+    elif adopt_large and (large := large_run_record()) is not None:
+        run.adopt(large)
+    else:
+        run.not_measured("p50_under_50ms_at_1e6", RULE_1E6,
+                         "Milvus Lite did not run at 1e6 in this run (`make bench-large` runs it)")
+
+
+def large_run_record() -> Record | None:
+    """The 1e6 verdict of the last `make bench-large`: its JSON's record when there is one, else the line of its
+    committed report (bench/RESULTS_search_large.md); None when neither says."""
+    if LARGE_JSON.is_file():
+        try:
+            result = json.loads(LARGE_JSON.read_text())
+            for target in result.get("targets", []):
+                record = Record.from_dict(target)
+                if record.name == "p50_under_50ms_at_1e6" and record.verdict != NOT_MEASURED:
+                    return record
+        except (ValueError, TypeError, AttributeError):
+            pass
+    if not LARGE_MD.is_file():
+        return None
+    for line in LARGE_MD.read_text(encoding="utf-8").splitlines():
+        verdict = re.match(r"- \*\*(PASS|FAIL)\*\*:? at 1e6 vectors", line)
+        if verdict:
+            p50 = re.search(r"p50 ([0-9.]+) ms, recall", line)
+            return Record("search", "p50_under_50ms_at_1e6", float(p50.group(1)) if p50 else None, "ms", RULE_1E6,
+                          verdict.group(1), f"{line[verdict.end():].strip(' .;')} (not in this run: `make bench-large`, "
+                          f"{LARGE_MD.relative_to(BENCH_DIR.parent)})", "full", "make bench-large")
+    return None
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -543,18 +431,9 @@ def markdown_table(rows: list[Row]) -> str:
 
 
 def summary_markdown(result: dict) -> str:
-    """Targets, recommendation, skips and unsupported index types, as markdown lines."""
-    lines = []
-    for name, target in result["targets"].items():
-        verdict = {True: "PASS", False: "FAIL", None: "NOT MEASURED"}[target["passed"]]
-        detail = target.get("note") or ""
-        if "passing_settings" in target and target["passed"] is not None:
-            detail = "passing: " + (", ".join(target["passing_settings"]) or "none")
-        if "p50_ms" in target:
-            detail = f"{target['judged_on']}: p50 {target['p50_ms']:.1f} ms, recall@10 {target['recall_at_10']:.3f}"
-        lines.append(f"- **{verdict}** {target['rule']} (numpy p50 {_fmt(target['numpy_p50_ms'], 2)} ms). {detail}")
-    lines.append(f"- Recommended default: `RECOMMENDED = {json.dumps(result['RECOMMENDED'])}`"
-                 f" ({result.get('recommended_basis', '')})")
+    """Recommendation, skips and unsupported index types, as markdown lines (the verdicts follow, from the run)."""
+    lines = [f"- Recommended default: `RECOMMENDED = {json.dumps(result['RECOMMENDED'])}`"
+             f" ({result.get('recommended_basis', '')})"]
     for skip in result["skipped"]:
         lines.append(f"- Skipped: {skip}")
     unsupported = {k: v for k, v in result["index_types"].items() if v != "supported"}
@@ -570,7 +449,7 @@ def summary_markdown(result: dict) -> str:
 
 # ----------------------------------------------------------------------------- the run
 def _versions() -> dict:
-    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    versions = {"python": sys.version.split()[0], "numpy": np.__version__}
     for module in ("pymilvus", "milvus_lite", "faiss"):
         try:
             versions[module] = __import__(module).__version__
@@ -608,7 +487,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-faiss", action="store_true", help="skip the faiss reference rows")
     parser.add_argument("--no-probe", action="store_true", help="skip probing which index types Milvus Lite accepts")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=OUT_DIR / "search.json", help="where to write the JSON results")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default bench/out/search.json)")
     parser.add_argument("--results-md", type=Path, default=None,
                         help="also write a '## Search' section (command + table) to this markdown file")
     return parser.parse_args(argv)
@@ -617,7 +496,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print a markdown table; write bench/out/search.json; return the results."""
     args = parse_args(argv)
-    started = time.perf_counter()
+    run = BenchRun("search", argv, quick=args.quick, out=args.out)
+    started = run.started
     quick = args.quick
     sizes = args.sizes or list(QUICK_SIZES if quick else FULL_SIZES)
     n_single = args.queries or (50 if quick else 200)
@@ -697,16 +577,13 @@ def main(argv: list[str] | None = None) -> dict:
         del matrix, truth_batch
 
     recommended, recommended_row = recommend(rows)
+    judge_targets(run, rows, recommended_row, adopt_large=args.sizes is None and not quick)
     result = {
-        "mode": "quick" if quick else "full",
-        "command": "python -m bench.bench_search " + " ".join(shlex.quote(a) for a in (argv if argv is not None
-                                                                                       else sys.argv[1:])),
-        "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-                    "platform": platform.platform()},
         "versions": _versions(),
         "settings": {"dim": args.dim, "k": K, "sizes": sorted(sizes), "single_queries": n_single,
                      "time_cap_s": time_cap_s, "batch_queries": BATCH_QUERIES, "insert_batch": INSERT_BATCH,
-                     "n_clusters": N_CLUSTERS, "latent_rank": LATENT_RANK, "budget_s": budget_s, "seed": args.seed},
+                     "n_clusters": len(data.centres), "latent_rank": data.basis.shape[0], "budget_s": budget_s,
+                     "seed": args.seed},
         "index_types": index_types,
         "segments": segments,
         "skipped": skipped,
@@ -715,22 +592,17 @@ def main(argv: list[str] | None = None) -> dict:
         "recommended_basis": (f"{recommended_row.index} {recommended_row.search} at {recommended_row.size:,}: "
                               f"p50 {recommended_row.p50_ms:.1f} ms, recall@10 {recommended_row.recall_at_10:.3f}, "
                               f"build {recommended_row.build_s:.1f} s" if recommended_row else "Milvus Lite did not run"),
-        "targets": check_targets(rows, recommended_row),
+        "table_markdown": markdown_table(rows),
     }
-    result["elapsed_s"] = time.perf_counter() - started
-    result["table_markdown"] = markdown_table(rows)
-    result["summary"] = summary_markdown(result)
-
-    report = f"{result['table_markdown']}\n\n{result['summary']}\n\n(search bench: {result['elapsed_s']:.0f} s)"
-    print(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=float))
+    result = run.finish(f"{result['table_markdown']}\n\n{summary_markdown(result)}", **result)
     if args.results_md:
+        machine = run.machine
         args.results_md.write_text(
             "## Search\n\n"
-            f"Machine: {result['machine']['cpus']} CPUs, {result['machine']['memory_gb']} GB; "
+            f"Machine: {machine['cpus']} CPUs, {machine['memory_gib']} GiB; "
             + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".\n\n"
-            f"Command: `{result['command'].strip()}` (JSON: `{args.out}`)\n\n{report}\n")
+            f"Command: `{run.command}` (JSON: `{run.out}`)\n\n{result['summary']}\n\n"
+            f"(search bench: {result['seconds']:.0f} s)\n")
     return result
 
 

@@ -1,4 +1,4 @@
-"""Segment search cost at 1e5 windows: ``localize.search_vectors(segments=True)`` against a plain top-k search.
+"""Segment search cost at 1e5 windows: ``motionmatch.search.search_vectors`` (segments) against a plain top-k search.
 
 One Milvus Lite collection (the store's default index, HNSW) holds ``--windows`` windows of
 ``--windows-per-video`` windows per video (1e5 = 1,000 videos x 100 windows in the full run), in
@@ -10,13 +10,14 @@ that ``clip_spec`` as ``motionmatch index`` does.
 
 Queries are copies: ``--query-windows`` (6) consecutive windows of a random stored video plus noise
 (cosine ~0.95 to the originals); with ``--query-phases`` > 1 (default: what ``search_range`` does on
-a dense collection, its ``frame_stride``, when this version of ``localize`` has phase search) each
-window also gets phase-shifted variants. For every query, in rotating order, each of these runs once:
+a dense collection: ``SegmentSearchConfig.query_phases``, or the collection's ``frame_stride`` when that is None)
+each window also gets phase-shifted variants. For every query, in rotating order, each of these runs once:
 
 * **plain**: ``MotionStore.search(query windows, k)``, one batched top-k call (what ``search``
   without ``--segments`` costs);
-* **segments**: ``search_vectors(..., segments=True)`` with ``search_range``'s defaults (read from
-  its signature: aligner, min_hits, extend margin, fetch_windows, ...), a gallery z-score calibration
+* **segments**: ``search_vectors(store, plan, vectors, config)`` with ``SegmentSearchConfig``'s defaults
+  (what ``search_range`` runs: aligner, min_hits, extend margin, fetch_windows, ...; only k and the candidates
+  are set, from the options), a gallery z-score calibration
   fitted once beforehand as ``fit_gallery_calibration`` does, on the vectors in memory (reading them
   back from the store scans the whole collection: 52 s at 2e4 windows on this loaded machine; it is a
   per-collection cost, not a per-search one);
@@ -30,7 +31,7 @@ in the source video and overlaps the copied range (tIoU > 0).
 
 Usage::
 
-    python -m bench.bench_segment_search --quick   # 5,000 windows, about 30 s (target not judged)
+    python -m bench.bench_segment_search --quick   # 5,000 windows, about 30 s (not judged)
     python -m bench.bench_segment_search           # 100,000 windows, a few minutes (most of it inserting)
 
 Prints markdown and writes ``bench/out/segment_search.json``. ``main(argv) -> dict`` for ``python -m bench``.
@@ -38,22 +39,15 @@ Prints markdown and writes ``bench/out/segment_search.json``. ``main(argv) -> di
 from __future__ import annotations
 
 import argparse
-import inspect
-import json
-import os
-import platform
+import dataclasses
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = BENCH_DIR.parent
-OUT_DIR = BENCH_DIR / "out"
-if str(PROJECT_ROOT) not in sys.path:  # `python bench/bench_segment_search.py` from anywhere
-    sys.path.insert(0, str(PROJECT_ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from bench.harness import BenchRun, Latencies, lite_wait_for_background_work
 
 TARGET_RATIO = 3.0  # segment p50 / plain top-k p50
 TARGET_WINDOWS = 100_000  # the size the target is stated at
@@ -83,7 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--candidates", type=int, default=10, help="videos aligned (search_range's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--uri", default="", help="Milvus Lite .db file (default: in a temporary folder, deleted)")
-    parser.add_argument("--out", type=Path, default=OUT_DIR / "segment_search.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the JSON (default bench/out/segment_search.json)")
     args = parser.parse_args(argv)
     args.windows = args.windows or (5_000 if args.quick else TARGET_WINDOWS)
     args.queries = args.queries or (8 if args.quick else 30)
@@ -153,40 +148,22 @@ def make_queries(vectors: np.ndarray, n_queries: int, query_windows: int, phases
 
 def query_plan(index: int, n_windows: int):
     """The QueryPlan of a query file's first ``n_windows`` dense windows (no file is read)."""
-    from motionmatch.video.clips import ClipWindow
-    from motionmatch.video.windows import QueryPlan
+    from motionmatch.video import ClipWindow, QueryPlan
 
     times = window_times(n_windows)
     span = int(round(STRIDE_S * FPS))
     windows = tuple(ClipWindow(i, tuple(range(i * span, i * span + FRAMES_PER_CLIP * FRAME_STRIDE, FRAME_STRIDE)),
                                float(s), float(e), 0) for i, (s, e) in enumerate(times))
-    fields = {"path": f"/bench/segment_search/query_{index:04d}.mp4", "start_s": 0.0, "end_s": float(times[-1, 1]),
-              "duration_s": float(times[-1, 1]), "window_s": WINDOW_S, "stride_s": STRIDE_S, "windows": windows}
-    if "n_frames" in inspect.signature(QueryPlan).parameters:
-        fields["n_frames"] = 0  # no phase plans are cut from it: the bench gives phase vectors itself
-    return QueryPlan(**fields)
-
-
-def wait_for_background_work(store) -> float:
-    """Flush, then let the embedded Milvus Lite finish indexing and compaction before timing (best effort, as
-    ``bench_search`` does: that work runs in this process and would slow every timed search); returns seconds."""
-    started = time.perf_counter()
-    try:
-        store.client.flush(store.collection)
-        from milvus_lite import server_manager_instance
-
-        _, database, _ = server_manager_instance._servers[os.path.abspath(store.uri)]
-        database.get_collection(store.collection)._wait_for_bg(timeout=600)
-    except Exception:  # noqa: BLE001 - internal API: the timings stay valid, only noisier
-        pass
-    return time.perf_counter() - started
+    # n_frames=0: no phase plans are cut from it, the bench gives the phase vectors itself
+    return QueryPlan(path=f"/bench/segment_search/query_{index:04d}.mp4", start_s=0.0, end_s=float(times[-1, 1]),
+                     duration_s=float(times[-1, 1]), window_s=WINDOW_S, stride_s=STRIDE_S, windows=windows, n_frames=0)
 
 
 def gallery_calibration(vectors: np.ndarray, seed: int, max_videos: int = 200, n_components: int = 64):
-    """The z-score statistics ``localize.fit_gallery_calibration`` fits (a PCA whitening on the windows of up to
+    """The z-score statistics ``motionmatch.refine.fit_gallery_calibration`` fits (a PCA whitening on the windows of up to
     200 random videos), fitted on the same vectors in memory: reading them back from the store scans the whole
     collection (``store.videos()``), minutes at 1e5 here, and is a per-collection cost, not a per-search one."""
-    from motionmatch.refine.calibrate import ScoreCalibration
+    from motionmatch.refine import ScoreCalibration
 
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(vectors), size=min(max_videos, len(vectors)), replace=False))
@@ -196,41 +173,47 @@ def gallery_calibration(vectors: np.ndarray, seed: int, max_videos: int = 200, n
 
 
 # ----------------------------------------------------------------------------- the search modes
-def range_defaults() -> dict:
-    """``search_range``'s defaults for the arguments ``search_vectors`` takes (so the bench follows the CLI)."""
-    from motionmatch.search import range as localize
+SHOWN_DEFAULTS = ("aligner", "min_hits", "group_by_video", "fetch_windows", "extend_margin", "copy_level", "coverage")
 
-    given = {name: p.default for name, p in inspect.signature(localize.search_range).parameters.items()
-             if p.default is not inspect.Parameter.empty}
-    accepted = set(inspect.signature(localize.search_vectors).parameters)
-    chosen = {name: given[name] for name in ("aligner", "min_hits", "group_by_video", "fetch_windows", "extend_margin")
-              if name in given and name in accepted}
-    chosen["threshold"] = localize.DEFAULT_Z_THRESHOLD if given.get("threshold") is None else given["threshold"]
-    return chosen
+
+def search_config(k: int, candidates: int, calibration):
+    """What ``search_range`` runs (``SegmentSearchConfig``'s defaults), with this bench's k, candidates and the
+    fitted calibration."""
+    from motionmatch.search import SegmentSearchConfig
+
+    return SegmentSearchConfig(k=k, n_candidates=candidates, calibration=calibration, max_segments=k)
+
+
+def range_defaults() -> dict:
+    """``SegmentSearchConfig``'s defaults that shape a segment search, and its threshold on z-scores."""
+    from motionmatch.search import SegmentSearchConfig
+
+    config = SegmentSearchConfig()
+    shown = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name in SHOWN_DEFAULTS}
+    return {**shown, "threshold": config.score_threshold}
 
 
 def default_phases(frame_stride: int) -> int:
-    """How many phases ``search_range`` embeds per query window on a dense collection (1 without phase search)."""
-    from motionmatch.search import range as localize
+    """How many phases ``search_range`` embeds per query window on a dense collection."""
+    from motionmatch.search import SegmentSearchConfig
 
-    has_phases = ("query_phases" in inspect.signature(localize.search_range).parameters
-                  and "phase_vectors" in inspect.signature(localize.search_vectors).parameters)
-    return frame_stride if has_phases else 1
+    phases = SegmentSearchConfig().query_phases
+    return frame_stride if phases is None else phases
 
 
 def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=float), q))
+    return Latencies([v / 1e3 for v in values]).percentile_ms(q)
 
 
-def run_queries(store, queries: list[dict], args, calibration, defaults: dict, warmup: int) -> dict:
+def run_queries(store, queries: list[dict], args, calibration, warmup: int) -> dict:
     """Time every mode on every query (rotating order); returns latencies (ms) and the segments' sanity check."""
-    from motionmatch.search.range import search_vectors
+    from motionmatch.search import search_vectors
 
-    fetch_default = bool(defaults.get("fetch_windows", True))
-    modes = {"plain": None, "segments": fetch_default, "segments_other": not fetch_default}
+    config = search_config(args.k, args.candidates, calibration)
+    fetch_default = config.fetch_windows
+    modes = {"plain": None, "segments": config, "segments_other": config.replace(fetch_windows=not fetch_default)}
     latencies = {mode: [] for mode in modes}
     found = {mode: [] for mode in modes if mode != "plain"}
-    options = {k: v for k, v in defaults.items() if k != "fetch_windows"}
     for number, query in enumerate(queries):
         plan = query_plan(number, args.query_windows)
         order = list(modes)[number % 3:] + list(modes)[:number % 3]
@@ -239,10 +222,8 @@ def run_queries(store, queries: list[dict], args, calibration, defaults: dict, w
             if mode == "plain":
                 store.search(query["vectors"], k=args.k)
             else:
-                extra = {"phase_vectors": query["phase_vectors"]} if query["phase_vectors"] is not None else {}
-                result = search_vectors(store, plan, query["vectors"], k=args.k, segments=True, excluded=(),
-                                        calibration=calibration, filters=None, n_candidates=args.candidates,
-                                        max_segments=args.k, fetch_windows=modes[mode], **options, **extra)
+                result = search_vectors(store, plan, query["vectors"], modes[mode], excluded=(),
+                                        phase_vectors=query["phase_vectors"])
             elapsed = (time.perf_counter() - started) * 1e3
             if number < warmup:
                 continue
@@ -268,9 +249,9 @@ def _top_segment_is_source(result, query: dict, n_windows: int) -> bool:
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    from motionmatch.index.store import MotionStore
+    from motionmatch.index import MotionStore
 
-    started = time.perf_counter()
+    run = BenchRun("segment_search", argv, quick=args.quick, out=args.out)
     n_videos = args.windows // args.windows_per_video
     phases = args.query_phases or default_phases(FRAME_STRIDE)
     defaults = range_defaults()
@@ -289,14 +270,14 @@ def main(argv: list[str] | None = None) -> dict:
             store.upsert(table, progress=False)
             stored = store.count()
             insert_s = time.perf_counter() - insert_0
-            settle_s = wait_for_background_work(store)
+            settle_s = lite_wait_for_background_work(store.client, store.uri, store.collection)
             print(f"[segment_search] {stored:,} windows in {n_videos} videos inserted in {insert_s:.0f} s",
                   file=sys.stderr, flush=True)
             fit_0 = time.perf_counter()
             calibration = gallery_calibration(vectors, args.seed)
             fit_s = time.perf_counter() - fit_0
             print(f"[segment_search] gallery calibration fitted in {fit_s:.0f} s", file=sys.stderr, flush=True)
-            timed = run_queries(store, queries, args, calibration, defaults, args.warmup)
+            timed = run_queries(store, queries, args, calibration, args.warmup)
             index = {"index_type": store.index.index_type, "index_params": dict(store.index.index_params),
                      "search_params": dict(store.index.search_params)} if hasattr(store, "index") else {}
     latencies = timed["latencies_ms"]
@@ -309,14 +290,13 @@ def main(argv: list[str] | None = None) -> dict:
              "segments_other": f"segment search, fetch_windows={not fetch_default}"
                                + (" (`--hits-only`)" if fetch_default else "")}
     judged = stored >= TARGET_WINDOWS
-    note = "" if judged else f"; {stored:,} windows, the target is at {TARGET_WINDOWS:,}: not judged"
-    targets = {}
     for mode in ("segments", "segments_other"):
-        targets[mode] = {
-            "target": f"{label[mode]}: p50 <= {TARGET_RATIO:g}x a plain top-k search on the same collection at 1e5 windows",
-            "measured": (f"{ratio[mode]:.2f}x ({p50[mode]:.1f} ms vs {p50['plain']:.1f} ms, p50 of {len(latencies[mode])} "
-                         f"queries, {stored:,} windows){note}"),
-            "passed": bool(ratio[mode] <= TARGET_RATIO) if judged else None}
+        run.target(mode, ratio[mode], "x",
+                   f"{label[mode]}: p50 <= {TARGET_RATIO:g}x a plain top-k search on the same collection at 1e5 windows",
+                   passed=bool(ratio[mode] <= TARGET_RATIO),
+                   detail=(f"{p50[mode]:.1f} ms vs {p50['plain']:.1f} ms, p50 of {len(latencies[mode])} queries, "
+                           f"{stored:,} windows"),
+                   not_judged="" if judged else f"{stored:,} windows, the target is at {TARGET_WINDOWS:,}")
     lines = [f"{stored:,} windows ({n_videos} videos x {args.windows_per_video}, {args.dim}-d structured vectors) in one "
              f"Milvus Lite collection ({index.get('index_type', 'the store default')} {index.get('index_params', '')}, "
              f"search {index.get('search_params', '')}); inserted in {insert_s:.0f} s, background indexing waited for "
@@ -331,27 +311,15 @@ def main(argv: list[str] | None = None) -> dict:
         sanity = timed["top_segment_is_source"].get(mode)
         lines.append(f"| {label[mode]} | {p50[mode]:.1f} | {p90[mode]:.1f} | "
                      f"{'-' if mode == 'plain' else f'{ratio[mode]:.2f}x'} | {'-' if sanity is None else f'{sanity:.2f}'} |")
-    lines.append("")
-    lines += [f"- **{ {True: 'PASS', False: 'FAIL', None: 'NOT JUDGED'}[t['passed']] }**: {t['target']}; measured "
-              f"{t['measured']}." for t in targets.values()]
     summary = "\n".join(lines)
-    result = {"mode": "quick" if args.quick else "full",
-              "command": "python -m bench.bench_segment_search" + (" --quick" if args.quick else ""),
-              "settings": {"windows": stored, "videos": n_videos, "windows_per_video": args.windows_per_video,
-                           "dim": args.dim, "queries": args.queries, "warmup": args.warmup,
-                           "query_windows": args.query_windows, "query_phases": phases, "k": args.k,
-                           "candidates": args.candidates, "seed": args.seed, "search_range_defaults": defaults,
-                           "index": index},
-              "insert_s": insert_s, "settle_s": settle_s, "calibration_fit_s": fit_s, "data_s": build_s, "latencies_ms": latencies,
-              "p50_ms": p50, "p90_ms": p90, "ratio_p50": ratio,
-              "top_segment_is_source": timed["top_segment_is_source"], "targets": targets, "summary": summary,
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
-              "seconds_total": time.perf_counter() - started}
-    print(summary)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str))
-    print(f"\n(segment_search bench: {result['seconds_total']:.0f} s; JSON: {args.out})")
-    return result
+    return run.finish(summary, settings={"windows": stored, "videos": n_videos, "windows_per_video": args.windows_per_video,
+                                         "dim": args.dim, "queries": args.queries, "warmup": args.warmup,
+                                         "query_windows": args.query_windows, "query_phases": phases, "k": args.k,
+                                         "candidates": args.candidates, "seed": args.seed,
+                                         "search_range_defaults": defaults, "index": index},
+                      insert_s=insert_s, settle_s=settle_s, calibration_fit_s=fit_s, data_s=build_s,
+                      latencies_ms=latencies, p50_ms=p50, p90_ms=p90, ratio_p50=ratio,
+                      top_segment_is_source=timed["top_segment_is_source"])
 
 
 if __name__ == "__main__":

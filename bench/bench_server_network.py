@@ -24,8 +24,6 @@ Prints markdown; writes ``bench/out/server_network.json`` with a "targets" row.
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import shutil
 import sys
 import tempfile
@@ -35,21 +33,20 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_search import MixtureData
-from bench.common import save_result
-from bench.bench_server import UPSERT_BATCH, build_index, chunks, exact_truth, open_collection, table_for, time_search
+from bench.harness import (BenchRun, MixtureData, exact_truth, open_server_collection, server_build_index,
+                           server_search_latency, vectors_table)
 
-OUT_DIR = Path(__file__).resolve().parent / "out"
+UPSERT_BATCH = 512  # MotionStore.upsert's default, what `motionmatch index` uses
 TARGET_RATIO = 1.25  # our bound: namespace p50 / host p50
 ROUNDS = ("namespace", "host", "namespace", "host")
 SEARCH = {"nprobe": 16}
 
 
 def upsert_rate(uri: str, name: str, data: MixtureData, n: int) -> tuple[object, dict]:
-    store = open_collection(uri, name, data.dim)
+    store = open_server_collection(uri, name, data.dim)
     started = time.perf_counter()
-    for start, block in chunks(data, n, rows=10 * UPSERT_BATCH):
-        store.upsert(table_for(start, block), batch_size=UPSERT_BATCH, progress=False)
+    for start, block in data.chunks(n, rows=10 * UPSERT_BATCH):
+        store.upsert(vectors_table(start, block), batch_size=UPSERT_BATCH, progress=False)
     while store.count() < n:
         time.sleep(0.2)
     seconds = time.perf_counter() - started
@@ -57,8 +54,8 @@ def upsert_rate(uri: str, name: str, data: MixtureData, n: int) -> tuple[object,
 
 
 def one_round(folder: Path, network: str, first: bool, data: MixtureData, n: int, queries, truth, cap_s) -> dict:
+    from motionmatch.index import MotionStore
     from motionmatch.index.standalone import listening_addresses, start_standalone
-    from motionmatch.index.store import MotionStore
 
     started = time.perf_counter()
     server = start_standalone(folder, network=network)
@@ -68,13 +65,13 @@ def one_round(folder: Path, network: str, first: bool, data: MixtureData, n: int
         if first:  # the namespace round builds the searched collection; the host round times its own upserts
             store, row["upsert"] = upsert_rate(server.uri, f"net_{network}", data, n)
             if network == ROUNDS[0]:
-                row["build_s"] = build_index(store, "IVF_FLAT", {"nlist": 256})
+                row["build_s"] = server_build_index(store, "IVF_FLAT", {"nlist": 256})
             else:
                 store.drop()
             store.close()
         with MotionStore(server.uri, f"net_{ROUNDS[0]}") as store:
             store.client.load_collection(store.collection)
-            row["search"] = time_search(store, queries, truth, SEARCH, cap_s)
+            row["search"] = server_search_latency(store, queries, truth, SEARCH, cap_s)
     finally:
         server.stop()
     print(f"[server_network] {network}: p50 {row['search']['p50_ms']:.2f} ms"
@@ -83,17 +80,20 @@ def one_round(folder: Path, network: str, first: bool, data: MixtureData, n: int
     return row
 
 
-def check_targets(rounds: list[dict]) -> dict:
+RULE = (f"loopback-only server (network namespace + relay): one-query p50 <= {TARGET_RATIO:g}x the host-network "
+        "server's (our bound)")
+
+
+def judge_targets(run: BenchRun, rounds: list[dict]) -> None:
     p50 = {mode: float(np.median([r["search"]["p50_ms"] for r in rounds if r["network"] == mode]))
            for mode in ("namespace", "host")}
     ups = {r["network"]: r["upsert"]["rows_per_s"] for r in rounds if "upsert" in r}
     ratio = p50["namespace"] / p50["host"]
-    return {"relay_p50": {"rule": f"loopback-only server (network namespace + relay): one-query p50 <= "
-                                  f"{TARGET_RATIO:g}x the host-network server's (our bound)",
-                          "passed": ratio <= TARGET_RATIO, "ratio": ratio,
-                          "measured": (f"{ratio:.2f}x (p50 {p50['namespace']:.2f} vs {p50['host']:.2f} ms, median of "
-                                       f"2 alternating rounds each); upserts {ups['namespace']:,.0f} vs "
-                                       f"{ups['host']:,.0f} rows/s = {ups['namespace'] / ups['host']:.2f}x")}}
+    run.target("relay_p50", ratio, "x", RULE,
+               passed=ratio <= TARGET_RATIO,
+               detail=(f"p50 {p50['namespace']:.2f} vs {p50['host']:.2f} ms, median of 2 alternating rounds each; "
+                       f"upserts {ups['namespace']:,.0f} vs {ups['host']:,.0f} rows/s = "
+                       f"{ups['namespace'] / ups['host']:.2f}x"))
 
 
 def markdown(result: dict) -> str:
@@ -104,9 +104,6 @@ def markdown(result: dict) -> str:
         listeners = ", ".join(f"{a}:{p}" for a, p in r["host_listeners"])
         lines.append(f"| {i} | {r['network']} | {r['start_s']:.0f} | {up} | {r['search']['p50_ms']:.2f} | "
                      f"{r['search']['p99_ms']:.2f} | {r['search']['recall_at_10']:.3f} | {listeners} |")
-    lines.append("")
-    for target in result["targets"].values():
-        lines.append(f"- **{'PASS' if target['passed'] else 'FAIL'}** {target['rule']}: {target['measured']}")
     return "\n".join(lines)
 
 
@@ -116,10 +113,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="1e4 vectors (about 2 minutes)")
     parser.add_argument("--size", type=float, default=None, help="rows (default 1e5; 1e4 with --quick)")
     parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--out", type=Path, default=OUT_DIR / "server_network.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the JSON (default bench/out/server_network.json)")
     args = parser.parse_args(argv)
-    began = time.perf_counter()
+    run = BenchRun("server_network", argv, quick=args.quick, out=args.out)
     n = int(args.size or (10_000 if args.quick else 100_000))
+    from motionmatch.index.netns import isolation_error
+
+    refused = isolation_error()
+    if refused:  # the namespace round cannot run here: nothing to compare
+        run.not_measured("relay_p50", RULE, f"no network namespace can be made on this machine: {refused}")
+        return run.finish(f"Not run: {refused}.", settings={"size": n, "dim": args.dim})
     data = MixtureData(args.dim, seed=0)
     queries = data.queries(50 if args.quick else 200)
     truth = exact_truth(data, n, queries)
@@ -129,14 +133,10 @@ def main(argv: list[str] | None = None) -> dict:
                   for i, network in enumerate(ROUNDS)]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    result = {"mode": "quick" if args.quick else "full",
-              "command": "python -m bench.bench_server_network " + " ".join(
-                  shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-              "settings": {"size": n, "dim": args.dim, "queries": len(queries), "search": SEARCH,
-                           "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
-              "rounds": rounds, "targets": check_targets(rounds), "elapsed_s": time.perf_counter() - began}
-    result["summary"] = markdown(result)
-    return save_result(result, args.out)
+    judge_targets(run, rounds)
+    result = {"settings": {"size": n, "dim": args.dim, "queries": len(queries), "search": SEARCH},
+              "rounds": rounds}
+    return run.finish(markdown(result), **result)
 
 
 if __name__ == "__main__":

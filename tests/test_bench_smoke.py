@@ -2,9 +2,10 @@
 
 The search benchmark runs the real thing (numpy, a Milvus Lite file, faiss) on 2,000 vectors of 64
 dims; the long-video cost benchmark runs its ``--quick`` mode (real extractions in subprocesses); the
-segment-search benchmark runs on 2,000 windows. They check the structure of the results and that
-they are sane (recall, stage times inside the total, the copied range found), and the verdict
-logic on made-up numbers. No timing assertions: timings are the benchmarks' job.
+segment-search benchmark runs on 2,000 windows; the aligner comparison on a few planted trials. They check
+the structure of the results and that they are sane (recall, stage times inside the total, the copied range
+found), the one record schema every benchmark returns (``bench.harness.Record``), the quick-mode rule, and the
+verdict logic on made-up numbers. No timing assertions: timings are the benchmarks' job.
 """
 from __future__ import annotations
 
@@ -61,12 +62,18 @@ def test_recall_is_sane(result):
 
 
 def test_recommendation_and_targets_are_well_formed(result):
+    from bench.harness import Record
+
     recommended = result["RECOMMENDED"]
     assert set(recommended) == {"index_type", "params", "search_params"}
     assert recommended["index_type"] in {"FLAT", "HNSW", "IVF_FLAT"}
-    # 2,000 vectors: neither target size ran, and the benchmark must say so rather than pass or fail.
-    for target in result["targets"].values():
-        assert target["passed"] is None and "not measured" in target["note"]
+    # 2,000 vectors: neither target size ran, and the benchmark must say so rather than pass or fail (sizes were
+    # given, so not even `make bench-large`'s 1e6 verdict is borrowed).
+    records = [Record.from_dict(target) for target in result["targets"]]
+    assert [r.name for r in records] == ["p50_within_3x_numpy_at_1e5", "p50_under_50ms_at_1e6"]
+    for record in records:
+        assert record.verdict == "NOT MEASURED" and "did not run" in record.detail and record.value is None
+        assert record.bench == "search" and record.command.startswith("python -m bench.bench_search --sizes")
     assert result["index_types"]["FLAT"] == "supported"
     assert set(result["index_types"]) == set(bench_search.PROBED_INDEX_TYPES)
     assert all(v == "supported" or v.startswith(("unsupported: ", "accepted")) for v in result["index_types"].values())
@@ -81,27 +88,94 @@ def test_mixture_data_is_deterministic_and_unit_norm():
     assert not (data.queries(5)[:, None, :] == first[None]).all(axis=2).any()  # queries are not database rows
 
 
-# ----------------------------------------------------------------------------- python -m bench: registration, targets
-def test_every_registered_benchmark_has_a_title_and_targets_of_both_forms_are_tabled():
+# ----------------------------------------------------------------------------- the harness and python -m bench
+def _record(bench, name, value, verdict, mode="full", **fields):
+    from bench.harness import Record
+
+    return Record(bench, name, value, fields.pop("unit", "x"), fields.pop("target", name), verdict, mode=mode,
+                  **fields).as_dict()
+
+
+def test_every_registered_benchmark_has_a_title_and_records_of_every_verdict_are_tabled():
     from bench import __main__ as runner
 
     assert set(runner.TITLES) == set(runner.BENCHMARKS)
     assert runner.BENCHMARKS.index("shots") < runner.BENCHMARKS.index("long_cost") < runner.BENCHMARKS.index("segment_search")
     outcomes = {
-        "long_cost": {"status": "ok", "seconds": 1.0, "result": {"targets": {
-            "a": {"target": "linear", "measured": "R² 0.999", "passed": True},
-            "b": {"target": "flat", "measured": "1.20x", "passed": False}}}},
+        "long_cost": {"status": "ok", "seconds": 1.0, "result": {"targets": [
+            _record("long_cost", "linear", 0.999, "PASS", unit="R²", target="linear"),
+            _record("long_cost", "memory", 1.2, "FAIL", target="flat", detail="150 vs 21 s")]}},
         "localize": {"status": "ok", "seconds": 1.0, "result": {"targets": [
-            {"target": "copy µAP >= 0.90", "measured": "0.93", "verdict": "PASS"},
-            {"target": "F1 >= 0.70", "measured": "0.41", "verdict": "FAIL"},
-            {"target": "GPU", "measured": "no GPU", "verdict": "NOT MEASURED"}]}},
+            _record("localize", "uap", 0.93, "NOT JUDGED", mode="quick", unit="", target="copy µAP >= 0.90"),
+            _record("localize", "gpu", None, "NOT MEASURED", target="GPU", detail="no GPU")]}},
         "segment_search": {"status": "missing", "seconds": 0.0, "error": "not there"},
     }
     rows = runner._target_rows(outcomes)
-    assert rows == ["| long_cost | linear | R² 0.999 | **PASS** |", "| long_cost | flat | 1.20x | **FAIL** |",
-                    "| localize | copy µAP >= 0.90 | 0.93 | **PASS** |", "| localize | F1 >= 0.70 | 0.41 | **FAIL** |",
+    assert rows == ["| long_cost | linear | 0.999 R² | **PASS** |", "| long_cost | flat | 1.200x; 150 vs 21 s | **FAIL** |",
+                    "| localize | copy µAP >= 0.90 | 0.930 | NOT JUDGED (quick) |",
                     "| localize | GPU | no GPU | NOT MEASURED |"]
     assert "## Segment search" in runner.results_markdown(outcomes, quick=True, command="python -m bench --quick")
+
+
+def test_collect_refuses_an_older_bench_json_and_quick_runs(tmp_path, monkeypatch):
+    from bench import __main__ as runner
+
+    monkeypatch.setattr(runner, "OUT_DIR", tmp_path)
+    (tmp_path / "shots.json").write_text(json.dumps({"mode": "full", "command": "python -m bench.bench_shots",
+                                                      "targets": {"default": {"passed": True}}}))  # the old form
+    (tmp_path / "windows.json").write_text(json.dumps({"mode": "quick", "command": "x", "targets": []}))
+    (tmp_path / "memory.json").write_text(json.dumps({"mode": "full", "command": "python -m bench.bench_memory",
+                                                       "when": "2026-12-03T08:00:00", "seconds": 3.0, "summary": "s",
+                                                       "targets": [_record("memory", "flat", 0.01, "PASS")]}))
+    outcomes = runner.collect(["shots", "windows", "memory"])
+    assert outcomes["shots"]["status"] == "missing" and "older bench" in outcomes["shots"]["error"]
+    assert outcomes["windows"]["status"] == "missing" and "no full run" in outcomes["windows"]["error"]
+    assert outcomes["memory"]["status"] == "ok" and "2026-12-03T08:00:00" in outcomes["memory"]["collected"]
+    assert runner._target_rows(outcomes) == ["| memory | flat | 0.010x | **PASS** |"]
+
+
+def test_a_bench_run_applies_the_quick_rule_and_writes_one_schema(tmp_path):
+    from bench.harness import BenchRun, Record
+
+    for quick, verdicts in ((False, ["PASS", "FAIL", "NOT JUDGED", "NOT MEASURED"]),
+                            (True, ["NOT JUDGED", "NOT JUDGED", "NOT JUDGED", "NOT MEASURED"])):
+        run = BenchRun("demo", ["--quick"] if quick else [], quick=quick, out=tmp_path / f"demo_{quick}.json")
+        run.target("a", 2.5, "x", "a >= 2x", passed=True)
+        run.target("b", 1.5, "x", "b >= 2x", passed=False)
+        run.target("c", 3.0, "x", "c at 1e5", passed=True, not_judged="measured at 2,000")
+        run.not_measured("d", "GPU", "no CUDA device")
+        result = run.finish("summary", extra=1)
+        records = [Record.from_dict(r) for r in json.loads((tmp_path / f"demo_{quick}.json").read_text())["targets"]]
+        assert [r.verdict for r in records] == verdicts
+        assert {r.command for r in records} == {f"python -m bench.bench_demo{' --quick' if quick else ''}"}
+        assert all(r.when == result["when"] and r.machine["cpus"] and r.mode == result["mode"] for r in records)
+        assert result["summary"].startswith("summary\n\n- ") and result["extra"] == 1
+        if quick:
+            assert "quick mode: too small to judge (`python -m bench.bench_demo` judges it)" in records[0].detail
+    with pytest.raises(ValueError, match="verdict"):
+        Record("demo", "x", 1.0, "", "t", "MAYBE")
+
+
+def test_latencies_and_stage_timers():
+    import time
+
+    from bench.harness import StageTimers, time_calls
+
+    timed = time_calls(lambda x: time.sleep(x) or x, [0.0] * 3 + [0.01] * 30, warmup=3, cap_s=0.05, min_calls=5,
+                       keep=True)
+    assert 5 <= timed.n < 33 and timed.results[:3] == [0.0, 0.0, 0.0]  # warm-ups are timed again, then the cap
+    assert timed.p50_ms <= timed.p99_ms and timed.p99_ms >= 9.0
+    timers = StageTimers({"decode": time.thread_time, "encode": time.thread_time, "shots": time.process_time})
+
+    def slow_items(n):
+        for i in range(n):
+            time.sleep(0.02)
+            yield i
+
+    assert list(timers.wrap_iter("decode", slow_items)(3)) == [0, 1, 2]
+    assert timers.wrap("encode", lambda x: time.sleep(0.03) or x)(7) == 7
+    assert timers.wall["decode"] >= 0.06 and timers.wall["encode"] >= 0.03 and timers.wall["shots"] == 0.0
+    assert timers.calls["decode"] == 4 and timers.calls["encode"] == 1  # 3 items, then StopIteration
 
 
 # ----------------------------------------------------------------------------- long_cost
@@ -130,23 +204,6 @@ def test_memory_judge_compares_the_long_video_with_the_short_one():
     assert not grown["passed"] and grown["ratio"] == pytest.approx(1.15)
 
 
-def test_stage_timers_time_calls_and_a_generator_s_next():
-    import time
-
-    from bench import bench_long_cost
-
-    timers = bench_long_cost.StageTimers()
-
-    def slow_items(n):
-        for i in range(n):
-            time.sleep(0.02)
-            yield i
-
-    assert list(timers.wrap_iter("decode", slow_items)(3)) == [0, 1, 2]
-    assert timers.wrap("encode", lambda x: time.sleep(0.03) or x)(7) == 7
-    assert timers.wall["decode"] >= 0.06 and timers.wall["encode"] >= 0.03 and timers.wall["shots"] == 0.0
-
-
 @pytest.mark.slow
 def test_long_cost_quick_runs_the_whole_path(tmp_path):
     from bench import bench_long_cost
@@ -154,8 +211,8 @@ def test_long_cost_quick_runs_the_whole_path(tmp_path):
     out = tmp_path / "long_cost.json"
     result = bench_long_cost.main(["--quick", "--out", str(out)])
     assert json.loads(out.read_text())["targets"] == result["targets"]
-    for target in result["targets"].values():  # quick sizes are not the targets' sizes
-        assert target["passed"] is None and "not judged" in target["measured"]
+    for target in result["targets"]:  # quick sizes are not the targets' sizes
+        assert target["verdict"] == "NOT JUDGED" and "quick mode" in target["detail"] and target["value"] > 0
     rows = result["linear_rows"] + result["memory_rows"]
     for kind in ("linear_rows", "memory_rows"):
         windows = [row["windows"] for row in result[kind]]
@@ -201,5 +258,22 @@ def test_segment_search_small_collection(tmp_path):
         assert len(result["latencies_ms"][mode]) == 4 and result["p50_ms"][mode] > 0
     assert result["ratio_p50"]["segments"] == pytest.approx(result["p50_ms"]["segments"] / result["p50_ms"]["plain"])
     assert min(result["top_segment_is_source"].values()) >= 0.75  # the segment search finds the copied range
-    for target in result["targets"].values():  # 2,000 windows: the 1e5 target is not judged
-        assert target["passed"] is None and "not judged" in target["measured"]
+    for target in result["targets"]:  # 2,000 windows: the 1e5 target is not judged
+        assert target["verdict"] == "NOT JUDGED" and "2,000 windows, the target is at 100,000" in target["detail"]
+    assert result["settings"]["search_range_defaults"]["aligner"] == "temporal_network"
+
+
+# ----------------------------------------------------------------------------- aligners
+def test_aligner_comparison_scores_every_aligner_on_every_planted_case(tmp_path):
+    from bench import bench_aligners
+    from motionmatch.search import ALIGNERS, DEFAULT_ALIGNER
+
+    table = bench_aligners.compare_aligners(n_trials=2, seed=1)
+    assert set(table["method"]) == set(ALIGNERS) and set(table["case"]) == set(bench_aligners.PLANTED_CASES) | {"all"}
+    easy = table[table["case"] == "diagonal"]
+    assert (easy["query_macro_F1"] > 0.9).all() and (easy["segment_uAP"] > 0.9).all()
+    result = bench_aligners.main(["--trials", "2", "--out", str(tmp_path / "aligners.json")])
+    (record,) = result["targets"]
+    assert record["name"] == "default_aligner" and DEFAULT_ALIGNER in record["target"]
+    assert record["verdict"] in ("PASS", "FAIL") and 0 < record["value"] <= 1
+    assert "| temporal_network |" in result["summary"]

@@ -20,6 +20,7 @@ from test_robustness_resume import kill_when
 from motionmatch.data import sources as datasets
 from motionmatch.extract import local as pipeline
 from motionmatch.extract.parts import part_path
+from motionmatch.video.fingerprint import THUMB, unpack
 from motionmatch import table as table_module
 from motionmatch.video.clips import ClipSpec, iter_window_clips, open_with_timestamps
 from motionmatch.video.windows import DEFAULT_STRIDE_S, WindowSpec, plan_windows
@@ -193,7 +194,7 @@ def test_dense_extraction_records_its_windows_and_reruns_skip(long_folder, tmp_p
         # every frame of the video is in exactly one window's block, at its real time, with its thumbnail
         times = np.concatenate([np.asarray(t) for t in rows.frame_times])
         np.testing.assert_allclose(np.sort(times), open_video(video).timestamps(), atol=1e-6)
-        assert all(len(b) == 256 * len(t) for b, t in zip(rows.frame_thumbs, rows.frame_times))
+        assert all(unpack(b).shape == (len(t), THUMB, THUMB) for b, t in zip(rows.frame_thumbs, rows.frame_times))
         assert all(t[0] <= s + 1e-6 for t, s in zip(rows.frame_times, rows.start_s))  # a block starts by its window
         assert rows.clip_id.tolist() == [table_module.make_clip_id(video, i, flow.encoder_id) for i in rows.clip_index]
         assert rows.start_s.is_monotonic_increasing and rows.end_s.max() <= open_video(video).info().duration_s + 1e-3

@@ -16,6 +16,7 @@ import psutil
 import pytest
 from conftest import connects, external_addresses
 
+from motionmatch.index import netns
 from motionmatch.index.netns import isolation_error, listening_sockets
 
 REFUSED = isolation_error()
@@ -35,7 +36,7 @@ def namespaced_http(tmp_path):
     listener = _listener()
     port, pid_file = listener.getsockname()[1], tmp_path / "server.pid"
     (tmp_path / "index.html").write_text("inside the namespace")
-    launcher = subprocess.Popen([sys.executable, "-m", "motionmatch.index.netns", f"--forward={listener.fileno()}:{port}",
+    launcher = subprocess.Popen([*netns.launcher(), f"--forward={listener.fileno()}:{port}",
                                  f"--pid-file={pid_file}", "--", sys.executable, "-m", "http.server", "--bind", "::",
                                  str(port)], cwd=tmp_path, pass_fds=[listener.fileno()],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -93,5 +94,5 @@ def test_listening_sockets_agrees_with_psutil_in_our_own_namespace():
 
 
 def test_a_launcher_without_a_command_says_so():
-    result = subprocess.run([sys.executable, "-m", "motionmatch.index.netns", "--"], capture_output=True, text=True)
+    result = subprocess.run([*netns.launcher(), "--"], capture_output=True, text=True)
     assert result.returncode == 2 and "give the server's command after --" in result.stderr

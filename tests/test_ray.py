@@ -166,6 +166,43 @@ def test_an_unreachable_ray_address_is_a_clear_error(ray_address, sample, capsys
     assert "cannot reach the Ray cluster at 127.0.0.1:9" in message and "ray start --head" in message
 
 
+def _connect_in_a_fresh_process(env: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``ray_data.connect(num_cpus=1)`` in its own interpreter (this module's Ray session is already up here)."""
+    script = ("import ray\n"
+              "from motionmatch.errors import ParameterError\n"
+              "from motionmatch.extract.ray_data import connect\n"
+              "try:\n"
+              "    print('started', connect(num_cpus=1))\n"
+              "except ParameterError as err:\n"
+              "    print('ParameterError:', err)\n"
+              "ray.shutdown()\n")
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **env})
+
+
+def test_a_ray_that_cannot_write_its_session_folder_says_why_and_what_to_try(tmp_path):
+    """A real failure: Ray's temp folder lies under a regular file, so ray.init cannot create its session."""
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where Ray wants a folder")
+    done = _connect_in_a_fresh_process({"RAY_TMPDIR": str(blocker / "ray_tmp")}, tmp_path)
+    message = done.stdout
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ParameterError: could not start a local Ray instance" in message
+    assert "NotADirectoryError" in message and str(blocker) in message  # the cause, and where
+    assert "`ray stop`" in message and "RAY_TMPDIR" in message and "--ray-actors 1" in message
+    assert "retrying" not in message  # waiting longer would not help: not retried
+
+
+def test_a_head_node_that_does_not_start_in_time_is_retried_with_a_longer_wait(tmp_path):
+    """A real timeout: with the GCS port wait at 0 s, the first ray.init times out as on a loaded machine
+    (ray-project/ray#62883); connect retries once, waiting RETRY_GCS_WAIT_S, and the head comes up."""
+    done = _connect_in_a_fresh_process({ray_extract.GCS_WAIT_ENV: "0"}, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Timed out waiting for file" in done.stdout and "gcs_server_port" in done.stdout
+    assert f"retrying once, waiting up to {ray_extract.RETRY_GCS_WAIT_S} s" in done.stdout
+    assert "started True" in done.stdout
+
+
 def test_ray_options_need_ray_and_a_missing_ray_says_how_to_install(monkeypatch, sample, capsys):
     assert cli.main(["extract", str(sample), "--ray-actors", "2", *SPEC_ARGS]) == 2
     assert "add --ray" in capsys.readouterr().err

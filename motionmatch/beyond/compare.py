@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MotionMatchError, ParameterError
+from ..evaluation.coverage import no_person_note, no_person_table, rankable
 from ..evaluation.retrieval import QueryMetrics, query_metrics, summarise_metrics
 from .methods import FitCache, FittedMethod, MethodSpec, VectorSpec, column_matrix, head_config, simplex_weights
 from ..refine.calibrate import score_spread
@@ -52,6 +53,7 @@ ROW_TRIPLET = "head: triplet"
 ROW_NTXENT = "head: NT-Xent"
 ROW_RRF = "hybrid: RRF"
 ROW_WEIGHTED = "hybrid: weighted"
+ROW_CHANNELS = "hybrid: weighted channels"  # the best calibrated embedding + each extra encoder's raw vectors, no head
 ROW_QE = "re-rank: alpha-QE"
 ROW_DBA = "re-rank: DBA"
 ROW_KR = "re-rank: k-reciprocal"
@@ -128,6 +130,8 @@ class ComparisonResult:
     k: int
     audit: dict[str, set[str]] = field(default_factory=dict)  # groups of each stage: fitted_while_choosing, validated, fitted_final, tested
     best_rows: dict[str, str] = field(default_factory=dict)  # role ("vector", "calibration", "head", "hybrid") -> row chosen on validation
+    no_person: pd.DataFrame | None = None  # clips of the primary encoder with coverage 0, left out (never scored)
+    exclude: str = "group"  # what a query may not retrieve in every protocol (its own clip always; video; group)
 
     def formatted(self, digits: int = 3) -> pd.DataFrame:
         """THE table for people: 'value [low, high]' strings for metrics with CIs."""
@@ -226,8 +230,12 @@ def compare_on_split(fit_table: pd.DataFrame, test_table: pd.DataFrame, val_frac
     whiten_grid: whitening dimensions tried (None = all; capped by the dimension and the train size).
     head_variants: HeadTrainingConfig overrides tried for each loss (e.g. ``({}, {"out_dim": 64})``).
     qe_ks, dba_ks, kr_params: re-ranking parameters tried; weight_step: fusion weight grid step.
-    extra_tables: other encoders' tables of the same clips (``{"visual": ..., "flow": ...}``) added as
-    hybrid fields ("flow" is skipped when the primary encoder is the flow encoder).
+    extra_tables: other encoders' tables of the same clips (``{"visual": ..., "flow": ...}``, ``{"pose": ...}``)
+    added as hybrid fields ("flow" is skipped when the primary encoder is the flow encoder); with extras, the row
+    :data:`ROW_CHANNELS` fuses the best calibrated embedding with the extras alone (no head), weights on the
+    ``weight_step`` grid. An extra table with a ``coverage`` column (the pose channel) takes part in a pair only
+    where both clips have coverage > 0 (:mod:`motionmatch.beyond.gating`); clips whose *primary* coverage is 0
+    are left out of the comparison altogether (``no_person``), as :mod:`motionmatch.evaluation.coverage` does.
     Table columns: ``{same,cross}-domain P@k`` / ``mAP`` with `` lo`` / `` hi`` CIs, ``score AUC``
     (all allowed test pairs), ``ms/query added`` (over zero-shot cosine, floored at 0), ``ms/query``,
     ``index s`` (gallery-side work), ``fit s``, ``chosen on validation``.
@@ -246,6 +254,11 @@ def compare_on_split(fit_table: pd.DataFrame, test_table: pd.DataFrame, val_frac
                              "split with split_held_out_groups")
     encoder_id = table_encoder_id(pd.concat([fit_table[["encoder_id"]], test_table[["encoder_id"]]]))
     say = log or (lambda message: None)
+    fit_table, fit_left_out = rankable(fit_table, "the fit table")
+    test_table, test_left_out = rankable(test_table, "the test table")
+    left_out = pd.concat([fit_left_out, test_left_out], ignore_index=True)
+    if len(left_out):
+        say(no_person_note(len(left_out), len(fit_table) + len(test_table) + len(left_out)))
 
     extra_names = [name for name in (extra_tables or {}) if not (name == "flow" and encoder_id.startswith("flow:"))]
     extras = {name: extra_tables[name] for name in extra_names}
@@ -297,6 +310,14 @@ def compare_on_split(fit_table: pd.DataFrame, test_table: pd.DataFrame, val_frac
     chosen[ROW_WEIGHTED] = choose(ROW_WEIGHTED, [MethodSpec(hybrid_fields, fusion="weighted", weights=w)
                                                  for w in simplex_weights(len(hybrid_fields),
                                                                           weight_step if len(hybrid_fields) == 2 else 0.25)])
+    hybrid_rows = [ROW_RRF, ROW_WEIGHTED]
+    if extra_names:  # the channels alone: e.g. flow + pose, without a head trained on few groups
+        channel_fields = (best_calibration, *(VectorSpec("raw", column=name) for name in extra_names))
+        chosen[ROW_CHANNELS] = choose(ROW_CHANNELS, [MethodSpec(channel_fields, fusion="weighted", weights=w)
+                                                     for w in simplex_weights(len(channel_fields),
+                                                                              weight_step if len(channel_fields) == 2
+                                                                              else 0.25)])
+        hybrid_rows.append(ROW_CHANNELS)
     qe = [Reranker(query_expansion=True, qe_k=q) for q in qe_ks]
     dba = [Reranker(database_augmentation=True, dba_k=d) for d in dba_ks]
     kr = [Reranker(k_reciprocal=True, k1=k1, k2=k2) for k1, k2 in kr_params]
@@ -310,7 +331,7 @@ def compare_on_split(fit_table: pd.DataFrame, test_table: pd.DataFrame, val_frac
               replace(qe_r, k_reciprocal=True, k1=kr_r.k1, k2=kr_r.k2),
               replace(dba_r, k_reciprocal=True, k1=kr_r.k1, k2=kr_r.k2),
               replace(dba_r, query_expansion=True, qe_k=qe_r.qe_k, k_reciprocal=True, k1=kr_r.k1, k2=kr_r.k2)]
-    best_hybrid = best_of("hybrid", [ROW_RRF, ROW_WEIGHTED])
+    best_hybrid = best_of("hybrid", hybrid_rows)
     candidates = list(dict.fromkeys([*(chosen[r] for r in chosen),
                                      *(replace(base, reranker=r) for base in (best_vector, best_hybrid) for r in combos)]))
     chosen[ROW_BEST] = choose(ROW_BEST, candidates)
@@ -350,7 +371,8 @@ def compare_on_split(fit_table: pd.DataFrame, test_table: pd.DataFrame, val_frac
     return ComparisonResult(table=frame, validation=pd.DataFrame(validation_rows), chosen=chosen, fitted=fitted,
                             metrics=metrics, score_samples=samples, head_history=histories, fit_table=fit_table,
                             test_table=test_table, train_table=train_table, val_table=val_table, encoder_id=encoder_id,
-                            selection=selection, k=k, audit=audit, best_rows=best_rows)
+                            selection=selection, k=k, audit=audit, best_rows=best_rows,
+                            no_person=no_person_table(left_out) if len(left_out) else None, exclude=exclude)
 
 
 def _sample(values: np.ndarray, seed: int, limit: int = 20_000) -> np.ndarray:

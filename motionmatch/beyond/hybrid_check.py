@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -11,12 +11,13 @@ import pandas as pd
 from ..refine.calibrate import ScoreCalibration
 from ..evaluation.retrieval import exclusion_mask
 from ..errors import ParameterError
+from .gating import gated_hybrid_search
 from .hybrid_index import (arrays_equal, field_encoder_id, fields_artifacts, hybrid_field_names, index_hybrid,
                            load_transforms)
 from .methods import RRF_K, FitCache, FittedMethod, FittedVectors, MethodSpec, VectorSpec, head_config
 from ..refine.heads import TrainedHead
-from .splits import PROTOCOLS, protocol_pairs
-from ..table import table_encoder_id
+from .splits import PROTOCOLS, coverage_column, protocol_pairs
+from ..table import clip_coverage, table_encoder_id
 from ..validation import check_scalar
 
 SCORE_TOLERANCE = 1e-5  # Milvus computes in float32: fused scores agree with numpy's to about 1e-6
@@ -34,6 +35,8 @@ class HybridCheckResult:
     uri: str
     n_queries_checked: int = 0  # test clips used as queries (all, or the seeded sample of max_queries)
     n_test_clips: int = 0  # the gallery: every test clip is indexed
+    gated: str = ""  # the vector field gated by coverage ('' when none: motionmatch.beyond.gating)
+    notes: list = field(default_factory=list)  # what the check could not compare, and why
 
 
 def milvus_hybrid_check(fit_table: pd.DataFrame, test_table: pd.DataFrame, store_uri: str,
@@ -61,6 +64,10 @@ def milvus_hybrid_check(fit_table: pd.DataFrame, test_table: pd.DataFrame, store
     ``max_queries``: check a seeded sample (``seed``) of that many test clips as queries instead of
     all of them; the gallery is always every test clip. Each Milvus query fetches every gallery item
     per field, so the cost grows with queries x gallery: the notebook samples, the tests check all.
+
+    A channel gated by coverage (the pose channel; :mod:`motionmatch.beyond.gating`) is searched with
+    :func:`~motionmatch.beyond.gating.gated_hybrid_search`, weighted only: RRF's per-pair gate has no Milvus
+    equivalent, so its rows are left out and ``notes`` says so.
     """
     from ..index.store import MAX_TOPK, MotionStore
 
@@ -113,6 +120,13 @@ def milvus_hybrid_check(fit_table: pd.DataFrame, test_table: pd.DataFrame, store
         }
         numpy_methods = {"rrf": replace(spec, fusion="rrf", weights=None, rrf_k=rrf_k),
                          "weighted": replace(spec, fusion="weighted", weights=weights)}
+        gated, notes = stored["gated"], []
+        if gated:
+            numpy_methods.pop("rrf")
+            notes.append(f"field '{gated}' is gated by coverage: RRF has no per-pair gate on Milvus, so only the "
+                         "weighted fusion is compared (two requests per query: clips with and without a person)")
+            gated_column = coverage_column(fitted[names.index(gated)].spec.column)
+            query_coverage = clip_coverage(test_table, gated_column)
         rows = []
         for ranker, method in numpy_methods.items():
             fitted_method = FittedMethod(method, reloaded)
@@ -128,10 +142,17 @@ def milvus_hybrid_check(fit_table: pd.DataFrame, test_table: pd.DataFrame, store
                     gallery_ids = gallery["clip_id"].astype(str).to_numpy()
                     limit = min(MAX_TOPK, k + int(mask.sum(axis=1).max()))
                     started = time.perf_counter()
-                    hits = store.hybrid_search({n: query_vectors[n][pair.query_rows] for n in names}, k=limit,
-                                               ranker=ranker, weights=list(weights) if ranker == "weighted" else None,
-                                               rrf_k=rrf_k, filters={"domain": pair.gallery_domain},
-                                               candidate_k=min(MAX_TOPK, max(limit, len(gallery))))
+                    candidates = min(MAX_TOPK, max(limit, len(gallery)))
+                    if gated:
+                        hits = gated_hybrid_search(store, {n: query_vectors[n][pair.query_rows] for n in names},
+                                                   query_coverage[pair.query_rows], k=limit, weights=weights,
+                                                   gated=gated, filters={"domain": pair.gallery_domain},
+                                                   candidate_k=candidates)
+                    else:
+                        hits = store.hybrid_search({n: query_vectors[n][pair.query_rows] for n in names}, k=limit,
+                                                   ranker=ranker, weights=list(weights) if ranker == "weighted"
+                                                   else None, rrf_k=rrf_k, filters={"domain": pair.gallery_domain},
+                                                   candidate_k=candidates)
                     milvus_ms += (time.perf_counter() - started) * 1e3
                     position = {clip: i for i, clip in enumerate(gallery_ids)}
                     labels = gallery["label"].astype(str).to_numpy()
@@ -156,7 +177,8 @@ def milvus_hybrid_check(fit_table: pd.DataFrame, test_table: pd.DataFrame, store
                              "queries": len(numpy_p)})
     return HybridCheckResult(table=pd.DataFrame(rows).set_index(["ranker", "protocol"]), round_trip=round_trip,
                              weights=weights, fields=stored["fields"], collection=collection, uri=str(store_uri),
-                             n_queries_checked=int(sampled.sum()), n_test_clips=len(test_table))
+                             n_queries_checked=int(sampled.sum()), n_test_clips=len(test_table), gated=gated,
+                             notes=notes)
 
 
 

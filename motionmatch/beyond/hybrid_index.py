@@ -14,10 +14,12 @@ import pandas as pd
 
 from ..refine.calibrate import ScoreCalibration
 from ..errors import EncoderMismatchError, ParameterError
+from .gating import GATED_FIELD_KEY, gated_field
 from .methods import FittedVectors, VectorSpec
+from .splits import coverage_column
 from ..index.connection import require_multi_vector
 from ..refine.heads import TrainedHead
-from ..table import table_encoder_id
+from ..table import COVERAGE_COLUMN, clip_coverage, table_encoder_id
 
 TRANSFORM_PREFIXES = {"calibration": "calibration.", "head": "head."}  # array-name prefixes in the store
 def save_transforms(store, calibration: ScoreCalibration | None = None, head: TrainedHead | None = None) -> list[str]:
@@ -89,18 +91,28 @@ def index_hybrid(table: pd.DataFrame, store, fields: Sequence[FittedVectors], pr
     """Write ``table`` into a multi-vector collection (one field per fitted representation) and store the transforms.
 
     The first field becomes the collection's ``embedding`` (its encoder_id records the calibration,
-    if any); the others become extra vector fields (see :func:`hybrid_field_names`). Returns
-    ``{"rows", "fields": {name: dim}, "encoder_id", "arrays"}``. ``index_type`` defaults to the store's.
+    if any); the others become extra vector fields (see :func:`hybrid_field_names`). An extra channel with
+    coverage below 1 somewhere (the pose channel) is the collection's gated field
+    (:func:`~motionmatch.beyond.gating.gated_field`): its coverage is the ``coverage`` scalar field and its name is
+    recorded in the preprocessing under :data:`~motionmatch.beyond.gating.GATED_FIELD_KEY`, for
+    :func:`~motionmatch.beyond.gating.gated_hybrid_search`. Returns ``{"rows", "fields": {name: dim}, "encoder_id",
+    "arrays", "gated"}``. ``index_type`` defaults to the store's.
     """
     from ..index.schema import DEFAULT_INDEX_TYPE
 
     names = hybrid_field_names([f.spec for f in fields])
+    gated = gated_field(table, {name: f.spec.column for name, f in zip(names, fields)})
+    preprocessing = dict(preprocessing)
+    if gated:
+        preprocessing[GATED_FIELD_KEY] = gated
     if len(names) > 1:
         require_multi_vector(store, f"collection '{store.collection}' with vector fields {names}")
     vectors = {name: f.transform(table) for name, f in zip(names, fields)}
     encoder_id = field_encoder_id(fields[0], table)
     out = table.copy()
     out["encoder_id"] = encoder_id
+    if gated:
+        out[COVERAGE_COLUMN] = clip_coverage(table, coverage_column(fields[names.index(gated)].spec.column))
     for name in names:
         out[name] = list(vectors[name])
     dims = {name: int(v.shape[1]) for name, v in vectors.items()}
@@ -110,4 +122,4 @@ def index_hybrid(table: pd.DataFrame, store, fields: Sequence[FittedVectors], pr
     rows = store.upsert(out, vector_columns={name: name for name in names}, progress=False)
     calibration, head = fields_artifacts(fields)
     arrays = save_transforms(store, calibration=calibration, head=head)
-    return {"rows": rows, "fields": dims, "encoder_id": encoder_id, "arrays": arrays}
+    return {"rows": rows, "fields": dims, "encoder_id": encoder_id, "arrays": arrays, "gated": gated}

@@ -24,6 +24,7 @@ from ..refine.heads import HeadTrainingConfig, TrainedHead, train_projection_hea
 from ..refine.rerank import Reranker
 from ..table import effective_groups, embedding_matrix, l2_normalize, table_encoder_id
 from ..validation import check_choice
+from .gating import field_gates, gated_rrf, gated_weighted
 
 VECTOR_KINDS = ("raw", "center", "whiten", "head")
 FUSIONS = ("none", "rrf", "weighted")
@@ -205,8 +206,12 @@ class FittedMethod:
 
         ``exclude`` hides the query's own clip / video / group from the neighbour searches of
         alpha-QE and k-reciprocal (the evaluation excludes them too); scores of excluded items are -inf.
+        A channel with a coverage column (the pose channel) takes part only in pairs where both clips have
+        coverage > 0 (:mod:`motionmatch.beyond.gating`): elsewhere the other channels score alone, and a pair no
+        channel may score is -inf (never retrieved).
         """
         mask = exclusion_mask(query_table, gallery_table, exclude)
+        gates = field_gates([f.spec.column for f in self.fields], query_table, gallery_table)
         reranker = self.spec.reranker or Reranker()
         started = time.perf_counter()
         galleries = [reranker.augment_gallery(f.transform(gallery_table)) for f in self.fields]  # index time
@@ -214,25 +219,17 @@ class FittedMethod:
         searcher = replace(reranker, database_augmentation=False)  # the galleries are augmented already
         per_field = [searcher.score_matrix(f.transform(query_table), g, mask, pool=self.spec.kr_pool)[0]
                      for f, g in zip(self.fields, galleries)]
-        scores = self._fuse(per_field, mask)
+        scores = self._fuse(per_field, mask, gates)
         done = time.perf_counter()
         self.last_index_seconds = indexed - started
         return scores, (done - indexed) * 1e3 / max(len(query_table), 1)
 
-    def _fuse(self, per_field: list[np.ndarray], mask: np.ndarray) -> np.ndarray:
+    def _fuse(self, per_field: list[np.ndarray], mask: np.ndarray, gates: list) -> np.ndarray:
         if self.spec.fusion == "none":
-            return per_field[0]
+            return per_field[0] if gates[0] is None else np.where(gates[0], per_field[0], -np.inf)
         if self.spec.fusion == "weighted":
-            fused = sum(w * np.where(mask, 0.0, s) for w, s in zip(self.spec.weights, per_field))
-        else:  # rrf: ranks among the allowed items, 1-based
-            fused = np.zeros_like(per_field[0])
-            rows = np.arange(len(fused))[:, None]
-            for scores in per_field:
-                order = np.argsort(-scores, axis=1, kind="stable")
-                ranks = np.empty_like(order)
-                ranks[rows, order] = np.arange(1, order.shape[1] + 1)
-                fused += 1.0 / (self.spec.rrf_k + ranks)
-        return np.where(mask, -np.inf, fused)
+            return gated_weighted(per_field, self.spec.weights, gates, mask)
+        return gated_rrf(per_field, self.spec.rrf_k, gates, mask)  # ranks among the allowed items, 1-based
 
     def test_vectors(self, table: pd.DataFrame) -> np.ndarray:
         """The single field's vectors for a table (single-field methods only), e.g. for UMAP."""

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
-from ..table import effective_groups, require_columns
+from ..table import COVERAGE_COLUMN, clip_coverage, effective_groups, require_columns
 from ..validation import check_scalar
 
 PROTOCOLS = ("same-domain", "cross-domain")
@@ -73,7 +73,8 @@ def attach_extra_vectors(table: pd.DataFrame, extra_tables: Mapping[str, pd.Data
 
     Rows are matched on (video_path, clip_index); encoders with different clip lengths sample
     windows centred alike, so this pairs each clip with the other encoder's clip at the same index.
-    Every row of ``table`` needs a match.
+    Every row of ``table`` needs a match. An extra table with a ``coverage`` column (the pose channel) also
+    gives ``<name>_coverage``, which fusion reads to leave that channel out where it saw no person.
     """
     out = table.copy()
     for name, extra in (extra_tables or {}).items():
@@ -83,13 +84,22 @@ def attach_extra_vectors(table: pd.DataFrame, extra_tables: Mapping[str, pd.Data
         require_columns(extra, ("video_path", "clip_index", "embedding"), f"extra table {name!r}")
         keyed = extra.assign(_key=extra["video_path"].astype(str) + "#" + extra["clip_index"].astype(int).astype(str))
         lookup = dict(zip(keyed["_key"], keyed["embedding"]))
+        coverage = dict(zip(keyed["_key"], clip_coverage(extra))) if COVERAGE_COLUMN in extra.columns else None
         keys = out["video_path"].astype(str) + "#" + out["clip_index"].astype(int).astype(str)
         missing = int((~keys.isin(lookup.keys())).sum())
         if missing:
             raise ParameterError(f"extra table {name!r} has no clip for {missing} of {len(out)} rows (matched on "
                                  "video_path and clip_index); extract it from the same videos with the same clips_per_video")
         out[name] = [np.asarray(lookup[key], dtype=np.float32) for key in keys]
+        if coverage is not None:
+            out[coverage_column(name)] = [float(coverage[key]) for key in keys]
     return out
+
+
+def coverage_column(vector_column: str) -> str:
+    """The coverage column of a vector column: ``coverage`` for the main ``embedding``, ``<name>_coverage`` for an
+    extra encoder's vectors (:func:`attach_extra_vectors`)."""
+    return COVERAGE_COLUMN if vector_column == "embedding" else f"{vector_column}_{COVERAGE_COLUMN}"
 
 
 

@@ -12,6 +12,7 @@ here; ``python -m motionmatch.cli`` and the ``motionmatch`` script both run :fun
 :mod:`~.report`            report
 :mod:`~.beyond`            calibrate, train-head, hybrid-index
 :mod:`~.server`            milvus-server
+:mod:`~.models`            models (fetch / status of the pose channel's model files)
 =========================  ========================================================================
 """
 from __future__ import annotations
@@ -29,12 +30,13 @@ from .beyond import BEYOND_COMMANDS  # noqa: E402
 from .data import DATA_COMMANDS  # noqa: E402
 from .extract import EXTRACT_COMMANDS  # noqa: E402
 from .index import INDEX_COMMANDS  # noqa: E402
+from .models import MODELS_COMMANDS  # noqa: E402
 from .report import REPORT_COMMANDS  # noqa: E402
 from .search import SEARCH_COMMANDS  # noqa: E402
 from .server import SERVER_COMMANDS  # noqa: E402
 
 ALL_COMMANDS = [*DATA_COMMANDS, *EXTRACT_COMMANDS, *INDEX_COMMANDS, *SEARCH_COMMANDS, *REPORT_COMMANDS,
-                *BEYOND_COMMANDS, *SERVER_COMMANDS]
+                *BEYOND_COMMANDS, *SERVER_COMMANDS, *MODELS_COMMANDS]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

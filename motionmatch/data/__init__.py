@@ -6,9 +6,12 @@ and the query sets of the localisation evaluation.
 * :mod:`~motionmatch.data.synthetic` and :mod:`~motionmatch.data.long_synthetic`: labelled motion videos made in
   code (short clips; long untrimmed videos with ground truth and cuts);
 * :mod:`~motionmatch.data.samples`: those samples made once and reused (``ensure_sample``, ``ensure_long_sample``);
-* :mod:`~motionmatch.data.queries`: copy and same-motion query sets, read and written.
+* :mod:`~motionmatch.data.queries`: copy and same-motion query sets, read and written;
+* :mod:`~motionmatch.data.pose2sim`: the real cross-camera sample (Pose2Sim's demo: people filmed by 4
+  synchronised cameras, cut into labelled windows; the pose2sim wheel fetched once, sha256-checked).
 """
 from .long_synthetic import DISTRACTOR_LABEL, generate_long_videos
+from .pose2sim import SampleUnavailableError, fetch_pose2sim_wheel, write_pose2sim_sample
 from .queries import pick_query, read_query_list, write_copy_queries, write_same_motion_queries
 from .samples import LONG_LABEL, ensure_long_sample, ensure_sample, write_long_manifest
 from .sources import (Failure, discover_videos, load_dataset, load_folder, load_hmdb51, load_kinetics_csv, load_manifest,
@@ -19,4 +22,5 @@ __all__ = ["DISTRACTOR_LABEL", "generate_long_videos", "pick_query", "read_query
            "write_same_motion_queries", "LONG_LABEL", "ensure_long_sample", "ensure_sample", "write_long_manifest",
            "Failure", "discover_videos", "load_dataset", "load_folder", "load_hmdb51", "load_kinetics_csv",
            "load_manifest", "load_source", "load_ucf101", "normalise_manifest", "DOMAINS", "MOTION_CLASSES",
-           "generate_sample_dataset", "render_motion_clip"]
+           "generate_sample_dataset", "render_motion_clip", "SampleUnavailableError", "fetch_pose2sim_wheel",
+           "write_pose2sim_sample"]

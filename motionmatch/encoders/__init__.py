@@ -1,6 +1,8 @@
-"""Clip encoders: V-JEPA 2 (the motion model), FlowEncoder (weight-free), CLIP (appearance baseline).
+"""Clip encoders: V-JEPA 2 (the motion model), FlowEncoder (weight-free), CLIP (appearance baseline), and
+PoseEncoder (BlazePose's 3D skeleton: the same human movement from another camera; needs a person in view).
 
-Importing this package is cheap: torch, transformers and OpenCV load when an encoder is built.
+Importing this package is cheap: torch, transformers, OpenCV and LiteRT load when an encoder is built
+(``BlazePose``, ``PoseFrame``, ``fetch_pose_models`` and ``pose_model_paths`` load with their module too).
 """
 from __future__ import annotations
 
@@ -75,6 +77,8 @@ def __getattr__(attribute: str) -> Any:
     """Lazy access to the encoder classes (``from motionmatch.encoders import VJEPA2Encoder``) and to the choice."""
     lazy = {"VJEPA2Encoder": "vjepa2", "VJEPA2Settings": "vjepa2", "FlowEncoder": "flow", "FlowSettings": "flow",
             "CLIPVisualEncoder": "clip", "CLIPSettings": "clip", "PoseEncoder": "pose", "PoseSettings": "pose",
+            "BlazePose": "blazepose", "PoseFrame": "blazepose", "fetch_pose_models": "pose_models",
+            "pose_model_paths": "pose_models", "pose_models_dir": "pose_models", "POSE_MODELS": "pose_models",
             # auto builds encoders with build_encoder below, so it is loaded when first asked for
             "choose_encoder": "auto", "describe_encoder": "auto", "encoder_from_id": "auto", "ENCODER_CHOICES": "auto"}
     if attribute in lazy:
@@ -86,4 +90,5 @@ def __getattr__(attribute: str) -> Any:
 
 __all__ = ["Encoder", "ENCODER_NAMES", "build_encoder", "choose_encoder", "describe_encoder", "encoder_from_id",
            "ENCODER_CHOICES", "MemoEncoder", "l2_normalize", "VJEPA2Encoder", "VJEPA2Settings",
-           "FlowEncoder", "FlowSettings", "CLIPVisualEncoder", "CLIPSettings", "PoseEncoder", "PoseSettings"]
+           "FlowEncoder", "FlowSettings", "CLIPVisualEncoder", "CLIPSettings", "PoseEncoder", "PoseSettings",
+           "BlazePose", "PoseFrame", "fetch_pose_models", "pose_model_paths", "pose_models_dir", "POSE_MODELS"]

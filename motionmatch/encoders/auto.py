@@ -8,7 +8,7 @@ from ..errors import ParameterError, WeightsUnavailableError
 
 log = logging.getLogger(__name__)
 
-ENCODER_CHOICES = ("auto", "vjepa2", "vjepa2-tiny", "flow", "clip", "clip-tiny")
+ENCODER_CHOICES = ("auto", "vjepa2", "vjepa2-tiny", "flow", "clip", "clip-tiny", "pose")
 
 
 def choose_encoder(name: str = "auto", model_id: str | None = None, device: str | None = None,
@@ -21,7 +21,8 @@ def choose_encoder(name: str = "auto", model_id: str | None = None, device: str 
     the note then says what was tried, why it failed and how to point at weights. A checkpoint the
     user chose (``model_id``, ``--model`` or ``MOTIONMATCH_MODEL`` naming a folder or another hub id)
     must load: its failure is raised with the reason, never replaced by FlowEncoder. Any other name
-    is strict too.
+    is strict too: ``pose`` (BlazePose skeletons; its model files are fetched once from the mediapipe wheel) raises
+    WeightsUnavailableError with the manual steps when they cannot be.
     """
     from ..config import HUB_MODEL_ID, setting
     from . import build_encoder
@@ -45,8 +46,8 @@ def choose_encoder(name: str = "auto", model_id: str | None = None, device: str 
         return encoder, describe_encoder(encoder.encoder_id)
     if name == "clip" and model_id:
         kwargs["model_id"] = model_id
-    if name in ("flow", "vjepa2-tiny", "clip-tiny"):
-        kwargs = {}
+    if name in ("flow", "vjepa2-tiny", "clip-tiny", "pose"):
+        kwargs = {}  # no device or precision: CPU-only, or random weights for tests
     encoder = build_encoder(name, **kwargs)
     return encoder, describe_encoder(encoder.encoder_id)
 
@@ -76,6 +77,11 @@ def describe_encoder(encoder_id: str) -> str:
         return f"A tiny randomly initialised CLIP vision model ({encoder_id}) for tests."
     if encoder_id.startswith("clip:"):
         return f"CLIP image encoder, frame-pooled ({encoder_id})."
+    if encoder_id.startswith("pose:"):
+        return (f"PoseEncoder ({encoder_id}): the 3D skeleton of one person per clip (MediaPipe's BlazePose), turned "
+                "to face one way, so the same movement filmed from another camera gives nearly the same vector. "
+                "It needs a person in view: clips with nobody get coverage 0 and are left out of its rankings; it "
+                "knows nothing of vehicles, animals or other motion. NOT V-JEPA 2.")
     return encoder_id
 
 

@@ -63,6 +63,11 @@ def _problem(name: str, path: Path) -> str:
     return ""
 
 
+def model_status() -> dict[str, tuple[Path, str]]:
+    """Each model file's cached path and what is wrong with it ('' when it is there and verifies); fetches nothing."""
+    return {name: (_cached_path(name), _problem(name, _cached_path(name))) for name in POSE_MODELS}
+
+
 def manual_steps() -> str:
     """How to put the model files in place by hand (for a machine that cannot reach PyPI)."""
     folder = pose_models_dir()

@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import diagnostics, retrieval
+from .coverage import no_person_note, no_person_table, rankable
 from ..errors import ParameterError
 from ..validation import check_choice
 
@@ -42,6 +43,18 @@ class Findings:
     confused_examples: pd.DataFrame | None = None
     hubness: dict[str, Any] | None = None
     pooled_domains: dict[str, retrieval.RetrievalResult] = field(default_factory=dict)  # same- / cross-domain, pooled
+    no_person: pd.DataFrame | None = None  # clips with coverage 0, left out of every ranking (pose channel)
+
+    @property
+    def n_no_person(self) -> int:
+        """Clips left out because the encoder saw no person in them (coverage 0)."""
+        return 0 if self.no_person is None else len(self.no_person)
+
+    @property
+    def notes(self) -> list[str]:
+        """Plain-words notes every report of these findings shows (the clips left out)."""
+        note = no_person_note(self.n_no_person, self.n_clips)
+        return [note] if note else []
 
     def leakage(self, metric: str = "P@10") -> float:
         """Near-duplicate leakage: leave-one-out ``metric`` excluding only the query's video minus excluding its group."""
@@ -122,10 +135,15 @@ def _headline_row(name: str, exclude: str, summary: pd.DataFrame | pd.Series) ->
 
 def run_findings(table: pd.DataFrame, protocol: str = "all", n_boot: int = 1000, seed: int = 0,
                  progress: bool = True) -> Findings:
-    """Run the chosen protocols (``all`` = every one the table supports)."""
+    """Run the chosen protocols (``all`` = every one the table supports).
+
+    Clips with coverage 0 (the pose channel saw no person) are left out first (:mod:`.coverage`), as queries and
+    in the gallery; :attr:`Findings.no_person` lists them and :attr:`Findings.notes` says so."""
     check_choice(protocol, "protocol", PROTOCOL_CHOICES)
     if len(table) == 0:
         raise ParameterError("the embeddings table is empty — extract embeddings first")
+    n_clips, n_videos = len(table), table["video_path"].nunique()
+    table, left_out = rankable(table)
     encoders = sorted(set(table["encoder_id"])) if "encoder_id" in table else ["unknown"]
     if len(encoders) != 1:
         raise ParameterError(f"the table mixes encoders {encoders}; evaluate one encoder at a time")
@@ -141,8 +159,8 @@ def run_findings(table: pd.DataFrame, protocol: str = "all", n_boot: int = 1000,
     if protocol in ("all", "train-test") and has_split:
         steps += ["train_test"]
 
-    found = Findings(encoder_id=encoders[0], n_clips=len(table), n_videos=table["video_path"].nunique(),
-                     headline=pd.DataFrame())
+    found = Findings(encoder_id=encoders[0], n_clips=n_clips, n_videos=n_videos,
+                     headline=pd.DataFrame(), no_person=no_person_table(left_out) if len(left_out) else None)
     rows = []
     for step in tqdm(steps, desc="evaluate", disable=not progress):
         if step == "exclusion":
@@ -180,7 +198,7 @@ def write_findings(found: Findings, out_dir: str | Path) -> list[Path]:
     written = []
     found.headline.to_csv(out / "headline.csv", index=False)
     written.append(out / "headline.csv")
-    for name in ("exclusion", "domains", "per_class", "confusion", "confused_examples"):
+    for name in ("exclusion", "domains", "per_class", "confusion", "confused_examples", "no_person"):
         frame = getattr(found, name)
         if frame is not None:
             frame.to_csv(out / f"{name}.csv")
@@ -192,6 +210,7 @@ def write_findings(found: Findings, out_dir: str | Path) -> list[Path]:
         written += retrieval.write_results(result, out, name=f"train_test_{level}")
     summary = {
         "encoder_id": found.encoder_id, "n_clips": found.n_clips, "n_videos": found.n_videos,
+        "n_no_person": found.n_no_person, "notes": found.notes,
         "headline": retrieval.results_to_json(found.headline),
         "score_statistics": retrieval.results_to_json(found.scores) if found.scores else None,
         "hubness": retrieval.results_to_json(found.hubness) if found.hubness else None,
@@ -218,7 +237,8 @@ def format_headline(found: Findings) -> str:
     """The headline table as fixed-width text for the terminal."""
     columns = ["protocol", "exclude", "queries"] + [c for m in ("P@10", "mAP", "HitRate@1", "HitRate@5")
                                                      for c in (m, f"{m} 95% CI") if c in found.headline]
-    return found.headline[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    text = found.headline[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    return "\n".join([text, *(f"note: {note}" for note in found.notes)])
 
 
 __all__ = ["HEADLINE_METRICS", "PROTOCOL_CHOICES", "DOMAIN_KINDS", "NOTES_P10", "Findings", "BandShares", "band_shares",

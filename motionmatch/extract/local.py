@@ -21,7 +21,7 @@ from ..video.clips import ClipSpec, iter_window_clips, prefetched_clips
 from ..video.decode import fingerprint_file, open_video
 from ..video.windows import WindowSpec
 from .estimate import ExtractionEstimate
-from .parts import (ENCODE_HINT, ExtractSummary, chunk_path, failure_from, finish, load_plan, make_plan,
+from .parts import (ENCODE_HINT, ExtractSummary, chunk_path, encode_clips, failure_from, finish, load_plan, make_plan,
                     missing_chunks, plan_todo, prune_dense, start_extraction, write_part)
 from .workers import default_decode_workers, iter_decoded
 
@@ -81,7 +81,7 @@ def extract_embeddings(
             continue
         try:
             encode_started = time.perf_counter()
-            vectors = encoder.encode(frames, batch_size=batch_size)
+            vectors, coverage = encode_clips(encoder, frames, batch_size)
             estimate.observe(len(frames), time.perf_counter() - encode_started)
         except MotionMatchError:
             raise  # a configuration problem (weights, parameters): stop, it would fail for every video
@@ -89,9 +89,10 @@ def extract_embeddings(
             summary.failures.append(Failure(path, "encode", f"{type(err).__name__}: {err}", ENCODE_HINT))
             continue
         row = wanted[path]
-        write_part(out_dir, row, fingerprint, windows, vectors, encoder.encoder_id)
+        write_part(out_dir, row, fingerprint, windows, vectors, encoder.encoder_id, coverage=coverage)
         summary.embedded += 1
         summary.clips_embedded += len(windows)
+        summary.clips_no_person += int((coverage <= 0).sum())
     bar.close()
     return finish(out_dir, summary, started)
 
@@ -139,8 +140,8 @@ def _extract_dense(manifest: pd.DataFrame, encoder, out_dir: Path, clip_spec: Cl
         if not missing:
             continue
         try:
-            written = _embed_chunks(out_dir, row, fingerprint, plan["windows"], missing[0], per_chunk, encoder,
-                                    batch_size, estimate)
+            written, no_person = _embed_chunks(out_dir, row, fingerprint, plan["windows"], missing[0], per_chunk,
+                                               encoder, batch_size, estimate)
         except MotionMatchError as err:
             if not isinstance(err, VideoError):
                 raise  # a configuration problem (weights, parameters): stop, it would fail for every video
@@ -151,6 +152,7 @@ def _extract_dense(manifest: pd.DataFrame, encoder, out_dir: Path, clip_spec: Cl
             continue
         summary.embedded += 1
         summary.clips_embedded += written
+        summary.clips_no_person += no_person
     bar.close()
 
 
@@ -159,17 +161,19 @@ class _EncodeFailed(RuntimeError):
 
 
 def _embed_chunks(out_dir: Path, row, fingerprint: str, windows: list, chunk: int, per_chunk: int, encoder,
-                  batch_size: int, estimate: ExtractionEstimate) -> int:
-    """Encode windows from ``chunk`` on, writing each chunk's part as soon as it is complete; returns windows written.
+                  batch_size: int, estimate: ExtractionEstimate) -> tuple[int, int]:
+    """Encode windows from ``chunk`` on, writing each chunk's part as soon as it is complete; returns
+    ``(windows written, windows with coverage 0)``.
 
     Every decoded frame's thumbnail is kept with the window it starts in (the fine stage of a segment search
     reads them): one area resize per frame, in the same decoding pass."""
-    done_windows, done_vectors, done_blocks, batch, written = [], [], [], [], 0
+    done_windows, done_vectors, done_blocks, done_coverage, batch = [], [], [], [], []
+    written, no_person = 0, 0
 
     def encode(clips) -> None:
         encode_started = time.perf_counter()
         try:
-            vectors = encoder.encode([c.frames for c in clips], batch_size=batch_size)
+            vectors, coverage = encode_clips(encoder, [c.frames for c in clips], batch_size)
         except MotionMatchError:
             raise
         except Exception as err:
@@ -177,6 +181,7 @@ def _embed_chunks(out_dir: Path, row, fingerprint: str, windows: list, chunk: in
         estimate.observe(len(clips), time.perf_counter() - encode_started)
         done_windows.extend(c.window for c in clips)
         done_vectors.extend(vectors)
+        done_coverage.extend(coverage)
         done_blocks.extend(c.block for c in clips)
 
     clips = iter_window_clips(row.path, windows, start_window=chunk * per_chunk, thumbnails=True)
@@ -188,10 +193,12 @@ def _embed_chunks(out_dir: Path, row, fingerprint: str, windows: list, chunk: in
             batch = []
         if clip.window.clip_index == chunk_end - 1:
             write_part(out_dir, row, fingerprint, done_windows, np.asarray(done_vectors), encoder.encoder_id,
-                       target=chunk_path(out_dir, row.path, chunk), blocks=done_blocks)
+                       target=chunk_path(out_dir, row.path, chunk), blocks=done_blocks,
+                       coverage=np.asarray(done_coverage, dtype=np.float32))
             written += len(done_windows)
-            done_windows, done_vectors, done_blocks, chunk = [], [], [], chunk + 1
-    return written
+            no_person += int((np.asarray(done_coverage) <= 0).sum())
+            done_windows, done_vectors, done_blocks, done_coverage, chunk = [], [], [], [], chunk + 1
+    return written, no_person
 
 
 __all__ = ["extract_embeddings"]

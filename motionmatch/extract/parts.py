@@ -30,10 +30,11 @@ import pandas as pd
 
 from ..data.sources import Failure, normalise_manifest
 from ..errors import ParameterError, VideoError
-from ..table import (EXTRACT_META, FAILURE_COLUMNS, FRAME_COLUMNS, META_NOTE_KEYS, TABLE_COLUMNS, make_clip_id, parts_dir,
-                     read_extract_meta)
+from ..table import (COVERAGE_COLUMN, EXTRACT_META, FAILURE_COLUMNS, FRAME_COLUMNS, META_NOTE_KEYS, TABLE_COLUMNS,
+                     make_clip_id, parts_dir, read_extract_meta)
 from ..video.clips import ClipSpec, ClipWindow, open_with_timestamps
 from ..video.decode import fingerprint_file
+from ..video.fingerprint import pack
 from ..video.shots import detect_shots
 from ..video.windows import NO_SHOTS, WindowSpec, dense_clip_spec, plan_windows
 
@@ -54,6 +55,7 @@ class ExtractSummary:
     skipped_done: int = 0
     failed: int = 0
     clips_embedded: int = 0
+    clips_no_person: int = 0  # clips embedded with coverage 0 (the pose channel saw nobody): left out of its rankings
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
 
@@ -66,6 +68,9 @@ class ExtractSummary:
         text = (f"{self.videos_total} videos: {self.embedded} embedded, {self.skipped_done} already done, "
                 f"{self.failed} failed; {self.clips_embedded} clips in {self.seconds:.1f} s "
                 f"[{self.encoder_id}] -> {self.out_dir}")
+        if self.clips_no_person:
+            text += (f"\nnotes: {self.clips_no_person} clips with no person (coverage 0: recorded in the 'coverage' "
+                     "column, left out of pose rankings)")
         problems = [f for f in self.failures if f.stage != "window"]
         notes = [f for f in self.failures if f.stage == "window"]  # dense windows only: padded windows
         if problems:
@@ -174,17 +179,28 @@ def part_is_current(part: Path, video_path: str) -> bool:
         return False
 
 
+def encode_clips(encoder, clips, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(vectors, coverage)`` of a batch of clips: ``encode_with_coverage`` when the encoder has it (the pose
+    channel: share of frames with a person), else ``encode`` with coverage 1.0 (an encoder that sees every clip)."""
+    if hasattr(encoder, "encode_with_coverage"):
+        vectors, coverage = encoder.encode_with_coverage(clips, batch_size=batch_size)
+        return np.asarray(vectors), np.asarray(coverage, dtype=np.float32).reshape(-1)
+    vectors = np.asarray(encoder.encode(clips, batch_size=batch_size))
+    return vectors, np.ones(len(vectors), dtype=np.float32)
+
+
 def write_part(out_dir: Path, row, fingerprint: str, windows, vectors: np.ndarray, encoder_id: str,
-                target: Path | None = None, blocks=None) -> None:
+                target: Path | None = None, blocks=None, coverage: np.ndarray | None = None) -> None:
     """One part (a video's clips, or a chunk of its windows), atomically; ``blocks`` (one
-    :class:`~motionmatch.video.clips.FrameBlock` per window, or None) add the :data:`FRAME_COLUMNS`."""
+    :class:`~motionmatch.video.clips.FrameBlock` per window, or None) add the :data:`FRAME_COLUMNS`;
+    ``coverage`` (one float per clip, or None) adds the ``coverage`` column."""
     records = []
     for index, (window, vector) in enumerate(zip(windows, vectors)):
         frames = {}
         if blocks is not None:
             block = blocks[index]
             frames = {"frame_times": [] if block is None else block.times.astype(np.float64).tolist(),
-                      "frame_thumbs": b"" if block is None else np.ascontiguousarray(block.thumbs).tobytes()}
+                      "frame_thumbs": b"" if block is None else pack(block.thumbs)}
         records.append({**frames,
             "clip_id": make_clip_id(row.path, window.clip_index, encoder_id),
             "video_path": row.path,
@@ -196,8 +212,10 @@ def write_part(out_dir: Path, row, fingerprint: str, windows, vectors: np.ndarra
             "label": row.label, "domain": row.domain, "group": row.group, "split": row.split,
             "encoder_id": encoder_id,
             "embedding": np.asarray(vector, dtype=np.float32),
+            **({} if coverage is None else {COVERAGE_COLUMN: float(coverage[index])}),
         })
-    frame = pd.DataFrame(records, columns=list(TABLE_COLUMNS) + (list(FRAME_COLUMNS) if blocks is not None else []))
+    frame = pd.DataFrame(records, columns=list(TABLE_COLUMNS) + (list(FRAME_COLUMNS) if blocks is not None else [])
+                         + ([COVERAGE_COLUMN] if coverage is not None else []))
     target = target or part_path(out_dir, row.path)
     temporary = target.with_name(target.name + ".tmp")
     frame.to_parquet(temporary, index=False)
@@ -316,5 +334,5 @@ def failure_from(path: str, stage: str, error: str) -> Failure:
 
 __all__ = ["ExtractSummary", "ENCODE_HINT", "DECODER_CRASH_HINT", "WINDOW_NOTE_HINT", "PLAN_SUFFIX", "part_path",
            "chunk_path", "plan_path", "check_run_meta", "start_extraction", "plan_todo", "finish", "part_is_current",
-           "write_part", "write_failures", "load_plan", "make_plan", "compute_plan", "store_plan", "prune_dense",
+           "encode_clips", "write_part", "write_failures", "load_plan", "make_plan", "compute_plan", "store_plan", "prune_dense",
            "missing_chunks", "decode_failure", "failure_from"]

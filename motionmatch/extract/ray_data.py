@@ -81,23 +81,73 @@ def _probe(address: str, timeout_s: float = 5.0) -> None:
                              "run Ray on this machine") from err
 
 
-def connect(address: str = "", num_cpus: int | None = None) -> bool:
+# How long ``ray.init`` waits for a new head node's GCS server to write its port file into the session folder
+# (Ray 2.60: the environment variable below, read when the head starts; 30 s by default). On a loaded machine the
+# GCS can take longer (ray-project/ray#62883: "Timed out waiting for file .../gcs_server_port_..." after 33 s), so a
+# local start that times out is retried once with this much longer wait.
+GCS_WAIT_ENV = "RAY_gcs_server_port_wait_time_s"
+RETRY_GCS_WAIT_S = 120
+
+
+def _ray_temp_dir() -> str:
+    """Where a local Ray writes its sessions: ``$RAY_TMPDIR/ray``, else ``$TMPDIR/ray``, else ``/tmp/ray``."""
+    return os.path.join(os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp", "ray")
+
+
+def _start_failed(err: BaseException, waited_s: int | None) -> ParameterError:
+    tried = (f" (twice: the second time ray.init waited {waited_s} s for the head node, {GCS_WAIT_ENV})"
+             if waited_s else "")
+    return ParameterError(
+        f"could not start a local Ray instance{tried}: {type(err).__name__}: {err}. Ray starts its head node's "
+        f"processes and waits for them to write their session files into {_ray_temp_dir()}. Try: `ray stop` (a "
+        "session left from an earlier run still holds its processes and ports); free space in that folder, or point "
+        "RAY_TMPDIR at a writable folder with space; fewer CPUs for Ray on a loaded machine (--ray-actors 1; "
+        "num_cpus= in extract_embeddings_ray); or run without --ray")
+
+
+def connect(address: str = "", num_cpus: int | None = None, print_fn=print) -> bool:
     """Join the Ray session already running in this process, the cluster at ``address``, or a new local one.
 
-    Returns True when this call started Ray (the caller shuts it down), False when a session existed.
+    A new local head node that does not start in time is started once more, waiting ``RETRY_GCS_WAIT_S``
+    (:data:`GCS_WAIT_ENV`; the retry is printed with ``print_fn``); when that fails too, or the session folder
+    cannot be written, a ParameterError names the cause and what to try. Returns True when this call started Ray
+    (the caller shuts it down), False when a session existed.
     """
     ray = import_ray()
     if address and address not in ("auto", "local"):
         _probe(address)
     if ray.is_initialized():
         return False
+    options = dict(address=address or None, num_cpus=None if address else num_cpus, log_to_driver=False,
+                   include_dashboard=False, configure_logging=True, logging_level="warning")
     try:
-        ray.init(address=address or None, num_cpus=None if address else num_cpus, log_to_driver=False,
-                 include_dashboard=False, configure_logging=True, logging_level="warning")
-    except (ConnectionError, RuntimeError, TimeoutError) as err:
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise ParameterError(f"could not start or join {where}: {err}. Check `ray status` there, or run "
-                             "without --ray") from err
+        ray.init(**options)
+        return True
+    except (ConnectionError, RuntimeError, TimeoutError) as err:  # a start or join that did not answer in time
+        if address:
+            raise ParameterError(f"could not join the Ray cluster at {address}: {err}. Check `ray status` there, or "
+                                 "run without --ray") from err
+        first = err
+    except OSError as err:  # the session folder cannot be made or written: waiting longer would not help
+        ray.shutdown()
+        raise _start_failed(err, None) from err
+    ray.shutdown()  # whatever the first attempt started
+    given = os.environ.get(GCS_WAIT_ENV, "30")
+    wait_s = max(RETRY_GCS_WAIT_S, 4 * int(given) if given.strip().isdigit() else 0)
+    print_fn(f"ray: the local head node did not start in time ({type(first).__name__}: {str(first)[:160]}); "
+             f"retrying once, waiting up to {wait_s} s")
+    previous = os.environ.get(GCS_WAIT_ENV)
+    os.environ[GCS_WAIT_ENV] = str(wait_s)
+    try:
+        ray.init(**options)
+    except (OSError, RuntimeError) as err:  # ConnectionError and TimeoutError are OSErrors
+        ray.shutdown()
+        raise _start_failed(err, wait_s) from err
+    finally:
+        if previous is None:
+            os.environ.pop(GCS_WAIT_ENV, None)
+        else:
+            os.environ[GCS_WAIT_ENV] = previous
     return True
 
 
@@ -275,7 +325,7 @@ def extract_embeddings_ray(manifest: pd.DataFrame, encoder, out_dir: str | Path,
     (default: when the cluster has GPUs).
     """
     ray = import_ray()
-    started_ray = connect(address, num_cpus)
+    started_ray = connect(address, num_cpus, print_fn)
     try:
         actors, use_gpus = _cluster_plan(ray, actors, gpus)
         ray_meta = {"ray": {"actors": actors, "gpus_per_actor": int(use_gpus), "address": address or "local"}}

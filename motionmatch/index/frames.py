@@ -29,12 +29,12 @@ import pandas as pd
 
 from ..errors import ParameterError
 from ..table import FRAME_COLUMNS
-from ..video.fingerprint import THUMB, FrameSignal, appearance
+from ..video.fingerprint import THUMB, FrameSignal, search_vectors, unpack
 from .schema import FRAMES_SUFFIX
 
-FRAME_ENCODER_ID = "frames:thumb16-v1"
-FRAME_PREPROCESSING = {"kind": "thumbnails", "size": THUMB, "grey": True, "resize": "area",
-                       "vector": "appearance of the window's first frame"}
+FRAME_ENCODER_ID = "frames:thumb24-v1"
+FRAME_PREPROCESSING = {"kind": "thumbnails", "size": THUMB, "grey": True, "resize": "area", "packed": "zlib",
+                       "vector": "appearance of the window's first frame at 16 x 16"}
 
 
 def frames_collection(collection: str) -> str:
@@ -52,16 +52,16 @@ def frame_rows(table: pd.DataFrame) -> pd.DataFrame:
     if not has_frames(table):
         raise ParameterError("the table has no frame columns (frame_times, frame_thumbs): extract it with dense "
                              "windows (motionmatch extract --stride-s) to build a frame store")
-    thumbs = [np.frombuffer(blob, dtype=np.uint8).reshape(-1, THUMB, THUMB) for blob in table["frame_thumbs"]]
+    thumbs = [unpack(blob) if len(blob) else np.zeros((0, THUMB, THUMB), np.uint8) for blob in table["frame_thumbs"]]
     keep = np.array([len(t) > 0 for t in thumbs])
     firsts = np.stack([t[0] for t, k in zip(thumbs, keep) if k]) if keep.any() else np.zeros((0, THUMB, THUMB))
     rows = table.loc[keep, ["clip_id", "video_path", "video_fingerprint", "clip_index", "start_s", "end_s",
                             "padded_frames", "label", "domain", "group", "split"]].copy()
     rows["encoder_id"] = FRAME_ENCODER_ID
-    rows["embedding"] = list(appearance(firsts)) if len(firsts) else []
+    rows["embedding"] = list(search_vectors(firsts)) if len(firsts) else []
     rows["frame_times"] = [base64.b64encode(np.asarray(t, dtype=np.float64).tobytes()).decode("ascii")
                            for t, k in zip(table["frame_times"], keep) if k]
-    rows["frame_thumbs"] = [base64.b64encode(t.tobytes()).decode("ascii") for t, k in zip(thumbs, keep) if k]
+    rows["frame_thumbs"] = [base64.b64encode(blob).decode("ascii") for blob, k in zip(table["frame_thumbs"], keep) if k]
     return rows.reset_index(drop=True)
 
 
@@ -70,8 +70,7 @@ def decode_rows(rows: pd.DataFrame) -> dict[str, FrameSignal]:
     out = {}
     for video, group in rows.sort_values(["video_path", "start_s"], kind="stable").groupby("video_path", sort=False):
         times = [np.frombuffer(base64.b64decode(t), dtype=np.float64) for t in group["frame_times"]]
-        thumbs = [np.frombuffer(base64.b64decode(t), dtype=np.uint8).reshape(-1, THUMB, THUMB)
-                  for t in group["frame_thumbs"]]
+        thumbs = [unpack(base64.b64decode(t)) for t in group["frame_thumbs"]]
         times_all, thumbs_all = np.concatenate(times), np.concatenate(thumbs)
         order = np.argsort(times_all, kind="stable")
         unique = np.r_[True, np.diff(times_all[order]) > 1e-9]  # blocks tile the video; drop any repeat
@@ -95,7 +94,7 @@ def signal_from_table(table: pd.DataFrame, video_path: str) -> FrameSignal:
     if rows.empty or not has_frames(rows):
         raise ParameterError(f"{video_path} has no frames in this table: was it extracted with dense windows?")
     times = np.concatenate([np.asarray(t, dtype=np.float64) for t in rows["frame_times"]])
-    thumbs = np.concatenate([np.frombuffer(b, dtype=np.uint8).reshape(-1, THUMB, THUMB) for b in rows["frame_thumbs"]])
+    thumbs = np.concatenate([unpack(b) for b in rows["frame_thumbs"] if len(b)])
     order = np.argsort(times, kind="stable")
     return FrameSignal(video_path, times[order], thumbs[order])
 

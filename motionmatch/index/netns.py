@@ -64,13 +64,21 @@ def enter_namespace() -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
+def launcher() -> list[str]:
+    """The command that runs this module as a launcher: its file, not ``-m motionmatch.index.netns``.
+
+    ``unshare(CLONE_NEWUSER)`` is refused in a process that has started threads, and importing the package
+    (numpy, pandas: OpenBLAS starts its threads at import) would start them; this file imports only the standard
+    library, so run by path it stays single-threaded until it has made its namespace."""
+    return [sys.executable, str(Path(__file__).resolve())]
+
+
 @functools.lru_cache(maxsize=1)
 def isolation_error() -> str | None:
     """None when this machine lets a process make its own network namespace, else the reason (asked once)."""
     if not sys.platform.startswith("linux"):
         return f"network namespaces are Linux only (this is {sys.platform})"
-    probe = subprocess.run([sys.executable, "-m", __name__, "--probe"], capture_output=True, text=True,
-                           timeout=60)
+    probe = subprocess.run([*launcher(), "--probe"], capture_output=True, text=True, timeout=60)
     if probe.returncode == 0:
         return None
     return (probe.stderr.strip().splitlines() or ["the probe failed"])[-1]

@@ -48,7 +48,12 @@ SCALAR_FIELDS: dict[str, tuple[str, int]] = {
     "domain": ("str", 512),
     "group": ("str", 512),
     "split": ("str", 512),
+    "coverage": ("float", 0),
 }
+# Scalar fields a collection made before they existed may lack (it keeps working without them), and the value a
+# table without the column gets. coverage: the share of a clip's frames with what the encoder describes (a person,
+# for the pose channel); 1.0 for every other encoder. A pose collection is searched with `coverage > 0`.
+OPTIONAL_SCALAR_FIELDS: dict[str, float] = {"coverage": 1.0}
 # optional text fields a collection may carry (name -> max_length in bytes), base64 payloads that are fetched,
 # never searched: the frame store's per-frame times and thumbnails (motionmatch.index.frames)
 TEXT_FIELDS: dict[str, int] = {"frame_times": 4096, "frame_thumbs": 65535}
@@ -114,7 +119,7 @@ def check_dim(dim: Any, name: str = "dim") -> int:
 def build_schema(client, dim: int, extra_vectors: Mapping[str, int], index: IndexConfig,
                  text_fields: Sequence[str] = ()):
     """The collection schema and index parameters (one COSINE index per vector field); ``text_fields`` adds
-    the named :data:`TEXT_FIELDS`."""
+    the named :data:`TEXT_FIELDS`. Every :data:`SCALAR_FIELDS` entry is a field, the optional ones included."""
     from pymilvus import DataType, MilvusClient
 
     types = {"str": DataType.VARCHAR, "int": DataType.INT64, "float": DataType.FLOAT}
@@ -174,9 +179,12 @@ def scalar_columns(table: pd.DataFrame, encoder_id: str) -> dict[str, np.ndarray
                                   zip(table["video_path"].astype(str), table["clip_index"])], dtype=object)
             continue
         if name not in table.columns:
-            out[name] = np.array(["" if kind == "str" else 0] * len(table), dtype=object)
+            default = OPTIONAL_SCALAR_FIELDS.get(name, "" if kind == "str" else 0)
+            out[name] = np.array([default] * len(table), dtype=object)
             continue
         column = table[name]
+        if name in OPTIONAL_SCALAR_FIELDS:  # blank where parts written before the column are mixed in
+            column = column.where(column.notna(), OPTIONAL_SCALAR_FIELDS[name])
         if kind == "str":
             values = np.array(["" if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v)
                                for v in column], dtype=object)

@@ -130,7 +130,7 @@ class StandaloneServer:
             listeners = [_loopback_listener(port, self.data_dir) for port in (self.port, self.health_port)]
             pid_file.parent.mkdir(parents=True, exist_ok=True)
             pid_file.unlink(missing_ok=True)
-            command = [sys.executable, "-m", netns.__name__,
+            command = [*netns.launcher(),
                        *[f"--forward={sock.fileno()}:{port}" for sock, port in zip(listeners, (self.port,
                                                                                           self.health_port))],
                        f"--pid-file={pid_file}", "--", *command]

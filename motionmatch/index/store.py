@@ -35,15 +35,19 @@ from ..errors import EncoderMismatchError, MotionMatchError, ParameterError, Sto
 from .filters import and_expressions, build_filter, not_video
 from .connection import quiet_library_errors, require_multi_vector, retry_transient
 from .schema import (
-    ARRAYS_SUFFIX, FRAMES_SUFFIX, HIT_FIELDS, NAME_RE, PRIMARY_FIELD, PROP_CLIP_SPEC, PROP_DIM, PROP_ENCODER_ID, PROP_PREPROCESSING,
-    PROP_SCHEMA_VERSION, SCALAR_FIELDS, SCHEMA_VERSION, TEXT_FIELDS, VECTOR_FIELD, Hit, IndexConfig, build_schema, check_dim,
-    hits_from_results, scalar_columns, vector_matrix,
+    ARRAYS_SUFFIX, FRAMES_SUFFIX, HIT_FIELDS, NAME_RE, OPTIONAL_SCALAR_FIELDS, PRIMARY_FIELD, PROP_CLIP_SPEC, PROP_DIM,
+    PROP_ENCODER_ID, PROP_PREPROCESSING, PROP_SCHEMA_VERSION, SCALAR_FIELDS, SCHEMA_VERSION, TEXT_FIELDS, VECTOR_FIELD, Hit,
+    IndexConfig, build_schema, check_dim, hits_from_results, scalar_columns, vector_matrix,
 )
 from .arrays import StoredArrays
 from ..table import canonical_json
 from ..validation import check_choice, check_scalar
 
 MAX_TOPK = 16384  # Milvus caps limit (and offset + limit) per request
+# Encoders whose clips may show nothing to describe (coverage 0): their collections are searched with
+# `coverage > 0`, so a clip without a person is never retrieved by the pose channel.
+COVERAGE_FILTERED_ENCODERS = ("pose:",)
+NO_CONTENT_FILTER = "coverage > 0"
 QUERY_BATCH = 1000
 
 _SERVER_SCHEMES = ("http://", "https://", "tcp://")
@@ -221,6 +225,20 @@ class MotionStore(StoredArrays):
     def _text_fields(self) -> list[str]:
         """The optional :data:`~motionmatch.index.schema.TEXT_FIELDS` this collection carries."""
         return [f["name"] for f in self._info()["fields"] if f["name"] in TEXT_FIELDS]
+
+    def _scalar_fields(self) -> list[str]:
+        """The :data:`~motionmatch.index.schema.SCALAR_FIELDS` this collection has (one made before an optional
+        field existed lacks it, and keeps working without it)."""
+        have = {f["name"] for f in self._info()["fields"]}
+        return [name for name in SCALAR_FIELDS if name in have or name not in OPTIONAL_SCALAR_FIELDS]
+
+    def content_filter(self) -> str:
+        """``coverage > 0`` for a collection of an encoder whose clips may show nothing (the pose channel) that
+        stores coverage; '' otherwise. Every search of this store adds it."""
+        encoder_id = self._info()["properties"][PROP_ENCODER_ID]
+        if encoder_id.startswith(COVERAGE_FILTERED_ENCODERS) and "coverage" in self._scalar_fields():
+            return NO_CONTENT_FILTER
+        return ""
 
     def _vector_fields(self) -> dict[str, int]:
         from pymilvus import DataType
@@ -415,6 +433,8 @@ class MotionStore(StoredArrays):
             raise ParameterError(f"the embeddings table lacks columns {missing}; it has {list(table.columns)}")
 
         columns = scalar_columns(table, held_id)
+        present = set(self._scalar_fields())  # a collection made before `coverage` existed takes rows without it
+        columns = {name: values for name, values in columns.items() if name in present}
         for name in self._text_fields():
             if name not in table.columns:
                 raise ParameterError(f"collection '{self.collection}' stores '{name}' with every row; the table has "
@@ -490,7 +510,7 @@ class MotionStore(StoredArrays):
         video and clip, i.e. each video's windows in time order."""
         expression = build_filter(filters)
         vector_fields = self._vector_fields()
-        valid = [*SCALAR_FIELDS, *self._text_fields(), *vector_fields]
+        valid = [*self._scalar_fields(), *self._text_fields(), *vector_fields]
         wanted = list(fields) if fields is not None else valid
         unknown = [f for f in wanted if f not in valid]
         if unknown:
@@ -508,7 +528,7 @@ class MotionStore(StoredArrays):
             if field in frame:
                 frame[field] = [np.asarray(v, dtype=np.float32) for v in frame[field]]
         if fields is None:
-            frame.insert(len(SCALAR_FIELDS), "encoder_id", self._info()["properties"][PROP_ENCODER_ID])
+            frame.insert(len(self._scalar_fields()), "encoder_id", self._info()["properties"][PROP_ENCODER_ID])
         sort_by = [c for c in ("video_path", "clip_index", PRIMARY_FIELD) if c in frame]
         frame = frame.sort_values(sort_by, kind="stable").reset_index(drop=True)
         return frame[wanted if fields is not None else list(frame.columns)]
@@ -575,12 +595,13 @@ class MotionStore(StoredArrays):
         """Nearest clips (cosine) for each query vector; one list of hits per query, best first.
 
         ``group_by_video`` keeps the best clip per video; ``exclude_video`` (one path, or one per
-        query) drops hits from the query's own video; ``filters`` see :func:`build_filter`.
+        query) drops hits from the query's own video; ``filters`` see :func:`build_filter`. A pose collection
+        never returns clips with no person (:meth:`content_filter`).
         """
         k = self._check_k(k)
         self._check_encoder(encoder_id, None, preprocessing, "search")
         matrix = self._query_matrix(vectors, anns_field, self._vector_fields())
-        expression = build_filter(filters)
+        expression = and_expressions(build_filter(filters), self.content_filter())
         exclusions = self._exclusions(exclude_video, len(matrix))
         self._ready()
         params = self._search_params(anns_field, k)
@@ -603,7 +624,8 @@ class MotionStore(StoredArrays):
         """Search several vector fields at once and fuse the rankings (``rrf`` or ``weighted``).
 
         Each field returns ``candidate_k`` candidates (default ``max(4k, 50)``); RRF scores are
-        ``sum 1/(rrf_k + rank)``, weighted scores are the weighted sum of cosines.
+        ``sum 1/(rrf_k + rank)``, weighted scores are the weighted sum of cosines. A pose collection never returns
+        clips with no person (:meth:`content_filter`).
         """
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
@@ -628,7 +650,8 @@ class MotionStore(StoredArrays):
                                      f"({', '.join(matrices)}), got {weights!r}")
             fuser = WeightedRanker(*[check_scalar(w, f"weights[{field!r}]", float, min_value=0)
                                      for field, w in zip(matrices, weights)], norm_score=False)
-        expression = and_expressions(build_filter(filters), self._exclusions(exclude_video, 1)[0] if exclude_video else "")
+        expression = and_expressions(build_filter(filters), self._exclusions(exclude_video, 1)[0] if exclude_video else "",
+                                     self.content_filter())
         self._ready()
         require_multi_vector(self, "hybrid search")  # Milvus 2.3 has no HybridSearch RPC
         requests = [AnnSearchRequest(data=m.tolist(), anns_field=field, param=self._search_params(field, candidate_k),

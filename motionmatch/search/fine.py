@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..video.fingerprint import FrameSignal, appearance, change, mirrored, zoomed
+from ..video.fingerprint import FrameSignal, appearance, change, foreground, mirrored, search_vectors, unzoomed, zoomed
 from .align import Segment
 
 SLOPES = tuple(np.round(np.arange(0.80, 1.2501, 0.05), 2))  # reference frames per query frame (speed changes)
@@ -37,10 +37,11 @@ ZOOM = 1.25  # a central crop to 80 % of the width and height
 MATCH_LEVEL = 0.5  # a frame pair at or above this similarity matches (along the best line)
 MIN_RUN_S = 0.5  # the shortest copied part reported
 KEYFRAME_S = 0.5  # query frames searched in the frame store, one every this many seconds
-# Copy verification: P(copy) = sigmoid(w . [appearance, change, log(run seconds)] + b), fitted by
+# Copy verification: P(copy) = sigmoid(w . copy_features + b), fitted by
 # `python -m bench.bench_localize --seed 0 --fit-copy-model` (logistic regression on the tuning gallery's
 # alignments: every edited copy against its source, every query against the other candidates).
-COPY_MODEL = {"weights": (9.0, 6.0, 1.0), "bias": -9.5, "fitted_on": "not fitted yet"}
+COPY_MODEL = {"weights": (1.543, 4.462, 1.287, 2.6, 4.997), "bias": -11.884, "fitted_on": "exploration, seed 0"}
+EXACT_LEVEL = 0.9
 
 
 @dataclass(frozen=True)
@@ -56,36 +57,60 @@ class CopyMatch:
     mirrored: bool  # the query is the reference mirrored left-right
     appearance: float  # mean appearance similarity over the run (the better of plain and zoomed)
     change: float  # mean change similarity over the run
+    foreground: float  # mean foreground similarity over the run (what moves against the still background)
+    exact: float  # share of the run's frames whose best similarity is >= EXACT_LEVEL (a copy's are nearly all)
     run_s: float  # length of the run on the query's clock
+    evidence: float  # the line's score (:func:`_best_line`): how much of the query matches, how well
     probability: float  # copy_probability of the above
 
     @property
-    def features(self) -> tuple[float, float, float]:
-        return self.appearance, self.change, math.log(max(self.run_s, 1e-3))
+    def features(self) -> tuple[float, ...]:
+        return copy_features(self.appearance, self.change, self.foreground, self.exact, self.run_s)
 
 
-def copy_probability(appearance_sim: float, change_sim: float, run_s: float,
-                     model: Mapping = COPY_MODEL) -> float:
-    """P(the run is a copy) from its mean similarities and length (:data:`COPY_MODEL`)."""
-    w, b = model["weights"], model["bias"]
-    z = w[0] * appearance_sim + w[1] * change_sim + w[2] * math.log(max(run_s, 1e-3)) + b
+def copy_features(appearance_sim: float, change_sim: float, foreground_sim: float, exact: float,
+                  run_s: float) -> tuple[float, ...]:
+    """The copy model's inputs: mean appearance, change and foreground similarity, share of exact frames, log
+    run length."""
+    return (float(appearance_sim), float(change_sim), float(foreground_sim), float(exact),
+            math.log(max(run_s, 1e-3)))
+
+
+def copy_probability(features: Sequence[float], model: Mapping = COPY_MODEL) -> float:
+    """P(the run is a copy) from :func:`copy_features` (:data:`COPY_MODEL`, a logistic model)."""
+    z = float(np.dot(model["weights"], features)) + float(model["bias"])
     return float(1.0 / (1.0 + math.exp(-z)))
 
 
-def _features(signal: FrameSignal, flip: bool = False, zoom: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def fit_copy_model(features: np.ndarray, labels: np.ndarray, note: str = "") -> dict:
+    """A :data:`COPY_MODEL` fitted by logistic regression (scikit-learn) on alignments with known labels
+    (1: the run is the query's source range): ``{"weights", "bias", "fitted_on"}``."""
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = LogisticRegression(C=10.0, max_iter=1000).fit(np.asarray(features, float), np.asarray(labels, int))
+    return {"weights": tuple(round(float(w), 4) for w in fitted.coef_[0]),
+            "bias": round(float(fitted.intercept_[0]), 4), "fitted_on": note}
+
+
+def _features(signal: FrameSignal, flip: bool = False, zoom: bool = False) -> tuple[np.ndarray, ...]:
+    """(appearance, change, foreground) of a signal's frames (mirrored, zoomed)."""
     thumbs = mirrored(signal.thumbs) if flip else signal.thumbs
     if zoom:
         thumbs = zoomed(thumbs, ZOOM)
-    return appearance(thumbs), change(thumbs)
+    return appearance(thumbs), change(thumbs), foreground(thumbs)
+
+
+def _evidence(*similarities: np.ndarray) -> np.ndarray:
+    """Per frame pair, the mean over channels of ``max(0, s - MATCH_LEVEL) ** 2``: pairs that match well count
+    much more than pairs that match a little, and channels add up, so a static shot (whose frames all look
+    alike) is told apart by what moves in it."""
+    return sum(np.maximum(s - MATCH_LEVEL, 0.0) ** 2 for s in similarities) / len(similarities)
 
 
 def _best_line(similarity: np.ndarray, min_valid: int) -> tuple[float, float, int]:
-    """(score, slope, offset) of the best line r = round(a q + b) through a (n_q, n_r) matrix.
-
-    A line scores the mean over query frames of ``max(0, s - MATCH_LEVEL) ** 2``: frames that match well count
-    much more than frames that match a little (a static shot looks alike at every offset), and frames that do
-    not match (the rest of a partial copy) count nothing, so the copied part decides the line."""
-    similarity = np.where(np.isnan(similarity), np.nan, np.maximum(similarity - MATCH_LEVEL, 0.0) ** 2)
+    """(score, slope, offset) of the best line r = round(a q + b) through an (n_q, n_r) evidence matrix
+    (:func:`_evidence`): a line scores its evidence summed over query frames / n_q, so frames that do not match
+    (the rest of a partial copy) count nothing and the copied part decides the line."""
     n_q, n_r = similarity.shape
     pad = int(math.ceil(n_q * max(SLOPES))) + 2
     padded = np.full((n_q, n_r + 2 * pad), np.nan, dtype=np.float32)
@@ -120,26 +145,25 @@ def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY
     """The best frame-level alignment of ``query`` with ``reference`` (None when nothing lines up)."""
     if len(query) < 2 or len(reference) < 2:
         return None
-    ref_app, ref_change = _features(reference)
-    ref_zoom, ref_zoom_change = _features(reference, zoom=True)
+    ref_plain, ref_zoom = _features(reference), _features(reference, zoom=True)
     min_valid = max(2, len(query) // 2)
     best = None
     for flip in (False, True):
-        q_app, q_change = _features(query, flip=flip)
-        appearance_sim = np.maximum(q_app @ ref_app.T, q_app @ ref_zoom.T)
-        change_sim = np.maximum(q_change @ ref_change.T, q_change @ ref_zoom_change.T)
-        similarity = np.maximum(appearance_sim, change_sim)
-        level, slope, offset = _best_line(similarity, min(min_valid, len(reference) // 2 + 1))
+        q = _features(query, flip=flip)
+        app, chg, fg = (np.maximum(q[c] @ ref_plain[c].T, q[c] @ ref_zoom[c].T) for c in range(3))
+        level, slope, offset = _best_line(_evidence(app, chg, fg), min(min_valid, len(reference) // 2 + 1))
         if best is None or level > best[0]:
-            best = (level, slope, offset, flip, appearance_sim, change_sim, similarity)
-    level, slope, offset, flip, appearance_sim, change_sim, similarity = best
+            best = (level, slope, offset, flip, app, fg)
+    level, slope, offset, flip, appearance_sim, foreground_sim = best
     rows = np.arange(len(query))
     cols = np.round(offset + rows * slope).astype(int)
     inside = (cols >= 0) & (cols < len(reference))
-    per_frame = np.full(len(query), -1.0)
-    per_frame[inside] = similarity[rows[inside], cols[inside]]
-    frame_s = query.frame_s
-    run = _longest_run(per_frame >= MATCH_LEVEL, max_gap=max(1, int(round(0.25 / frame_s))))
+    appearance_line, foreground_line = np.full(len(query), -1.0), np.full(len(query), -1.0)
+    appearance_line[inside] = appearance_sim[rows[inside], cols[inside]]
+    foreground_line[inside] = foreground_sim[rows[inside], cols[inside]]
+    change_line, moving = _line_change(query, reference, cols, inside, flip)
+    per_frame = np.maximum(np.maximum(appearance_line, change_line), foreground_line)
+    run = _longest_run(per_frame >= MATCH_LEVEL, max_gap=max(1, int(round(0.25 / query.frame_s))))
     if run is None:
         return None
     first, last = run
@@ -148,12 +172,44 @@ def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY
         return None
     span = np.arange(first, last + 1)
     span = span[inside[span]]
-    app = float(appearance_sim[span, cols[span]].mean())
-    chg = float(change_sim[span, cols[span]].mean())
+    app = float(appearance_line[span].mean())
+    with_motion = span[moving[span]]  # frames where the query changes at all (a slowed copy repeats frames)
+    chg = float(change_line[with_motion].mean()) if len(with_motion) else 0.0
+    fg = float(foreground_line[span].mean())
+    exact = float((per_frame[span] >= EXACT_LEVEL).mean())
     ref_first, ref_last = int(cols[first]), int(cols[last])
     return CopyMatch(reference.video_path, float(reference.times[ref_first]), reference.end_time(ref_last),
-                     float(query.times[first]), query.end_time(last), slope, flip, app, chg, run_s,
-                     copy_probability(app, chg, run_s, model))
+                     float(query.times[first]), query.end_time(last), slope, flip, app, chg, fg, exact, run_s,
+                     level, copy_probability(copy_features(app, chg, fg, exact, run_s), model))
+
+
+def _line_change(query: FrameSignal, reference: FrameSignal, cols: np.ndarray, inside: np.ndarray,
+                 flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(per query frame, the change similarity along the line; whether the query changes there at all).
+
+    The reference's change is taken between the two reference frames the line maps query frames q - 1 and q to,
+    not between consecutive reference frames, so a copy at another speed changes by as much as its source
+    (with and without the 1.25x zoom, the better)."""
+    thumbs = (mirrored(query.thumbs) if flip else query.thumbs).astype(np.float32)
+    steps = thumbs[1:] - thumbs[:-1]
+    moving = np.r_[False, np.abs(steps).reshape(len(steps), -1).sum(axis=1) > 1.0]
+    q_change = change(thumbs)
+    out = np.full(len(query), -1.0)
+    pairs = np.flatnonzero(inside[1:] & inside[:-1]) + 1  # query frames q with q - 1 and q both on the reference
+    if not len(pairs):
+        return out, moving
+    ref = reference.thumbs.astype(np.float32)
+    best = np.full(len(pairs), -1.0)
+    for zoom in (False, True):
+        frames = zoomed(ref, ZOOM) if zoom else ref
+        ref_steps = frames[cols[pairs]] - frames[cols[pairs - 1]]
+        flat = ref_steps.reshape(len(pairs), -1)
+        flat = flat - flat.mean(axis=1, keepdims=True)
+        norm = np.linalg.norm(flat, axis=1, keepdims=True)
+        ref_change = np.where(norm > 1.0, flat / np.maximum(norm, 1e-6), 0.0)
+        best = np.maximum(best, np.einsum("ij,ij->i", q_change[pairs], ref_change))
+    out[pairs] = best
+    return out, moving
 
 
 # ----------------------------------------------------------------------------- copy candidates
@@ -166,19 +222,23 @@ def query_keyframes(query: FrameSignal, every_s: float = KEYFRAME_S) -> np.ndarr
 
 
 def copy_candidates(frames_store, query: FrameSignal, excluded: Sequence[str] = (), n_candidates: int = 10,
-                    k: int = 20, filters: Mapping | None = None, bin_s: float = 0.5,
-                    peaks: int = 2) -> list[dict[str, tuple[float, float]]]:
-    """``[{video: (start_s, end_s)}, ...]`` (the best offset of each video, then its second best, ...): the
-    videos whose frames look most like the query's (and their mirror images'), each with the span a copy of the
-    whole query could occupy there at that offset (any speed in 0.8-1.25x).
+                    k: int = 20, filters: Mapping | None = None, near: float = 0.05,
+                    max_span_s: float = 120.0) -> dict[str, tuple[float, float]]:
+    """``{video: (start_s, end_s)}``: the videos whose frames look most like the query's (as they are, mirrored,
+    or uncropped by 1.25x: one search call for all), each with the span a copy could occupy there.
 
-    Each hit votes for its time offset (reference time - query time) with its similarity above 0.5; a video's
-    offsets are its heaviest ``bin_s`` bins (each with its two neighbours), so a static shot, whose frames all
-    look alike, does not smear them; the ``peaks`` best, at least a query length apart, are kept."""
+    Videos are ranked by their best hit per query keyframe (summed over keyframes, the part above 0.5). A
+    video's span covers every hit within ``near`` of its best score, as offsets of the query's start, plus a
+    margin for speed changes (0.8-1.25x): within one static shot every frame looks alike at 16 x 16, so the
+    keyframes cannot say where in the shot a copy sits, but the fine alignment, given the whole shot, can
+    (what moves in it, :func:`motionmatch.video.fingerprint.foreground`). Spans are capped at ``max_span_s``
+    around the heaviest offset."""
     keys = query_keyframes(query)
     if not len(keys):
-        return []
-    vectors = np.concatenate([appearance(query.thumbs[keys]), appearance(mirrored(query.thumbs[keys]))])
+        return {}
+    keyframes = query.thumbs[keys]  # as they are, mirrored, and as the uncropped frames of a cropped copy may be
+    vectors = np.concatenate([search_vectors(keyframes), search_vectors(mirrored(keyframes)),
+                              search_vectors(unzoomed(keyframes, ZOOM))])
     searched = frames_store.search(vectors, k=k, filters=filters, exclude_video=excluded[0] if excluded else None)
     votes: dict[str, float] = {}
     offsets: dict[str, list[tuple[float, float]]] = {}
@@ -189,28 +249,23 @@ def copy_candidates(frames_store, query: FrameSignal, excluded: Sequence[str] = 
         for hit in hits:
             if hit.video_path in excluded:
                 continue
-            weight = max(0.0, float(hit.score) - 0.5)
-            best[hit.video_path] = max(best.get(hit.video_path, 0.0), weight)
-            offsets.setdefault(hit.video_path, []).append((hit.start_s - q_t, weight))
-        for video, weight in best.items():
-            votes[video] = votes.get(video, 0.0) + weight
+            best[hit.video_path] = max(best.get(hit.video_path, -1.0), float(hit.score))
+            offsets.setdefault(hit.video_path, []).append((hit.start_s - q_t, float(hit.score)))
+        for video, score in best.items():
+            votes[video] = votes.get(video, 0.0) + max(0.0, score - 0.5)
     duration = query.end_time(len(query) - 1) - float(query.times[0])
     margin = 0.3 * duration + 1.5
-    spans: list[dict[str, tuple[float, float]]] = [{} for _ in range(peaks)]
+    spans = {}
     for video in sorted(votes, key=lambda v: (-votes[v], v))[:n_candidates]:
+        if votes[video] <= 0:
+            continue
         values = np.array(offsets[video])
-        bins = np.round(values[:, 0] / bin_s).astype(int)
-        smooth = np.convolve(np.bincount(bins - bins.min(), weights=values[:, 1]), np.ones(3), mode="same")
-        chosen: list[int] = []
-        for j in np.argsort(-smooth, kind="stable"):
-            if smooth[j] <= 0 or len(chosen) == peaks:
-                break
-            if all(abs(int(j) - c) * bin_s >= duration for c in chosen):
-                chosen.append(int(j))
-        for peak, j in enumerate(chosen):
-            start = (j + bins.min()) * bin_s + float(query.times[0])
-            spans[peak][video] = (max(0.0, start - margin), start + duration + margin)
-    return [group for group in spans if group]
+        strong = values[values[:, 1] >= values[:, 1].max() - near, 0]
+        heaviest = float(np.median(strong))
+        low, high = max(strong.min(), heaviest - max_span_s / 2), min(strong.max(), heaviest + max_span_s / 2)
+        start = float(query.times[0])
+        spans[video] = (max(0.0, start + low - margin), start + high + duration + margin)
+    return spans
 
 
 # ----------------------------------------------------------------------------- same-motion boundaries
@@ -261,6 +316,11 @@ def snap_to_changes(start_s: float, end_s: float, changes: np.ndarray, snap_s: f
 
 
 # ----------------------------------------------------------------------------- the stage
+def _exact_frames(match: CopyMatch) -> float:
+    """Of several alignments with one video (spans at different offsets), the copy is the one with the most
+    evidence (frames of one shot all look alike; what moves in them does not)."""
+    return match.evidence
+
 def ranking_score(segment: Segment) -> float:
     """The one ranking scale of a search's segments, in [0, 1]: a verified copy scores 0.5 + 0.5 x its copy
     probability x the share of the query it covers (a whole copy above a partial one); a same-motion segment
@@ -292,7 +352,7 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
                      "--stride-s`, to build one); segments keep their window boundaries" % store.collection)
     else:
         duration = query.end_time(len(query) - 1) - float(query.times[0])
-        spans = copy_candidates(frames, query, excluded, n_candidates=n_candidates, filters=filters)
+        spans = [copy_candidates(frames, query, excluded, n_candidates=n_candidates, filters=filters)]
         coarse: dict[str, tuple[float, float]] = {}  # and where the coarse stage put its best segments (a copy
         for s in segments[:n_candidates]:  # whose look was edited away: a caption bar, a crop)
             if s.video_path not in coarse:
@@ -302,9 +362,8 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
         for group in spans:
             for signal in fetch_frames(frames, group).values():
                 match = align_copy(query, signal)
-                if match is not None and (signal.video_path not in best or
-                                          match.probability * match.run_s > best[signal.video_path].probability
-                                          * best[signal.video_path].run_s):
+                if match is not None and (signal.video_path not in best
+                                          or _exact_frames(match) > _exact_frames(best[signal.video_path])):
                     best[signal.video_path] = match
         for match in best.values():
             if match.probability >= copy_threshold:
@@ -331,6 +390,7 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
     return sorted(ranked, key=lambda s: -s.score), notes
 
 
-__all__ = ["SLOPES", "ZOOM", "MATCH_LEVEL", "COPY_MODEL", "CopyMatch", "copy_probability", "align_copy",
+__all__ = ["SLOPES", "ZOOM", "MATCH_LEVEL", "EXACT_LEVEL", "COPY_MODEL", "CopyMatch", "copy_features",
+           "copy_probability", "fit_copy_model", "align_copy",
            "query_keyframes", "copy_candidates", "cut_points", "novelty_points", "snap_to_changes",
            "ranking_score", "refine"]

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-THUMB = 16  # pixels per side of a frame's thumbnail
+THUMB = 24  # pixels per side of a frame's thumbnail (a 1.25x central zoom of 16 x 16 loses too much: see below)
+SEARCH_THUMB = 16  # pixels per side of the thumbnails the frame store's vectors are made from
 _MIN_CHANGE = 1.0  # grey levels (summed over the thumbnail's L2 norm) below which a frame "did not change"
 
 
 def thumbnails(frames: np.ndarray) -> np.ndarray:
-    """(n, 16, 16) uint8 grey thumbnails of (n, H, W, 3) uint8 RGB frames (area resize: an average per cell)."""
+    """(n, 24, 24) uint8 grey thumbnails of (n, H, W, 3) uint8 RGB frames (area resize: an average per cell)."""
     import cv2
 
     frames = np.asarray(frames)
@@ -40,6 +41,31 @@ def thumbnails(frames: np.ndarray) -> np.ndarray:
     return out
 
 
+def pack(thumbs: np.ndarray) -> bytes:
+    """Thumbnails as bytes (zlib over the raw uint8 values, level 1): what tables and the frame store keep."""
+    import zlib
+
+    return zlib.compress(np.ascontiguousarray(thumbs, dtype=np.uint8).tobytes(), 1)
+
+
+def unpack(data: bytes) -> np.ndarray:
+    """(n, THUMB, THUMB) uint8 thumbnails from :func:`pack`'s bytes."""
+    import zlib
+
+    return np.frombuffer(zlib.decompress(data), dtype=np.uint8).reshape(-1, THUMB, THUMB)
+
+
+def search_vectors(thumbs: np.ndarray) -> np.ndarray:
+    """(n, 256) float32 appearance of the thumbnails shrunk to 16 x 16: the frame store's vectors (small enough
+    to index a vector per window; the fine stage compares the full thumbnails)."""
+    import cv2
+
+    thumbs = np.asarray(thumbs, dtype=np.float32)
+    small = np.stack([cv2.resize(t, (SEARCH_THUMB, SEARCH_THUMB), interpolation=cv2.INTER_AREA) for t in thumbs]) \
+        if len(thumbs) else np.zeros((0, SEARCH_THUMB, SEARCH_THUMB), np.float32)
+    return appearance(small)
+
+
 def _normalised(values: np.ndarray, floor: float) -> np.ndarray:
     flat = values.reshape(len(values), -1).astype(np.float32)
     flat = flat - flat.mean(axis=1, keepdims=True)
@@ -48,16 +74,23 @@ def _normalised(values: np.ndarray, floor: float) -> np.ndarray:
 
 
 def appearance(thumbs: np.ndarray) -> np.ndarray:
-    """(n, 256) float32: each thumbnail mean-removed and L2-normalised (a flat grey frame gives zeros)."""
+    """(n, 576) float32: each thumbnail mean-removed and L2-normalised (a flat grey frame gives zeros)."""
     return _normalised(np.asarray(thumbs, dtype=np.float32), 1e-3)
 
 
 def change(thumbs: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-    """(n, 256) float32: each thumbnail minus the one before (``previous`` before the first; else the first
+    """(n, 576) float32: each thumbnail minus the one before (``previous`` before the first; else the first
     frame counts as unchanged), normalised like :func:`appearance`; a frame that did not change gives zeros."""
     thumbs = np.asarray(thumbs, dtype=np.float32)
     before = np.concatenate([thumbs[:1] if previous is None else np.asarray(previous, np.float32)[None], thumbs[:-1]])
     return _normalised(thumbs - before, _MIN_CHANGE)
+
+
+def foreground(thumbs: np.ndarray) -> np.ndarray:
+    """(n, 576) float32: each thumbnail minus the median of them all (what moves against what stays: a still
+    background, a caption bar and a logo drop out), normalised like :func:`appearance`."""
+    thumbs = np.asarray(thumbs, dtype=np.float32)
+    return _normalised(thumbs - np.median(thumbs, axis=0, keepdims=True), _MIN_CHANGE)
 
 
 def mirrored(thumbs: np.ndarray) -> np.ndarray:
@@ -106,4 +139,19 @@ class FrameSignal:
 
 
 
-__all__ = ["FrameSignal", "THUMB", "thumbnails", "appearance", "change", "mirrored", "zoomed"]
+def unzoomed(thumbs: np.ndarray, zoom: float) -> np.ndarray:
+    """The inverse of :func:`zoomed`: thumbnails shrunk by ``zoom`` into the middle of a full-size one, the
+    border filled by extending the edges; what the uncropped frames may have looked like (for searching a
+    cropped copy among the full frames of its source)."""
+    import cv2
+
+    if zoom == 1:
+        return np.asarray(thumbs)
+    c = (THUMB - 1) / 2
+    matrix = np.array([[zoom, 0, c - c * zoom], [0, zoom, c - c * zoom]], dtype=np.float32)
+    return np.stack([cv2.warpAffine(np.asarray(t, np.float32), matrix, (THUMB, THUMB),
+                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+                     for t in thumbs])
+
+
+__all__ = ["FrameSignal", "THUMB", "SEARCH_THUMB", "pack", "unpack", "search_vectors", "thumbnails", "appearance", "change", "foreground", "mirrored", "zoomed", "unzoomed"]
