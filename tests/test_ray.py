@@ -77,6 +77,10 @@ def assert_same_rows(ray_out: Path, local_out: Path) -> None:
     scalars = [c for c in table_module.TABLE_COLUMNS if c != "embedding"]
     pd.testing.assert_frame_equal(got[scalars], expected[scalars])
     np.testing.assert_allclose(np.stack(got.embedding), np.stack(expected.embedding), rtol=0, atol=1e-6)
+    extra = list(table_module.FRAME_COLUMNS) + [table_module.COVERAGE_COLUMN]
+    frames = [c for c in extra if c in expected.columns]  # dense runs keep frame blocks; every run its coverage
+    assert table_module.COVERAGE_COLUMN in frames and frames == [c for c in extra if c in got.columns]
+    pd.testing.assert_frame_equal(got[frames], expected[frames])
 
 
 # ----------------------------------------------------------------------------- the same rows as the local path

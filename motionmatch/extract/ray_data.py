@@ -38,13 +38,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..video.clips import ClipSpec, ClipWindow, iter_window_clips, sample_clips
+from ..video.clips import ClipSpec, ClipWindow, FrameBlock, iter_window_clips, sample_clips
+from ..video.fingerprint import pack, unpack
 from ..video.windows import WindowSpec
 from ..data.sources import Failure
 from ..video.decode import fingerprint_file
 from .. import errors
 from ..errors import MissingPackageError, MotionMatchError, ParameterError, VideoError
-from .parts import (ENCODE_HINT, ExtractSummary, chunk_path, compute_plan, decode_failure, failure_from, finish,
+from .parts import (ENCODE_HINT, ExtractSummary, encode_clips, chunk_path, compute_plan, decode_failure, failure_from, finish,
                     load_plan, missing_chunks, plan_todo, prune_dense, start_extraction, store_plan, write_part)
 
 RAY_EXTRA = "pip install -e .[ray]"
@@ -187,18 +188,23 @@ def fit_to_encoder(frames: np.ndarray, preprocessing: dict) -> np.ndarray:
     return frames
 
 
-def _clip_row(unit: dict, size: int, window: ClipWindow, frames: np.ndarray, fingerprint: str) -> dict:
+def _clip_row(unit: dict, size: int, window: ClipWindow, frames: np.ndarray, fingerprint: str, block=None) -> dict:
+    """One clip as a Ray row; a dense window also carries its FrameBlock (times as JSON, packed thumbnails)."""
     return {"unit": unit["unit"], "unit_size": size, "video_path": unit["video_path"], "chunk": unit["chunk"],
             "fingerprint": fingerprint, "clip_index": int(window.clip_index), "start_s": float(window.start_s),
             "end_s": float(window.end_s), "padded_frames": int(window.padded_frames), "shape": list(frames.shape),
-            "frames": frames.tobytes(), "error": ""}
+            "frames": frames.tobytes(), "error": "",
+            "block_first": -1 if block is None else int(block.first_frame),
+            "block_times": "" if block is None else json.dumps(block.times.tolist()),
+            "block_thumbs": b"" if block is None else pack(block.thumbs)}
 
 
 def _error_row(unit: dict, error: str) -> dict:
     """The one row of a unit that failed to decode (``error`` is ``"reason|hint"``)."""
     return {"unit": unit["unit"], "unit_size": 1, "video_path": unit["video_path"], "chunk": unit["chunk"],
             "fingerprint": "", "clip_index": -1, "start_s": 0.0, "end_s": 0.0, "padded_frames": 0,
-            "shape": [0, 0, 0, 0], "frames": b"", "error": "decode|" + error}
+            "shape": [0, 0, 0, 0], "frames": b"", "error": "decode|" + error, "block_first": -1,
+            "block_times": "", "block_thumbs": b""}
 
 
 def decode_unit(unit: dict, clip_spec: ClipSpec, preprocessing: dict) -> list[dict]:
@@ -215,8 +221,10 @@ def decode_unit(unit: dict, clip_spec: ClipSpec, preprocessing: dict) -> list[di
         else:
             fingerprint = unit["fingerprint"]
             windows = [ClipWindow(w[0], tuple(w[1]), w[2], w[3], w[4]) for w in json.loads(unit["windows"])]
-            clips = list(iter_window_clips(unit["video_path"], windows))
-        return [_clip_row(unit, len(clips), c.window, fit_to_encoder(c.frames, preprocessing), fingerprint)
+            # the previous chunk's last window comes first, so the frame blocks are cut as the local path cuts them
+            start = 1 if unit.get("has_previous") else 0
+            clips = list(iter_window_clips(unit["video_path"], windows, start_window=start, thumbnails=True))
+        return [_clip_row(unit, len(clips), c.window, fit_to_encoder(c.frames, preprocessing), fingerprint, c.block)
                 for c in clips]
     except Exception as err:  # a decoder error must not stop the run
         return [_error_row(unit, decode_failure(err))]
@@ -255,17 +263,19 @@ class EncodeActor:
         n = len(batch["unit"])
         errors = [str(e) for e in batch["error"]]
         vectors = np.zeros((n, self.encoder.dim), dtype=np.float32)
+        coverage = np.ones(n, dtype=np.float32)
         good = [i for i in range(n) if not errors[i]]
         clips = [self._clip(batch["frames"][i], batch["shape"][i]) for i in good]
         try:
             if clips:
-                vectors[good] = self.encoder.encode(clips, batch_size=self.batch_size)
+                vectors[good], coverage[good] = encode_clips(self.encoder, clips, self.batch_size)
         except MotionMatchError:
             raise  # a configuration problem: it would fail for every video
         except Exception:  # find the clip(s) at fault, one by one; the others keep their vectors
             for i, clip in zip(good, clips):
                 try:
-                    vectors[i] = self.encoder.encode([clip], batch_size=1)[0]
+                    one, share = encode_clips(self.encoder, [clip], 1)
+                    vectors[i], coverage[i] = one[0], share[0]
                 except MotionMatchError:
                     raise
                 except Exception as err:
@@ -273,6 +283,7 @@ class EncodeActor:
         out = {key: value for key, value in batch.items() if key not in ("frames", "shape", "error")}
         out["error"] = np.asarray(errors, dtype=object)
         out["embedding"] = vectors
+        out["coverage"] = coverage
         return out
 
     @staticmethod
@@ -390,9 +401,9 @@ def _dense_units(ray, rows: dict, out_dir: Path, clip_spec: ClipSpec, window_spe
             continue
         videos_todo[path] = len(missing)
         for chunk in missing:
-            chosen = windows[chunk * per_chunk:(chunk + 1) * per_chunk]
+            chosen = windows[max(0, chunk * per_chunk - 1):(chunk + 1) * per_chunk]  # and the window before
             units.append({"unit": f"{path}\n{chunk}", "video_path": path, "chunk": chunk,
-                          "fingerprint": plan["video_fingerprint"],
+                          "fingerprint": plan["video_fingerprint"], "has_previous": chunk > 0,
                           "windows": json.dumps([[w.clip_index, list(w.frame_indices), w.start_s, w.end_s,
                                                   w.padded_frames] for w in chosen])})
     return units, videos_todo
@@ -477,8 +488,13 @@ def _complete(unit: _Unit, rows: dict, videos_todo: dict, failed: set, encoder_i
         windows = [ClipWindow(int(r["clip_index"]), (), float(r["start_s"]), float(r["end_s"]), int(r["padded_frames"]))
                    for r in clips]
         target = None if unit.chunk < 0 else chunk_path(out_dir, unit.video_path, unit.chunk)
+        blocks = None if unit.chunk < 0 else [
+            FrameBlock(int(r["block_first"]), np.asarray(json.loads(str(r["block_times"])), dtype=np.float64),
+                       unpack(bytes(r["block_thumbs"]))) if int(r["block_first"]) >= 0 else None for r in clips]
         write_part(out_dir, rows[unit.video_path], str(clips[0]["fingerprint"]), windows,
-                    np.stack([r["embedding"] for r in clips]), encoder_id, target=target)
+                   np.stack([r["embedding"] for r in clips]), encoder_id, target=target, blocks=blocks,
+                   coverage=np.asarray([float(r["coverage"]) for r in clips], dtype=np.float32))
+        summary.clips_no_person += sum(float(r["coverage"]) <= 0 for r in clips)
         summary.clips_embedded += len(windows)
     videos_todo[unit.video_path] -= 1
     if videos_todo[unit.video_path] == 0 and unit.video_path not in failed:
