@@ -77,6 +77,8 @@ SETTINGS: dict[str, Setting] = {
     "long_embeddings_dir": Setting("MOTIONMATCH_LONG_EMBEDDINGS_DIR", str(INTERIM_DIR / "embeddings_long"), PATH),
     "long_collection": Setting("MOTIONMATCH_LONG_COLLECTION", "motionmatch_windows", NAME),
     "pose2sim_dir": Setting("MOTIONMATCH_POSE2SIM_DIR", str(RAW_DIR / "pose2sim"), PATH),
+    "channels_dir": Setting("MOTIONMATCH_CHANNELS_DIR", str(INTERIM_DIR / "channels"), PATH),
+    "pose_collection": Setting("MOTIONMATCH_POSE_COLLECTION", "motionmatch_pose_hybrid", NAME),
     "evaluation_dir": Setting("MOTIONMATCH_EVALUATION_DIR", str(PROCESSED_DIR / "evaluation"), PATH),
     "milvus_server_dir": Setting("MOTIONMATCH_MILVUS_SERVER_DIR", str(INTERIM_DIR / "milvus_standalone"), PATH),
     "cache_dir": Setting("MOTIONMATCH_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")

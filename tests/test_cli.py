@@ -11,7 +11,7 @@ from motionmatch.cli.report import Report
 from motionmatch.cli.args import Command, embeddings_dir
 
 EXPECTED = {"generate-sample", "extract", "index", "search", "evaluate", "report", "calibrate", "train-head",
-            "hybrid-index", "milvus-server"}
+            "hybrid-index", "milvus-server", "models"}
 
 
 def test_every_command_is_one_registered_class():

@@ -187,7 +187,8 @@ def test_dense_extraction_records_its_windows_and_reruns_skip(long_folder, tmp_p
     meta = table_module.read_extract_meta(out)
     assert meta["windows"] == {"stride_s": 1.0, "shots": "content", "windows_per_chunk": 6}
     table = table_module.load_embeddings(out)
-    assert list(table.columns) == [*table_module.TABLE_COLUMNS, *table_module.FRAME_COLUMNS] and table.clip_id.is_unique
+    assert list(table.columns) == [*table_module.TABLE_COLUMNS, *table_module.FRAME_COLUMNS,
+                                   table_module.COVERAGE_COLUMN] and table.clip_id.is_unique
     assert len(table) == summary.clips_embedded
     for video, rows in table.groupby("video_path"):
         assert rows.clip_index.tolist() == list(range(len(rows)))

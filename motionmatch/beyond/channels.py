@@ -22,13 +22,14 @@ from .splits import attach_extra_vectors
 
 
 def channels_dir(source: str | os.PathLike, out_dir: str | os.PathLike = "") -> Path:
-    """``out_dir``, else ``data/interim/channels/<the source's folder name>`` (a manifest names its folder)."""
-    from ..config import INTERIM_DIR
+    """``out_dir``, else ``<setting channels_dir>/<the source's folder name>`` (a manifest names its folder;
+    channels_dir defaults to data/interim/channels, MOTIONMATCH_CHANNELS_DIR overrides it)."""
+    from ..config import setting
 
     if str(out_dir):
         return Path(out_dir)
     source = Path(source)
-    return INTERIM_DIR / "channels" / (source.parent.name if source.suffix == ".csv" else source.name)
+    return Path(setting("channels_dir")) / (source.parent.name if source.suffix == ".csv" else source.name)
 
 
 def extract_channels(source: str | os.PathLike, out_dir: str | os.PathLike = "", encoders: Sequence[str] = ("flow", "pose"),

@@ -22,17 +22,19 @@ measures it).
 from __future__ import annotations
 
 import base64
+import zlib
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ParameterError
+from ..errors import ParameterError, StoreError
 from ..table import FRAME_COLUMNS
 from ..video.fingerprint import THUMB, FrameSignal, search_vectors, unpack
 from .schema import FRAMES_SUFFIX
 
 FRAME_ENCODER_ID = "frames:thumb24-v1"
+BLOCK_MARGIN_S = 3.0  # a block holds the frames up to the next window's start (at most a window span): fetch earlier
 FRAME_PREPROCESSING = {"kind": "thumbnails", "size": THUMB, "grey": True, "resize": "area", "packed": "zlib",
                        "vector": "appearance of the window's first frame at 16 x 16"}
 
@@ -78,14 +80,37 @@ def decode_rows(rows: pd.DataFrame) -> dict[str, FrameSignal]:
     return out
 
 
+def _span_filters(spans: Mapping[str, tuple[float, float]]) -> list[dict]:
+    """Filters for the blocks that may hold frames of each video's span (a block starting before it, too)."""
+    return [{"video_path": video, "start_s": (max(0.0, lo - BLOCK_MARGIN_S), hi)} for video, (lo, hi) in spans.items()]
+
+
 def fetch_frames(frames_store, spans: Mapping[str, tuple[float, float]]) -> dict[str, FrameSignal]:
-    """The frames of each video's ``(start_s, end_s)`` span (one query call for all of them)."""
+    """The frames of each video's ``(start_s, end_s)`` span (one query call for all of them); a video with no
+    block there is left out (:func:`videos_without_frames` names them). Raises StoreError, naming the collection
+    and the video, when stored blocks cannot be decoded."""
     if not spans:
         return {}
-    margin = 3.0  # a block holds the frames up to the next window's start (at most a window span): fetch earlier
-    filters = [{"video_path": video, "start_s": (max(0.0, lo - margin), hi)} for video, (lo, hi) in spans.items()]
-    rows = frames_store.fetch_table(["video_path", "start_s", *FRAME_COLUMNS], filters=filters)
-    return {video: signal.between(*spans[video]) for video, signal in decode_rows(rows).items() if video in spans}
+    rows = frames_store.fetch_table(["video_path", "start_s", *FRAME_COLUMNS], filters=_span_filters(spans))
+    try:
+        signals = decode_rows(rows)
+    except (ValueError, TypeError, zlib.error) as error:  # binascii.Error is a ValueError
+        collection, videos = getattr(frames_store, "collection", "?"), sorted(set(rows["video_path"]))
+        raise StoreError(f"frame store '{collection}': the stored frames of {', '.join(videos[:3])}"
+                         f"{' ...' if len(videos) > 3 else ''} cannot be decoded ({error}); drop that collection "
+                         f"(MotionStore(uri, {collection!r}).drop()) and run `motionmatch index` again to rewrite "
+                         "it, or search with --no-fine") from error
+    return {video: signal.between(*spans[video]) for video, signal in signals.items() if video in spans}
+
+
+def videos_without_frames(frames_store, spans: Mapping[str, tuple[float, float]]) -> list[str]:
+    """The videos of ``spans`` that have no frame block in their ``(start_s, end_s)`` span: the fine stage had
+    no frames of them to align or snap to (a collection indexed in part without frames, or a store out of
+    sync). One query call, of the video paths only."""
+    if not spans:
+        return []
+    found = set(frames_store.fetch_table(["video_path"], filters=_span_filters(spans))["video_path"])
+    return sorted(video for video in spans if video not in found)
 
 
 def signal_from_table(table: pd.DataFrame, video_path: str) -> FrameSignal:
@@ -100,4 +125,4 @@ def signal_from_table(table: pd.DataFrame, video_path: str) -> FrameSignal:
 
 
 __all__ = ["FRAMES_SUFFIX", "FRAME_ENCODER_ID", "frames_collection", "has_frames", "frame_rows",
-           "decode_rows", "fetch_frames", "signal_from_table"]
+           "decode_rows", "fetch_frames", "videos_without_frames", "signal_from_table"]

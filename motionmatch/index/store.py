@@ -361,8 +361,19 @@ class MotionStore(StoredArrays):
         self._ready()
         return self.encoder_info()
 
-    def _set_properties(self, properties: dict[str, str]) -> None:
-        self._call("alter collection properties", "alter_collection_properties", self.collection, properties=properties)
+    def _set_properties(self, properties: dict[str, str], attempts: int = 4) -> None:
+        """Set collection properties (idempotent). Retried when two clients alter the same collection at once:
+        ``milvus-lite server`` writes each change through one ``schema.json.tmp`` per collection, so the second
+        of two concurrent renames finds the file gone (seen in CI with two ``motionmatch index`` runs)."""
+        for attempt in range(attempts):
+            try:
+                self._call("alter collection properties", "alter_collection_properties", self.collection,
+                           properties=properties)
+                break
+            except StoreError as error:
+                if attempt == attempts - 1 or "schema.json" not in str(error):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
         self._info_cache = None
 
     def _check_encoder(self, encoder_id: str | None, dim: int | None, preprocessing: Mapping | None, action: str) -> None:

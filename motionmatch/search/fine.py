@@ -354,9 +354,10 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
         duration = query.end_time(len(query) - 1) - float(query.times[0])
         spans = [copy_candidates(frames, query, excluded, n_candidates=n_candidates, filters=filters)]
         coarse: dict[str, tuple[float, float]] = {}  # and where the coarse stage put its best segments (a copy
-        for s in segments[:n_candidates]:  # whose look was edited away: a caption bar, a crop)
-            if s.video_path not in coarse:
-                coarse[s.video_path] = (max(0.0, s.start_s - 0.3 * duration - 1.5), s.end_s + 0.3 * duration + 1.5)
+        for s in segments[:n_candidates]:  # whose look was edited away: a caption bar, a crop), all of a video's
+            lo, hi = coarse.get(s.video_path, (math.inf, -math.inf))  # top segments in one span: a sped-up copy's
+            coarse[s.video_path] = (max(0.0, min(lo, s.start_s - 0.3 * duration - 1.5)),  # best window may be
+                                    max(hi, s.end_s + 0.3 * duration + 1.5))  # a look-alike elsewhere in the video
         spans.append(coarse)
         best: dict[str, CopyMatch] = {}
         for group in spans:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import VideoError
+from ..errors import ParameterError, VideoError
 from ..video.decode import iter_frames
 from ..video.fingerprint import FrameSignal, thumbnails as make_thumbnails
 from ..video.windows import QueryPlan
@@ -29,6 +29,14 @@ def embed_plans(plans: Sequence[QueryPlan], encoder, batch_size: int = 8, thumbn
     if not plans:
         return [], None
     path = plans[0].path
+    others = sorted({plan.path for plan in plans} - {path})
+    if others:
+        raise ParameterError(f"embed_plans decodes one query file, got plans of {path} and {', '.join(others[:2])}: "
+                             "call it once per query file")
+    empty = [p for p, plan in enumerate(plans) if not plan.windows]
+    if empty:
+        raise ParameterError(f"plan {empty[0]} of {path} has no window: plan the range with "
+                             "motionmatch.video.plan_query, which gives every range at least one")
     jobs = sorted(((max(w.frame_indices), p, i, w) for p, plan in enumerate(plans) for i, w in enumerate(plan.windows)),
                   key=lambda job: (job[0], job[1], job[2]))
     firsts = np.array([min(job[3].frame_indices) for job in jobs])

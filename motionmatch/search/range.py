@@ -5,7 +5,7 @@ setting is in one :class:`~motionmatch.search.config.SegmentSearchConfig`. Evalu
 (``motionmatch evaluate --segments``) is :func:`motionmatch.evaluation.evaluate_search`.
 
 1. **Check the range before any work** (:func:`motionmatch.video.plan_query`): ``start_s < end_s``, no
-   negative times, nothing past the file's end (real frame timestamps). A range shorter than one window is
+   negative times, nothing past the file's end (real frame timestamps), at least one frame step long. A range shorter than one window is
    widened to one window inside the file, a file shorter than one window is padded by repeating its last
    frame (as the index pads short videos); both are recorded in ``notes``.
 2. **Cut the range into windows the way the collection was cut**, by the one planner of
@@ -332,8 +332,35 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentS
         found, fine_notes = refine(found, store, query_frames, config.copy_threshold, config.snap_s,
                                    config.n_candidates, excluded, filters, fetched)
         result.notes.extend(fine_notes)
+        result.notes.extend(_fine_stage_gaps(store, plan, query_frames, found[:config.segment_limit]))
     result.segments = found[:config.segment_limit]
     return result
+
+
+def _fine_stage_gaps(store, plan: QueryPlan, query_frames, segments: Sequence[Segment]) -> list[str]:
+    """Notes on what the fine stage could not do: verify a copy of a one-frame query, or refine segments in
+    videos the frame store holds no frames of (they keep their window boundaries)."""
+    from ..index.frames import videos_without_frames
+
+    frames = store.frame_store() if query_frames is not None else None
+    if frames is None:  # refine() has said so
+        return []
+    notes = []
+    if len(query_frames) < 2:
+        notes.append(f"the query range of {plan.path} holds {len(query_frames)} frame: no copy can be verified "
+                     "(the frame-level alignment needs 2 frames or more); give a longer range")
+    spans: dict[str, tuple[float, float]] = {}
+    for s in segments:
+        if s.kind != "copy":
+            lo, hi = spans.get(s.video_path, (math.inf, -math.inf))
+            spans[s.video_path] = (min(lo, s.start_s), max(hi, s.end_s))
+    missing = videos_without_frames(frames, spans)
+    if missing:
+        notes.append(f"frame store '{frames.collection}' holds no frames of {', '.join(missing[:3])}"
+                     f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''} where segments were found: "
+                     "those keep their window boundaries (no copy check, no snapping to changes); index the run "
+                     "again (`motionmatch index`) to write its frames")
+    return notes
 
 
 def search(query_path: str | os.PathLike, start_s: float | None = None, end_s: float | None = None,

@@ -208,8 +208,8 @@ def plan_query(path: str | os.PathLike, spec: ClipSpec, start_s: float | None = 
     ``cuts_s``: shot cuts inside the range (:func:`motionmatch.video.shots.cuts_in_range`); the windows
     restart at each (:func:`place_windows`). ``stride_s`` defaults to one window length (windows tile the
     range). ``opened``: the ``(video, info, timestamps)`` of :func:`~motionmatch.video.clips.open_with_timestamps`
-    when the caller has opened the file already. Raises ParameterError for a bad range (naming the file and
-    its duration) and VideoError for an unreadable file. ``start_s`` defaults to 0, ``end_s`` to the file's end.
+    when the caller has opened the file already. Raises ParameterError for a bad range (past the file's end, or
+    shorter than one frame step: no frame to search; naming the file and what to give instead) and VideoError for an unreadable file. ``start_s`` defaults to 0, ``end_s`` to the file's end.
     """
     start_s, end_s = check_range(start_s, end_s)
     if stride_s is not None:
@@ -231,7 +231,19 @@ def plan_query(path: str | os.PathLike, spec: ClipSpec, start_s: float | None = 
 
     span, notes = spec.span_frames, []
     window_s = span / fps
+    frame_step = 1.0 / fps
+    if hi - lo < frame_step - 1e-6:
+        raise ParameterError(f"the range {lo:g}-{hi:g} s of {os.fspath(path)} is shorter than one frame step "
+                             f"({frame_step:.3f} s at {fps:g} fps): give a range of at least one frame, e.g. "
+                             f"--start {max(0.0, min(lo, duration - frame_step)):.3f} --end "
+                             f"{min(duration, max(lo, 0.0) + frame_step):.3f} (a range shorter than one window is "
+                             "widened to one window)")
     inside = np.flatnonzero((stamps >= lo - 1e-6) & (stamps < hi - 1e-6))
+    if not len(inside):  # a variable frame rate can leave a gap longer than the median frame step
+        raise ParameterError(f"no frame of {os.fspath(path)} starts within {lo:g}-{hi:g} s (its frames start at "
+                             f"{float(stamps[max(0, int(np.searchsorted(stamps, lo)) - 1)]):.3f} s and "
+                             f"{float(stamps[min(n - 1, int(np.searchsorted(stamps, lo)))]):.3f} s): widen the range "
+                             "to hold a frame's start")
     first, last = int(inside[0]), int(inside[-1])
     if n < span:
         notes.append(f"padded: {os.fspath(path)} has no full window: {n} frames ({duration:.2f} s) where a window needs "

@@ -1,0 +1,219 @@
+"""The fine stage of a segment search (motionmatch.search.fine): frame-level copy alignment, the copy decision, and
+what a search does when the frames it needs are not there.
+
+The unit tests align real rendered frames (``render_motion_clip``, three shots joined by hard cuts, as 24 x 24
+thumbnails) with copies made by the package's own edits (:func:`motionmatch.data.edits.edit_copy`), whose source
+frames are known exactly. The store tests run on the dense gallery of test_edits (FlowEncoder, Milvus Lite).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_edits import copy_of, dense_gallery
+
+from motionmatch import cli
+from motionmatch.data.edits import edit_copy
+from motionmatch.data.synthetic import render_motion_clip
+from motionmatch.index import MotionStore, index_embeddings, index_run
+from motionmatch.index.frames import frames_collection
+from motionmatch.metrics.localization import temporal_iou
+from motionmatch.search import SegmentSearchConfig, search_range
+from motionmatch.search.fine import COPY_MODEL, align_copy, copy_features, copy_probability, fit_copy_model
+from motionmatch.table import FRAME_COLUMNS
+from motionmatch.video import recorded_clip_spec
+from motionmatch.video.fingerprint import FrameSignal, mirrored, thumbnails
+
+pytestmark = pytest.mark.timeout(600)
+FPS = 24.0
+T0 = 5.0  # the reference's first frame time: bounds must come from the frames' times, not their indices
+SOURCE = (100, 196)  # the copied frames of the reference: 4 s across the hard cut at frame 192
+
+
+def shot(motion: str, domain: str, seed: int, n: int) -> np.ndarray:
+    return thumbnails(render_motion_clip(motion, domain, np.random.default_rng(seed), num_frames=n, size=(96, 72)))
+
+
+@pytest.fixture(scope="module")
+def reference() -> FrameSignal:
+    """Three shots of 4 s (a translation in a studio, an orbit in a field, a zoom in a studio), hard cuts between."""
+    thumbs = np.concatenate([shot("translate_right", "studio", 1, 96), shot("orbit_cw", "field", 2, 96),
+                             shot("zoom_in", "studio", 3, 96)])
+    return FrameSignal("reference.mp4", T0 + np.arange(len(thumbs)) / FPS, thumbs)
+
+
+@pytest.fixture(scope="module")
+def other() -> np.ndarray:
+    """3 s of footage the reference never shows."""
+    return shot("rotate", "field", 9, 72)
+
+
+def query_signal(thumbs: np.ndarray) -> FrameSignal:
+    return FrameSignal("query.mp4", np.arange(len(thumbs)) / FPS, np.ascontiguousarray(thumbs))
+
+
+def edited(reference: FrameSignal, edit: str, first: int = SOURCE[0], last: int = SOURCE[1]):
+    """(query signal, reference frame range copied, query frame range showing it) for a package edit of the
+    reference's frames ``first:last`` (on grey thumbnails as RGB: the edits that move frames, not pixels)."""
+    frames = np.repeat(reference.thumbs[first:last, :, :, None], 3, axis=3)
+    out, (s0, s1), (q0, q1) = edit_copy(frames, edit)
+    return query_signal(out[..., 0]), (first + s0, first + s1), (q0, q1)
+
+
+def frame_bounds(signal: FrameSignal, frames: tuple[int, int]) -> tuple[float, float]:
+    """The time range of frames ``[first, end)`` of a signal."""
+    return float(signal.times[frames[0]]), signal.end_time(frames[1] - 1)
+
+
+# ----------------------------------------------------------------------------- align_copy
+@pytest.mark.parametrize("edit, slope", [("brightness", 1.0), ("speed_1.25", 1.25), ("speed_0.8", 0.8),
+                                         ("partial", 1.0)])
+def test_a_copy_at_a_known_offset_and_speed_is_bounded_to_the_frame(reference, edit, slope):
+    query, source, shown = edited(reference, edit)
+    match = align_copy(query, reference)
+    assert match is not None
+    assert match.slope == pytest.approx(slope) and match.mirrored is False
+    assert (match.start_s, match.end_s) == pytest.approx(frame_bounds(reference, source), abs=1e-9)
+    assert (match.query_start_s, match.query_end_s) == pytest.approx(frame_bounds(query, shown), abs=1e-9)
+    assert match.video_path == "reference.mp4"
+    assert match.probability >= 0.5, match  # a frame-identical 2.4-4 s copy is verified
+
+
+def test_a_mirrored_copy_is_found_mirrored_with_the_same_bounds(reference):
+    plain, source, _ = edited(reference, "brightness")
+    flipped = query_signal(mirrored(plain.thumbs))
+    match = align_copy(flipped, reference)
+    assert match is not None and match.mirrored is True
+    assert (match.start_s, match.end_s) == pytest.approx(frame_bounds(reference, source), abs=1e-9)
+    assert align_copy(plain, reference).mirrored is False
+
+
+def test_a_partial_copy_is_bounded_where_the_match_ends(reference, other):
+    """The query holds 3 s of the reference between 1.5 s of other footage on each side (the reference is a
+    sub-range of the query): both ranges end where the copied frames do."""
+    copied = reference.thumbs[100:172]
+    query = query_signal(np.concatenate([other[:36], copied, other[36:]]))
+    match = align_copy(query, reference)
+    assert match is not None
+    assert (match.start_s, match.end_s) == pytest.approx(frame_bounds(reference, (100, 172)), abs=1e-9)
+    assert (match.query_start_s, match.query_end_s) == pytest.approx((36 / FPS, 108 / FPS), abs=1e-9)
+    assert match.run_s == pytest.approx(72 / FPS)
+
+
+def test_footage_the_reference_never_shows_is_not_a_copy(reference, other):
+    unrelated = align_copy(query_signal(other), reference)
+    copy = align_copy(edited(reference, "brightness")[0], reference)
+    assert unrelated is None or unrelated.probability < 0.5
+    assert copy.probability > (0.0 if unrelated is None else unrelated.probability)
+
+
+def test_too_few_frames_align_to_nothing(reference):
+    assert align_copy(query_signal(reference.thumbs[:1]), reference) is None
+    assert align_copy(query_signal(reference.thumbs[:48]), FrameSignal("r", reference.times[:1], reference.thumbs[:1])) is None
+
+
+# ----------------------------------------------------------------------------- the copy model
+def test_copy_probability_rises_with_every_feature():
+    """More similar (appearance, change, foreground), more exact frames, a longer run: more likely a copy."""
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        base = copy_features(*rng.uniform(0, 1, 4), float(rng.uniform(0.5, 8.0)))
+        p = copy_probability(base)
+        assert 0.0 < p < 1.0
+        for i in range(len(base)):
+            higher = list(base)
+            higher[i] += 0.1
+            assert copy_probability(higher) > p, (i, base)
+
+
+def test_copy_probability_is_the_logistic_of_the_fitted_model():
+    features = copy_features(0.9, 0.8, 0.5, 0.7, 4.0)
+    assert features[-1] == pytest.approx(math.log(4.0))
+    z = float(np.dot(COPY_MODEL["weights"], features)) + COPY_MODEL["bias"]
+    assert copy_probability(features) == pytest.approx(1 / (1 + math.exp(-z)))
+    assert copy_probability(copy_features(1, 1, 1, 1, 4.0)) > 0.95  # a perfect 4 s match
+    assert copy_probability(copy_features(0.3, 0.1, 0.1, 0.0, 4.0)) < 0.05  # nothing alike
+
+
+def test_fit_copy_model_separates_labelled_alignments():
+    rng = np.random.default_rng(1)
+    copies = np.c_[rng.uniform(0.8, 1, (40, 4)), np.log(rng.uniform(2, 8, 40))]
+    others = np.c_[rng.uniform(0, 0.6, (40, 4)), np.log(rng.uniform(0.5, 8, 40))]
+    model = fit_copy_model(np.r_[copies, others], np.r_[np.ones(40), np.zeros(40)], note="test")
+    assert model["fitted_on"] == "test" and len(model["weights"]) == 5
+    assert all(copy_probability(f, model) > 0.5 for f in copies)
+    assert all(copy_probability(f, model) < 0.5 for f in others)
+
+
+# ----------------------------------------------------------------------------- the stage on a store
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    return dense_gallery(str(tmp_path_factory.getbasetemp() / "dense_gallery"))
+
+
+def test_an_index_without_frames_falls_back_to_the_coarse_stage_with_a_note(gallery, tmp_path, capsys):
+    """Windows indexed without their frame store: the search answers from the windows alone, says so, and calls
+    nothing a copy."""
+    run, uri = gallery["run"], str(tmp_path / "windows_only.db")
+    table = run.table.drop(columns=list(FRAME_COLUMNS))
+    meta = run.meta
+    with MotionStore(uri, "windows") as store:
+        index_embeddings(table, store, encoder_id=meta["encoder_id"], preprocessing=meta["preprocessing"],
+                         clip_spec=recorded_clip_spec(meta))
+        assert store.frame_store() is None
+        query, truth = copy_of(gallery, "rescale")
+        result = search_range(store, query.path, config=SegmentSearchConfig())
+    assert result.segments and all(s.kind == "same_motion" for s in result.segments)
+    assert any("no fine stage" in note and "no frame store" in note for note in result.notes), result.notes
+    code = cli.main(["search", str(query.path), "--milvus-uri", uri, "--collection", "windows", "--segments", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err, err
+    assert "note: no fine stage" in err and {r["kind"] for r in json.loads(out)} == {"same_motion"}
+
+
+def test_a_video_missing_from_the_frame_store_keeps_its_coarse_segments_with_a_note(gallery, tmp_path):
+    """The frame store lost one video's rows: its segments stay as the windows gave them and a note names it;
+    copies of the other videos are still verified."""
+    uri = str(tmp_path / "partial_frames.db")
+    lost_query, lost_truth = copy_of(gallery, "rescale")
+    kept_query, kept_truth = next((q, t) for q, t in (copy_of(gallery, e) for e in ("brightness", "crop", "flip"))
+                                  if t.video != lost_truth.video)
+    with MotionStore(uri, "dense") as store:
+        index_run(gallery["run"], store, print_fn=lambda *_: None)
+        with MotionStore(uri, frames_collection("dense")) as frames:
+            assert frames.delete_videos([lost_truth.video]) > 0
+        lost = search_range(store, lost_query.path, config=SegmentSearchConfig())
+        kept = search_range(store, kept_query.path, config=SegmentSearchConfig())
+    in_lost = [s for s in lost.segments if s.video_path == lost_truth.video]
+    assert in_lost and all(s.kind == "same_motion" for s in in_lost)  # no frames, no copy check
+    assert any("holds no frames of" in n and Path(lost_truth.video).name in n for n in lost.notes), lost.notes
+    top = kept.segments[0]
+    assert top.kind == "copy" and top.video_path == kept_truth.video
+    assert temporal_iou([[top.start_s, top.end_s]], [[kept_truth.start_s, kept_truth.end_s]])[0, 0] >= 0.7
+    lost_there = [s for s in kept.segments if s.video_path == lost_truth.video and s.kind != "copy"]
+    named = any("holds no frames of" in n and Path(lost_truth.video).name in n for n in kept.notes)
+    assert named == bool(lost_there)  # the note names a video only where a segment lacked its frames
+
+
+def test_snapping_moves_same_motion_ends_by_at_most_snap_s(gallery):
+    """With snapping off, same-motion segments keep the coarse stage's boundaries; with it on, each end moves by at
+    most ``snap_s`` and something moves."""
+    config = SegmentSearchConfig()
+    moved = 0
+    with MotionStore(gallery["uri"], gallery["collection"]) as store:
+        for query in gallery["same"].itertuples():
+            args = (store, query.path, query.query_start_s, query.query_end_s)
+            coarse = search_range(*args, config.replace(fine=False)).segments
+            unsnapped = search_range(*args, config.replace(snap_s=0.0)).segments
+            snapped = search_range(*args, config).segments
+            spans = [(s.video_path, s.start_s, s.end_s) for s in coarse]
+            assert [(s.video_path, s.start_s, s.end_s) for s in unsnapped] == spans
+            assert [s.video_path for s in snapped] == [s[0] for s in spans]
+            for (_, start, end), s in zip(spans, snapped):
+                assert abs(s.start_s - start) <= config.snap_s + 1e-9 and abs(s.end_s - end) <= config.snap_s + 1e-9
+                assert s.start_s < s.end_s
+                moved += (s.start_s, s.end_s) != (start, end)
+    assert moved, "no boundary moved: snapping did nothing on these queries"
