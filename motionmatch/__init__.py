@@ -14,6 +14,7 @@ The verbs a user needs, from the top (they load their stage when first used, so 
     mm.search_range(store, "long.mp4", 12.0, 18.0)   # where, in all the footage, this motion happens
     mm.evaluate()                                    # retrieval metrics with 95% CIs
     mm.MotionStore(), mm.load_run()                  # the store and a run's table, for your own steps
+    mm.extract("long/", windows=mm.WindowSpec())     # dense windows over long videos (then mm.index, mm.search)
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ __version__ = "0.1.0"
 # extract, index and search are the stage folders, each callable as its verb (motionmatch.stages); they and the
 # other names load when first used, so `import motionmatch` stays cheap (numpy, pandas and torch are not loaded)
 _LAZY = {"extract": None, "index": None, "search": None, "evaluate": "evaluation", "load_run": "extract",
-         "Run": "extract", "MotionStore": "index", "search_range": "search", "SegmentSearchConfig": "search"}
+         "Run": "extract", "MotionStore": "index", "search_range": "search", "SegmentSearchConfig": "search",
+         "WindowSpec": "video"}
 
 
 def __getattr__(name: str) -> Any:

@@ -32,7 +32,7 @@ TABLE_COLUMNS = (
     "padded_frames", "label", "domain", "group", "split", "encoder_id", "embedding",
 )
 # Optional columns of dense-window tables (extract --stride-s): every frame a window starts, for the fine stage
-# of a segment search (motionmatch.video.fingerprint): its times (list of float) and 16 x 16 thumbnails (bytes)
+# of a segment search (motionmatch.video.fingerprint): its times (list of float) and 24 x 24 grey thumbnails (zlib-packed bytes)
 FRAME_COLUMNS = ("frame_times", "frame_thumbs")
 # Optional column: the share of a clip's frames in which the encoder saw what it describes (the pose channel: a
 # person). 0.0 means "nothing to describe": the clip's vector must not take part in rankings of that channel.

@@ -14,7 +14,7 @@ def test_every_setting_has_a_kind_and_a_motionmatch_variable():
         assert entry.kind in config.KINDS, name
         assert entry.variable.startswith("MOTIONMATCH_"), name
     names = {name for name, entry in config.SETTINGS.items() if entry.kind == config.NAME}
-    assert names == {"collection", "hybrid_collection", "long_collection"}
+    assert names == {"collection", "hybrid_collection", "long_collection", "pose_collection"}
 
 
 def test_a_collection_name_is_never_made_a_path(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_edits import copy_of, dense_gallery
+from dense_gallery import copy_of, gallery  # noqa: F401 (fixture)
 
 from motionmatch import cli
 from motionmatch.data.edits import edit_copy
@@ -149,11 +149,6 @@ def test_fit_copy_model_separates_labelled_alignments():
 
 
 # ----------------------------------------------------------------------------- the stage on a store
-@pytest.fixture(scope="module")
-def gallery(tmp_path_factory):
-    return dense_gallery(str(tmp_path_factory.getbasetemp() / "dense_gallery"))
-
-
 def test_an_index_without_frames_falls_back_to_the_coarse_stage_with_a_note(gallery, tmp_path, capsys):
     """Windows indexed without their frame store: the search answers from the windows alone, says so, and calls
     nothing a copy."""

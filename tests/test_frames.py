@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_edits import copy_of, dense_gallery
+from dense_gallery import copy_of, gallery  # noqa: F401 (fixture)
 
 from motionmatch import cli
 from motionmatch.errors import ParameterError, StoreError
@@ -24,11 +24,6 @@ from motionmatch.video import iter_frames
 from motionmatch.video.fingerprint import SEARCH_THUMB, THUMB, pack, search_vectors, thumbnails, unpack
 
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module")
-def gallery(tmp_path_factory):
-    return dense_gallery(str(tmp_path_factory.getbasetemp() / "dense_gallery"))
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,10 @@ from motionmatch.report.notebooks import list_notebooks, notebook_parameters, re
 
 NOTEBOOKS = {p.name.split("-")[0]: p for p in list_notebooks()}
 # what each notebook reads from the ones before it: 02 indexes 01's table, 03 searches 02's collection, 04-06 read
-# 01's table; 07 makes its own long videos
-NEEDS = {"01": (), "02": ("01",), "03": ("02",), "04": ("01",), "05": ("01",), "06": ("01",), "07": ()}
+# 01's table; 07 makes its own long videos; 08 its own real sample (Pose2Sim) and sprite videos
+NEEDS = {"01": (), "02": ("01",), "03": ("02",), "04": ("01",), "05": ("01",), "06": ("01",), "07": (), "08": ()}
 K_03 = 5  # notebook 03's k
+CLIPS_08 = 3  # notebook 08's clips per window video (24 window videos)
 
 
 class NotebookRuns:
@@ -72,11 +73,33 @@ class NotebookRuns:
             return dict(embeddings_dir=shared["embeddings_dir"], out_dir=str(work / "evaluation"), n_boot=200)
         if prefix == "06":
             return dict(shared, n_boot=200, max_epochs=5, extra_embeddings={"visual": self.visual_table()})
+        if prefix == "08":
+            return self.parameters_08()
         # tiny long videos: 4 x 24 s (seed 1: two motions occur in two videos each), dense windows every second,
         # 4 same-motion queries besides the copy queries; the windows' collection in the same Milvus Lite file
         return dict(long_sample_dir=str(work / "long"), n_videos=4, duration_s=24.0, seed=1,
                     long_embeddings_dir=str(work / "embeddings_long"), milvus_uri=shared["milvus_uri"], stride_s=1.0,
                     n_eval_queries=4, n_boot=200, n_previews=2)
+
+    def parameters_08(self) -> dict:
+        """Notebook 08 on the real Pose2Sim sample, 3 clips per window video, one sprite video per class and domain.
+
+        It needs two wheels from PyPI (pose2sim's videos, mediapipe's BlazePose models), fetched once into config's
+        cache_dir; a machine that cannot fetch them fails here, saying which and how to get them by hand."""
+        from motionmatch.data.pose2sim import SampleUnavailableError, fetch_pose2sim_wheel
+        from motionmatch.encoders.pose_models import pose_model_paths
+        from motionmatch.errors import WeightsUnavailableError
+
+        try:
+            fetch_pose2sim_wheel(print_fn=lambda _: None)
+            pose_model_paths(print_fn=lambda _: None)
+        except (SampleUnavailableError, WeightsUnavailableError) as error:
+            pytest.fail(f"notebook 08 needs the pose2sim and mediapipe wheels from PyPI (cached under "
+                        f"MOTIONMATCH_CACHE_DIR); fetching failed: {error}", pytrace=False)
+        work = self.work
+        return dict(pose2sim_dir=str(work / "pose2sim"), channels_dir=str(work / "channels"),
+                    milvus_uri=str(work / "motionmatch.db"), pose_collection="nb08_pose", clips_per_video=CLIPS_08,
+                    max_epochs=3, hybrid_queries=8, sprite_videos=1, n_failures=2, n_boot=50)
 
     def __getitem__(self, prefix: str) -> dict:
         """The values notebook ``prefix`` recorded (it runs now unless it has run)."""
@@ -98,7 +121,8 @@ def runs(tmp_path_factory):
 
 
 def test_all_numbered_notebooks_are_present():
-    assert sorted(NOTEBOOKS) == ["01", "02", "03", "04", "05", "06", "07"]
+    assert sorted(NOTEBOOKS) == ["01", "02", "03", "04", "05", "06", "07", "08"]
+    assert set(NEEDS) == set(NOTEBOOKS)
 
 
 @pytest.mark.parametrize("prefix", sorted(NOTEBOOKS))
@@ -266,6 +290,55 @@ def test_07_finds_the_query_motion_in_long_videos(runs):
     executed = runs.executed("07").read_text(encoding="utf-8")
     assert "data:image/webp;base64," in executed  # animated previews are inline, in the saved notebook
     assert "similarity to the query over time" in executed and "Self-similarity" in executed
+
+
+def _cross_camera_p1(table, column: str) -> float:
+    """P@1 by a plain loop (an oracle outside motionmatch.evaluation): each clip with a person ranks the other
+    cameras' clips with a person by cosine; mean over queries with a relevant clip (same trial:window)."""
+    import numpy as np
+
+    vectors = np.stack(table[column].to_numpy()).astype(np.float64)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    seen = table.coverage.to_numpy() > 0 if "coverage" in table else np.ones(len(table), dtype=bool)
+    labels, cameras = table.label.to_numpy(), table.domain.to_numpy()
+    hits = []
+    for i in np.flatnonzero(seen):
+        candidates = np.flatnonzero((cameras != cameras[i]) & seen)
+        if (labels[candidates] == labels[i]).any():
+            best = candidates[np.argmax(vectors[candidates] @ vectors[i])]
+            hits.append(labels[best] == labels[i])
+    return float(np.mean(hits))
+
+
+def test_08_pose_finds_the_same_moment_in_another_camera_and_stays_out_where_nobody_is(runs):
+    from motionmatch.extract import load_run
+
+    r = runs["08"]
+    channels = runs.work / "channels"
+    flow, pose = load_run(channels / "flow").table, load_run(channels / "pose").table
+    assert r["n_clips"] == len(flow) == len(pose) == 2 * 4 * 3 * CLIPS_08  # trials x cameras x windows x clips
+    assert pose.encoder_id.unique().tolist() == ["pose:v1"]
+    assert r["n_no_person"] == int((pose.coverage <= 0).sum())
+    # the recorded P@1 against a loop over the tables the notebook wrote
+    assert r["whole_pose_cross_p1"] == pytest.approx(_cross_camera_p1(pose, "embedding"), abs=1e-9)
+    assert r["whole_flow_cross_p1"] == pytest.approx(_cross_camera_p1(flow, "embedding"), abs=1e-9)
+    lo, hi = r["whole_pose_cross_p1_ci"]
+    assert lo <= r["whole_pose_cross_p1"] <= hi
+    # the skeleton bridges the cameras, flow does not (full sample: 0.62 against 0.28; chance 0.167)
+    assert r["whole_pose_cross_p1"] > r["whole_flow_cross_p1"] + 0.1
+    assert r["test_groups_seen_before_test"] == 0 and len(r["test_groups"]) == 1
+    assert 0.0 <= r["chosen_pose_weight"] <= 1.0
+    for method in ("flow", "pose", "fused"):
+        assert 0.0 <= r[f"test_{method}_cross_p10"] <= 1.0
+    # Milvus hybrid search reproduces the numpy fusion, query for query
+    pairs = list(zip(r["hybrid_numpy_p10"], r["hybrid_milvus_p10"]))
+    assert any(numpy is not None for numpy, _ in pairs)
+    assert all((numpy is None and milvus is None) or milvus == pytest.approx(numpy, abs=1e-6) for numpy, milvus in pairs)
+    # the sprites show nobody: the pose channel says so for every clip, and fusion is exactly flow there
+    assert r["sprites_clips_with_person"] == 0
+    assert r["sprites_fusion_max_difference"] == 0.0 and r["sprites_same_ranking"] is True
+    executed = runs.executed("08").read_text(encoding="utf-8")
+    assert "The worst queries" in executed and "Where nobody is in view" in executed
 
 
 def test_html_report_names_the_encoder_and_embeds_plotly(runs):

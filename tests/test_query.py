@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_edits import dense_gallery
+from dense_gallery import gallery, store  # noqa: F401 (fixtures)
 
 from motionmatch import cli
 from motionmatch.encoders import build_encoder
@@ -25,17 +25,6 @@ from motionmatch.video import collection_clip_spec, open_video, phase_plans, pla
 from motionmatch.video.fingerprint import thumbnails
 
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module")
-def gallery(tmp_path_factory):
-    return dense_gallery(str(tmp_path_factory.getbasetemp() / "dense_gallery"))
-
-
-@pytest.fixture(scope="module")
-def store(gallery):
-    with MotionStore(gallery["uri"], gallery["collection"]) as opened:
-        yield opened
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,9 @@ while the synthetic sprites' false detections scored <= 0.67) and whose mean bod
 ``min_visibility``. Such a clip gets coverage 0.0 and :func:`~motionmatch.encoders.pose_descriptor.no_person_vector`:
 the unit vector on the descriptor's last component, which every person descriptor leaves at 0, so it has cosine 0
 with every clip that shows a person. ``encode_with_coverage`` returns the coverage (fraction of the clip's frames with
-a tracked person) so callers can mask those clips; ``encode`` alone does not say which clips they were.
+a tracked person) so callers can mask those clips; ``encode`` alone does not say which clips they were, and
+``shows_content(vectors)`` tells them apart again from the vectors (a search leaves such query windows out). A
+skeleton collapsed to a point (torso under 1 mm) is no person either.
 
 Choosing the descriptor (measured, not assumed). ``python -m bench.bench_pose`` (2 cores, 2026-12-03) on the Pose2Sim
 sample: 216 clips of 16 frames (9 per window video, 2 trials x 4 cameras x 3 windows of 0.55 s), every variant from
@@ -163,6 +165,12 @@ class PoseEncoder:
             rows.append(vector)
             coverage.append(share)
         return np.stack(rows).astype(np.float32), np.asarray(coverage, dtype=np.float32)
+
+    @staticmethod
+    def shows_content(vectors: np.ndarray) -> np.ndarray:
+        """(n,) bool: which of these descriptors show a person (the no-person vector is 1 on its last component,
+        every person descriptor 0), so a search can leave the others out (:func:`motionmatch.search.search_vectors`)."""
+        return np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)[:, -1] < 0.5
 
     def encode(self, clips: Sequence[np.ndarray], batch_size: int = 8, progress: bool = False) -> np.ndarray:
         """(n, dim) float32 L2-normalised descriptors; no-person clips get the no-person vector (see coverage)."""

@@ -70,6 +70,7 @@ def _rest_pose() -> np.ndarray:
 
 
 REST_POSE = _rest_pose()  # (33, 3)
+MIN_TORSO_M = 1e-3  # a mean torso shorter than this (1 mm; real ones are about 0.5 m) is a collapsed skeleton
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -104,14 +105,19 @@ def body_frame(world: np.ndarray) -> np.ndarray:
     return np.stack([right, up, np.cross(right, up)])
 
 
-def canonical_positions(world: np.ndarray) -> np.ndarray:
-    """(T, 33, 3) world landmarks centred at each frame's hip centre, in the clip's body frame, in torso lengths."""
+def torso_length(world: np.ndarray) -> float:
+    """The clip's mean hip-centre to shoulder-centre distance (metres for world landmarks)."""
     world = np.asarray(world, dtype=np.float64)
     hip_centre = (world[:, LEFT_HIP] + world[:, RIGHT_HIP]) / 2
     shoulder_centre = (world[:, LEFT_SHOULDER] + world[:, RIGHT_SHOULDER]) / 2
-    torso_length = float(np.linalg.norm(shoulder_centre - hip_centre, axis=-1).mean())
-    centred = world - hip_centre[:, None]
-    return centred @ body_frame(world).T / max(torso_length, 1e-6)
+    return float(np.linalg.norm(shoulder_centre - hip_centre, axis=-1).mean())
+
+
+def canonical_positions(world: np.ndarray) -> np.ndarray:
+    """(T, 33, 3) world landmarks centred at each frame's hip centre, in the clip's body frame, in torso lengths."""
+    world = np.asarray(world, dtype=np.float64)
+    centred = world - ((world[:, LEFT_HIP] + world[:, RIGHT_HIP]) / 2)[:, None]
+    return centred @ body_frame(world).T / max(torso_length(world), 1e-6)
 
 
 def joint_angles(points: np.ndarray) -> np.ndarray:
@@ -219,14 +225,15 @@ def describe_landmarks(world: np.ndarray, image: np.ndarray,
                        features: Sequence[str] = ("positions", "limbs", "angles", "velocities"),
                        weights: Sequence[float] | None = None, segments: int = 2,
                        symmetric: bool = False) -> np.ndarray | None:
-    """The descriptor (not yet L2-normalised) of one clip's landmarks; None when no frame holds a person.
+    """The descriptor (not yet L2-normalised) of one clip's landmarks; None when no frame holds a person, or the
+    skeleton is degenerate (a mean torso shorter than :data:`MIN_TORSO_M`: no body to put in a canonical frame).
 
     ``world`` (T, 33, 3) metres and ``image`` (T, 33, 3) pixels, NaN rows for frames without a person.
     """
     weights = tuple(weights) if weights is not None else (1.0,) * len(features)
     check_blocks(features, weights)
     world, image = fill_missing(world), fill_missing(image)
-    if world is None or image is None:
+    if world is None or image is None or torso_length(world) < MIN_TORSO_M:
         return None
     blocks = pooled_blocks(world, image, features, segments)
     if symmetric:
@@ -249,5 +256,6 @@ def no_person_vector(dim: int) -> np.ndarray:
 
 
 __all__ = ["BODY_JOINTS", "LIMBS", "ANGLE_TRIPLETS", "MIRROR_PERMUTATION", "REST_POSE", "FEATURE_BLOCKS",
-           "fill_missing", "body_frame", "canonical_positions", "joint_angles", "image_positions", "mirror_landmarks",
+           "MIN_TORSO_M", "fill_missing", "body_frame", "torso_length", "canonical_positions", "joint_angles",
+           "image_positions", "mirror_landmarks",
            "check_blocks", "descriptor_dim", "pooled_blocks", "describe_landmarks", "no_person_vector"]

@@ -1,4 +1,4 @@
-"""The frame store: every frame of the indexed footage as a 16 x 16 thumbnail, for the fine stage of a segment search.
+"""The frame store: every frame of the indexed footage as a 24 x 24 grey thumbnail, for the fine stage of a segment search.
 
 A collection of dense windows (``motionmatch extract --stride-s``) gets a companion collection
 ``<collection>__frames`` with one row per window: the window's :class:`~motionmatch.video.clips.FrameBlock` (the

@@ -126,7 +126,11 @@ def _windows_by_video(store, spans: Mapping[str, tuple[float, float]], filters: 
     user = dict(filters or {})
     wanted = [{**user, "video_path": video, **({} if "start_s" in user else {"start_s": span})}
               for video, span in spans.items()]
-    table = store.fetch_table(["video_path", "clip_index", "start_s", "end_s", "embedding"], filters=wanted)
+    gated = bool(store.content_filter())  # a pose collection: windows that show nobody never join a segment
+    table = store.fetch_table(["video_path", "clip_index", "start_s", "end_s", "embedding",
+                               *(["coverage"] if gated else [])], filters=wanted)
+    if gated:
+        table = table[table["coverage"] > 0]
     return {video: rows.sort_values("start_s", kind="stable") for video, rows in table.groupby("video_path", sort=False)}
 
 
@@ -247,28 +251,39 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
                                          thumbnails=config.segments and config.fine)
     vectors = embedded[0]
     phase_vectors = np.stack(embedded[1:]) if phases else None
+    shown = encoder.shows_content(vectors) if hasattr(encoder, "shows_content") else None
     return search_vectors(store, plan, vectors, config, excluded=excluded, phase_vectors=phase_vectors,
                           filters=filters, encoder_id=encoder.encoder_id, preprocessing=encoder.preprocessing(),
-                          notes=notes, query_frames=query_frames)
+                          notes=notes, query_frames=query_frames, shows_content=shown)
 
 
 def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentSearchConfig,
                    excluded: Sequence[str] = (), phase_vectors: np.ndarray | None = None,
                    filters: Mapping[str, Any] | None = None, encoder_id: str | None = None,
                    preprocessing: Mapping | None = None, notes: Sequence[str] = (),
-                   query_frames=None) -> SearchResult:
+                   query_frames=None, shows_content: np.ndarray | None = None) -> SearchResult:
     """Steps 4 and 5 of the module docstring for query windows already embedded (``vectors``, one per window
     of ``plan``; ``phase_vectors`` (n_phases - 1, n, dim) their phase-shifted copies). ``config.calibration``
     is None or a fitted whitening here (:func:`search_range` resolves "gallery"). Cost beyond a plain top-k: one
     fetch of the candidates' windows (``fetch_windows=False``: none, the Milvus hits alone are aligned) and one
     alignment per candidate. ``query_frames`` (the range's :class:`~motionmatch.video.fingerprint.FrameSignal`)
-    enables the fine stage (:func:`motionmatch.search.fine.refine`) when ``config.fine``."""
+    enables the fine stage (:func:`motionmatch.search.fine.refine`) when ``config.fine``. ``shows_content`` ((n,)
+    bool, from the encoder's ``shows_content``: the pose channel's windows with a person): the other query windows
+    have nothing to match, so they get no hits (a note says how many); with none left nothing is searched."""
     if config.segments and isinstance(config.calibration, str):
         raise ParameterError("search_vectors needs a fitted calibration or None: load the gallery's with "
                              "motionmatch.refine.zscore.load_gallery_calibration(store)")
     k, threshold = config.k, config.score_threshold
     calibration = config.calibration if config.segments else None  # window hits are raw cosines
     excluded, notes = tuple(excluded), list(notes)
+    blank = np.zeros(len(vectors), dtype=bool) if shows_content is None else ~np.asarray(shows_content, dtype=bool)
+    if blank.any():
+        notes.append(f"{int(blank.sum())} of {len(vectors)} query windows show no person (the pose channel saw "
+                     "nobody): they are not searched" + ("; choose a range where a person is in view"
+                                                         if blank.all() else ""))
+    if blank.all():
+        return SearchResult(plan, vectors, [[] for _ in vectors], pd.DataFrame(
+            {"video_path": [], "votes": [], "n_windows": []}), [], "raw cosine", threshold, excluded, notes)
     fetch_k = min(16384, k + 4 * len(excluded[1:]))  # extra paths of the same file are dropped after the search
     all_vectors = vectors if phase_vectors is None else np.concatenate([vectors[None], phase_vectors]).reshape(
         -1, vectors.shape[1])
@@ -282,7 +297,7 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentS
             for hit in hits:
                 if hit.video_path not in excluded and (hit.clip_id not in best or hit.score > best[hit.clip_id].score):
                     best[hit.clip_id] = hit
-        window_hits.append(sorted(best.values(), key=lambda h: -h.score)[:k])
+        window_hits.append([] if blank[window] else sorted(best.values(), key=lambda h: -h.score)[:k])
     votes: dict[str, float] = {}
     for hits in window_hits:
         best: dict[str, float] = {}

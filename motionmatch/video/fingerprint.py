@@ -1,4 +1,4 @@
-"""Per-frame fingerprints: a 16 x 16 grey thumbnail of every frame, and the two signals the fine stage reads.
+"""Per-frame fingerprints: a 24 x 24 grey thumbnail of every frame, and the signals the fine stage reads.
 
 The coarse stage of a time-range search works on 2 s windows; boundaries at frame resolution need a signal
 per frame that is cheap to compute at extraction (one area resize of each decoded frame), small to store
