@@ -35,6 +35,14 @@ deleted afterwards. Measured side by side in one run:
   content detector (PySceneDetect) is timed on the same files after the extraction, for the
   ``--shots content`` total. The 720p pair's per-frame and per-window costs give an extrapolated
   720p, 24 fps hour.
+* **The frame store's cost per video-hour** (issue 19: the fine stage of a segment search reads every frame's
+  24 x 24 thumbnail from ``<collection>__frames``): the child also times, on the real decoded frames of the same
+  extraction, ``fingerprint.thumbnails`` (called by ``iter_window_clips`` in decode's read-ahead thread, so it is
+  a part of the decode row; its CPU is that thread's) and ``fingerprint.pack`` (zlib, where the parts are
+  written), and afterwards writes the run's frame store into a new Milvus Lite file as ``motionmatch index``
+  does (``index.sync_frames``: ``frame_rows`` and the upsert; wall and process CPU). Bytes: the packed
+  thumbnails per frame (x 24 fps x 3,600), and the Lite file's growth per video-hour (flushed, background work
+  waited for). Recorded, not judged. The 720p pair's thumbnails per frame give a 720p, 24 fps hour.
 
 Usage::
 
@@ -63,8 +71,10 @@ RSS_MAX_RATIO = 1.10  # long-video peak RSS / short-video peak RSS
 REAL_FPS = 24.0  # the frame rate the 720p hour is extrapolated to
 CUT_EVERY_S = 20.0  # hard cuts of the memory-pair videos
 STAGES = ("probe", "shots", "decode", "encode")
+FRAME_STAGES = ("thumbnails", "pack")  # inside decode (the read-ahead thread) and the part writer
 STAGE_CLOCKS = {"probe": time.process_time, "shots": time.process_time,  # run alone: the whole process
-                "decode": time.thread_time, "encode": time.thread_time}  # overlap: the calling thread only
+                "decode": time.thread_time, "encode": time.thread_time,  # overlap: the calling thread only
+                "thumbnails": time.thread_time, "pack": time.thread_time}
 CHILD_TIMEOUT_S = 1200
 
 
@@ -108,6 +118,7 @@ def _child(spec: dict) -> dict:
     """Runs in a fresh subprocess: the CLI's dense extraction of one video, timed by stage; then the content detector."""
     import motionmatch.extract.local as local
     import motionmatch.extract.parts as parts
+    import motionmatch.video.fingerprint as fingerprint
     from motionmatch.data import load_source
     from motionmatch.encoders import build_encoder
     from motionmatch.video import WindowSpec, detect_shots, probe_video
@@ -123,6 +134,8 @@ def _child(spec: dict) -> dict:
     timers.patch(local, "open_video", "probe")  # the time estimate's duration probe
     timers.patch(local, "fingerprint_file", "probe")
     timers.patch(local, "iter_window_clips", "decode", iterator=True)
+    timers.patch(fingerprint, "thumbnails", "thumbnails")  # looked up by iter_window_clips at each call
+    timers.patch(parts, "pack", "pack")
     encoder = build_encoder("flow")
     encoder.encode = timers.wrap("encode", encoder.encode)
     manifest, failures = load_source(spec["folder"])  # as `motionmatch extract` does
@@ -138,11 +151,41 @@ def _child(spec: dict) -> dict:
     wall_c, cpu_c = time.perf_counter(), time.process_time()
     content_shots = detect_shots(video, "content")
     content = {"wall": time.perf_counter() - wall_c, "cpu": time.process_time() - cpu_c, "shots": len(content_shots)}
+    frame_store = _write_frame_store(spec["out"])
     return {"minutes": info.duration_s / 60, "frames": info.num_frames, "fps": info.fps,
             "size": [info.width, info.height], "windows": summary.clips_embedded,
             "padded_notes": sum(f.stage == "window" for f in summary.failures), "wall_s": wall, "cpu_s": cpu,
             "stage_wall_s": timers.wall, "stage_cpu_s": timers.cpu, "content": content,
-            "transnet_load_s": load_s, "peak_rss_mib": peak}
+            "transnet_load_s": load_s, "peak_rss_mib": peak, "frame_store": frame_store}
+
+
+def _disk_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def _write_frame_store(embeddings_dir: str) -> dict:
+    """The extraction's frame store written as ``motionmatch index`` writes it (``index.sync_frames``) into a new
+    Milvus Lite file beside the run: seconds, packed bytes, the file's growth on disk."""
+    from bench.harness import lite_wait_for_background_work
+    from motionmatch.extract.run import load_run
+    from motionmatch.index import MotionStore
+    from motionmatch.index.sync import sync_frames
+
+    table = load_run(embeddings_dir).table
+    uri = Path(embeddings_dir).parent / "frames.db"
+    with MotionStore(str(uri), "long_cost") as store:
+        before = _disk_bytes(uri)
+        wall_0, cpu_0 = time.perf_counter(), time.process_time()
+        summary = sync_frames(table, store)
+        wall, cpu = time.perf_counter() - wall_0, time.process_time() - cpu_0
+        frames = store.frame_store()
+        lite_wait_for_background_work(frames.client, frames.uri, frames.collection)
+        growth = _disk_bytes(uri) - before
+    packed = [len(blob) for blob in table["frame_thumbs"]]
+    return {"blocks": summary.rows_after, "frames": int(sum(len(t) for t in table["frame_times"])),
+            "packed_bytes": int(sum(packed)), "sync_wall_s": wall, "sync_cpu_s": cpu, "disk_bytes": growth}
 
 
 def _run_child(spec: dict) -> dict:
@@ -210,6 +253,36 @@ def stage_table(rows: list[dict]) -> list[dict]:
     return out
 
 
+def frame_store_cost(rows: list[dict], pair: list[dict]) -> dict:
+    """The frame store's cost per video-hour, pooled over ``rows`` (the duration series): wall and CPU seconds of
+    the thumbnails (inside decode), packing them, and ``sync_frames`` (``frame_rows`` and the upsert; pooled, and
+    its marginal cost: the slope of a line over the durations, without its fixed cost per call); packed
+    bytes per frame and per hour; the Milvus Lite file's growth per hour. And the thumbnails' wall seconds per
+    frame of the 720p ``pair``, for a 720p, 24 fps hour."""
+    stages = {f"{stage}_{clock}": _per_hour(rows, lambda r, s=stage, c=clock: r[f"stage_{c}_s"][s])
+              for stage in FRAME_STAGES for clock in ("wall", "cpu")}
+    sync = {f"sync_{clock}": _per_hour(rows, lambda r, c=clock: r["frame_store"][f"sync_{c}_s"])
+            for clock in ("wall", "cpu")}
+    frames = sum(r["frame_store"]["frames"] for r in rows)
+    packed = sum(r["frame_store"]["packed_bytes"] for r in rows)
+    thumb_720p = sum(r["stage_wall_s"]["thumbnails"] for r in pair) / max(1, sum(r["frames"] for r in pair))
+    # sync_frames has a fixed cost per call (the collection made, its videos read back): the slope of its wall
+    # seconds over minutes is what one more video-hour adds
+    minutes = [r["minutes"] for r in rows]
+    write_line = linear_fit(minutes, [r["frame_store"]["sync_wall_s"] for r in rows])
+    write_cpu_line = linear_fit(minutes, [r["frame_store"]["sync_cpu_s"] for r in rows])
+    return {**stages, **sync, "sync_wall_marginal": write_line["slope"] * 60, "sync_wall_fixed": write_line["intercept"],
+            "sync_cpu_marginal": write_cpu_line["slope"] * 60,
+            "total_wall": stages["thumbnails_wall"] + stages["pack_wall"] + sync["sync_wall"],
+            "total_cpu": stages["thumbnails_cpu"] + stages["pack_cpu"] + sync["sync_cpu"],
+            "packed_bytes_per_frame": packed / max(1, frames),
+            "packed_mb": packed / max(1, frames) * REAL_FPS * 3600 / 1e6,
+            "blocks_per_hour": _per_hour(rows, lambda r: r["frame_store"]["blocks"]),
+            "disk_mb": _per_hour(rows, lambda r: r["frame_store"]["disk_bytes"]) / 1e6,
+            "thumbnails_720p_ms_per_frame": thumb_720p * 1e3,
+            "thumbnails_720p_s_per_hour": thumb_720p * REAL_FPS * 3600}
+
+
 def hour_at_720p(pair: list[dict]) -> dict:
     """A 720p, 24 fps hour extrapolated from the pair's per-frame (probe, shots, decode) and per-window (encode)
     wall costs; windows per hour at the default 0.5 s stride."""
@@ -222,6 +295,12 @@ def hour_at_720p(pair: list[dict]) -> dict:
     return {"per_frame_s": per_frame, "per_window_s": per_window, "windows_per_hour": windows_per_hour,
             "seconds_per_hour": seconds, "sum": sum(seconds.values()),
             "bound": seconds["probe"] + seconds["shots"] + max(seconds["decode"], seconds["encode"])}
+
+
+def _marginal(seconds: float) -> str:
+    """A slope's seconds per video-hour; a negative one is below the run's resolution (the fixed cost per call
+    dominates at these durations)."""
+    return f"{seconds:.1f}" if seconds >= 0 else "~0 (below resolution)"
 
 
 def _fmt_duration(minutes: float) -> str:
@@ -267,6 +346,26 @@ def markdown(result: dict) -> str:
               "wall s per video-hour: " + ", ".join(f"{k} {v:.0f}" for k, v in hour["seconds_per_hour"].items())
               + f"; {hour['bound']:.0f}-{hour['sum']:.0f} s in all (decode and encode overlapping fully / not at all), "
               f"{hour['bound'] / 3600:.1f}-{hour['sum'] / 3600:.1f}x real time."]
+    frames = result["frame_store"]
+    lines += ["", f"Frame store (issue 19; {s_lin['size'][0]}x{s_lin['size'][1]}, {s_lin['fps']:g} fps, pooled over the "
+              "duration series): per video-hour", "", "| frame store stage | wall s / video-hour | CPU s / video-hour |",
+              "|---|---:|---:|",
+              f"| thumbnails (`fingerprint.thumbnails`, in decode's thread; part of decode above) | "
+              f"{frames['thumbnails_wall']:.1f} | {frames['thumbnails_cpu']:.1f} |",
+              f"| pack (`fingerprint.pack`, zlib) | {frames['pack_wall']:.1f} | {frames['pack_cpu']:.1f} |",
+              f"| write (`index.sync_frames`: frame_rows and the Milvus Lite upsert) | {frames['sync_wall']:.1f} | "
+              f"{frames['sync_cpu']:.1f} |",
+              f"| write, marginal (slope of a line over the durations; {frames['sync_wall_fixed']:.1f} s wall fixed per "
+              f"call) | {_marginal(frames['sync_wall_marginal'])} | {_marginal(frames['sync_cpu_marginal'])} |",
+              f"| **total** (pooled write) | {frames['total_wall']:.1f} | {frames['total_cpu']:.1f} |",
+              f"| **total** (marginal write) | {_marginal(frames['thumbnails_wall'] + frames['pack_wall'] + max(0.0, frames['sync_wall_marginal']))} | "
+              f"{_marginal(frames['thumbnails_cpu'] + frames['pack_cpu'] + max(0.0, frames['sync_cpu_marginal']))} |",
+              "",
+              f"Bytes: {frames['packed_bytes_per_frame']:.0f} B a frame packed (24 x 24 grey, zlib), "
+              f"{frames['packed_mb']:.1f} MB per {REAL_FPS:g} fps hour; the Milvus Lite file grows by "
+              f"{frames['disk_mb']:.1f} MB per video-hour ({frames['blocks_per_hour']:.0f} blocks: base64 text, times, "
+              f"the 256-d vector and its index). Thumbnails at {s_mem['size'][0]}x{s_mem['size'][1]} (the memory pair): "
+              f"{frames['thumbnails_720p_ms_per_frame']:.2f} ms a frame, {frames['thumbnails_720p_s_per_hour']:.0f} s per {REAL_FPS:g} fps hour."]
     return "\n".join(lines)
 
 
@@ -313,10 +412,23 @@ def main(argv: list[str] | None = None) -> dict:
                        f"{s_mem['size'][1]}, {s_mem['fps']:g} fps ({memory['frames'][1]} vs {memory['frames'][0]} "
                        "frames; 60 vs 5 min not run: ~1 h on 2 cores; the read-ahead queue's fill varies by up to "
                        "16 windows, see bench_long_cost's docstring)"))
+    frames = frame_store_cost(rows["linear"], rows["memory"])
+    record = "a cost record, no target (issue 19: what the frame store costs per video-hour)"
+    run.target("frame_store_s_per_hour", frames["total_wall"], "s per video-hour",
+               "issue 19: seconds per video-hour for the frame store (thumbnails, pack, sync_frames)", passed=True,
+               detail=(f"thumbnails {frames['thumbnails_wall']:.1f}, pack {frames['pack_wall']:.1f}, write "
+                       f"{frames['sync_wall']:.1f} s (marginal {_marginal(frames['sync_wall_marginal'])} s, fixed "
+                       f"{frames['sync_wall_fixed']:.1f} s per call) at {s_lin['size'][0]}x{s_lin['size'][1]}, {s_lin['fps']:g} fps; "
+                       f"thumbnails at {s_mem['size'][0]}x{s_mem['size'][1]} {frames['thumbnails_720p_s_per_hour']:.0f} s "
+                       f"per {REAL_FPS:g} fps hour"), not_judged=record)
+    run.target("frame_store_mb_per_hour", frames["disk_mb"], "MB per video-hour",
+               "issue 19: bytes per video-hour of the frame store (Milvus Lite file growth)", passed=True,
+               detail=(f"{frames['packed_bytes_per_frame']:.0f} B a frame packed, {frames['packed_mb']:.1f} MB an "
+                       "hour of packed thumbnails"), not_judged=record)
     result = {"settings": {k: {**v, "seconds": list(v["seconds"]), "size": list(v["size"])} for k, v in settings.items()},
               "linear_rows": rows["linear"], "memory_rows": rows["memory"], "linear": linear,
               "linear_wall": judge_linear(rows["linear"], "wall_s"), "memory": memory,
-              "stages": stage_table(rows["linear"]), "hour_720p": hour_at_720p(rows["memory"])}
+              "stages": stage_table(rows["linear"]), "hour_720p": hour_at_720p(rows["memory"]), "frame_store": frames}
     return run.finish(markdown({**result, "machine": run.machine}), **result)
 
 

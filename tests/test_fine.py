@@ -22,7 +22,8 @@ from motionmatch.index import MotionStore, index_embeddings, index_run
 from motionmatch.index.frames import frames_collection
 from motionmatch.metrics.localization import temporal_iou
 from motionmatch.search import SegmentSearchConfig, search_range
-from motionmatch.search.fine import COPY_MODEL, align_copy, copy_features, copy_probability, fit_copy_model
+from motionmatch.search.fine import (COPY_MODEL, align_copy, bound_to_changes, copy_features, copy_probability,
+                                     fit_copy_model, motion_changes, window_cuts)
 from motionmatch.table import FRAME_COLUMNS
 from motionmatch.video import recorded_clip_spec
 from motionmatch.video.fingerprint import FrameSignal, mirrored, thumbnails
@@ -193,9 +194,9 @@ def test_a_video_missing_from_the_frame_store_keeps_its_coarse_segments_with_a_n
     assert named == bool(lost_there)  # the note names a video only where a segment lacked its frames
 
 
-def test_snapping_moves_same_motion_ends_by_at_most_snap_s(gallery):
-    """With snapping off, same-motion segments keep the coarse stage's boundaries; with it on, each end moves by at
-    most ``snap_s`` and something moves."""
+def test_same_motion_ends_move_out_by_at_most_snap_s_and_in_only_to_a_change(gallery):
+    """With snap_s=0 same-motion segments keep the coarse stage's boundaries; with it on, each end moves out by at
+    most ``snap_s`` (or in, to a change inside the segment), the segment never inverts, and something moves."""
     config = SegmentSearchConfig()
     moved = 0
     with MotionStore(gallery["uri"], gallery["collection"]) as store:
@@ -208,7 +209,38 @@ def test_snapping_moves_same_motion_ends_by_at_most_snap_s(gallery):
             assert [(s.video_path, s.start_s, s.end_s) for s in unsnapped] == spans
             assert [s.video_path for s in snapped] == [s[0] for s in spans]
             for (_, start, end), s in zip(spans, snapped):
-                assert abs(s.start_s - start) <= config.snap_s + 1e-9 and abs(s.end_s - end) <= config.snap_s + 1e-9
+                assert start - config.snap_s - 1e-9 <= s.start_s < end and start < s.end_s <= end + config.snap_s + 1e-9
                 assert s.start_s < s.end_s
                 moved += (s.start_s, s.end_s) != (start, end)
-    assert moved, "no boundary moved: snapping did nothing on these queries"
+    assert moved, "no boundary moved: bounding by changes did nothing on these queries"
+
+
+def test_window_cuts_are_the_starts_no_window_straddles():
+    """Windows of 2.5 s every 0.5 s over two shots (cut at 10.0 s, the first shot's last window ends there)."""
+    first = [(t, min(t + 2.5, 10.0)) for t in np.arange(0.0, 7.51, 0.5)]
+    second = [(t, t + 2.5) for t in np.arange(10.0, 20.0, 0.5)]
+    times = np.array(first + second)
+    np.testing.assert_allclose(window_cuts(times), [10.0])
+    np.testing.assert_allclose(window_cuts(np.array(second)), [])  # one shot: no cut
+    assert len(window_cuts(times[:1])) == 0
+
+
+def test_motion_changes_hold_the_cut_the_start_and_a_strong_change_of_vectors():
+    times = np.array([(t, t + 2.5) for t in np.arange(0.0, 20.0, 0.5)])
+    vectors = np.zeros((len(times), 4))
+    vectors[:, 0] = 1.0
+    vectors[times[:, 0] >= 12.0] = [0.0, 1.0, 0.0, 0.0]  # the motion changes at 12 s without a cut
+    changes = motion_changes(times, vectors)
+    assert changes[0] == 0.0 and np.any(np.abs(changes - 12.0) <= 0.5) and len(changes) == 2
+
+
+@pytest.mark.parametrize("segment, changes, reach, expected", [
+    ((4.0, 8.0), [0.0, 2.0, 11.0], 8.0, (2.0, 11.0)),      # both ends out to the nearest change
+    ((4.0, 8.0), [0.0, 2.0, 11.0], 1.0, (4.0, 8.0)),       # nothing within reach: unchanged
+    ((4.0, 8.0), [0.0, 4.5, 9.0], 8.0, (4.5, 9.0)),        # a change just inside an end is that end's
+    ((4.0, 12.0), [0.0, 6.0, 15.0], 8.0, (6.0, 15.0)),     # a change inside: the longer part, then out
+    ((4.0, 12.0), [0.0, 10.0, 20.0], 1.0, (4.0, 10.0)),    # cut inside, the longer part kept as it is
+    ((4.0, 5.0), [4.6], 8.0, (4.0, 5.0)),                  # never inverted
+])
+def test_bound_to_changes(segment, changes, reach, expected):
+    assert bound_to_changes(*segment, np.array(changes), reach) == pytest.approx(expected)

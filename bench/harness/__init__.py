@@ -35,7 +35,8 @@ from .vectors import K, MixtureData, exact_top_k, exact_top_k_single, exact_trut
 from .milvus import (MIXTURE_ENCODER_ID, lite_segment_rows, lite_wait_for_background_work, open_server_collection,
                      release_lite, server_build_index, server_search_latency, vectors_table)
 from .videos import VIDEO_DIR, manifest_for, motion_videos, texture_video
-from .gallery import LONG_FULL, LONG_QUICK, QUERY_S, build_gallery, gallery_root, open_store, query_lists
+from .gallery import (LONG_FULL, LONG_QUICK, QUERY_S, build_gallery, copies_per_edit, edited_lists, gallery_root,
+                      length_lists, open_store, query_lists, same_motion_lists)
 
 __all__ = ["ChildFailed", "child_main", "run_child", "load_average_text", "machine_info", "PeakRss", "own_peak_mib",
            "FAIL", "NOT_JUDGED", "NOT_MEASURED", "PASS", "VERDICTS", "Record", "verdict_lines", "BENCH_DIR",
@@ -44,4 +45,5 @@ __all__ = ["ChildFailed", "child_main", "run_child", "load_average_text", "machi
            "lite_wait_for_background_work", "open_server_collection", "release_lite", "server_build_index",
            "server_search_latency", "vectors_table", "MIXTURE_ENCODER_ID", "VIDEO_DIR", "manifest_for", "motion_videos",
            "texture_video", "LONG_FULL", "LONG_QUICK", "QUERY_S", "build_gallery", "gallery_root", "open_store",
-           "query_lists", "children_peak_mib", "describe", "child_env"]
+           "query_lists", "copies_per_edit", "edited_lists", "same_motion_lists", "length_lists",
+           "children_peak_mib", "describe", "child_env"]

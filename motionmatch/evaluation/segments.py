@@ -25,8 +25,8 @@ def evaluate_search(store, queries: pd.DataFrame, relevant: pd.DataFrame, config
     Returns ``(metrics, predictions, notes)``: ``metrics`` holds
     :func:`~motionmatch.metrics.localization.evaluate_localization`'s rows with a ``kind`` column (each query
     kind, then ``"all"``); ``predictions`` every segment found (localisation's prediction columns plus
-    ``kind``). ``config`` is every query's search (a "gallery" calibration is loaded once); ``encoder`` embeds
-    the queries (default: the collection's).
+    ``kind``, the query's kind, and ``segment_kind``: copy or same_motion). ``config`` is every query's search
+    (a "gallery" calibration is loaded once); ``encoder`` embeds the queries (default: the collection's).
     """
     config = SegmentSearchConfig() if config is None else config
     rows, notes = [], []
@@ -41,8 +41,9 @@ def evaluate_search(store, queries: pd.DataFrame, relevant: pd.DataFrame, config
         notes.extend(f"{query.query_id}: {note}" for note in found.notes if not note.startswith("the query file is"))
         rows.extend({"query_id": query.query_id, "video": str(Path(s.video_path).resolve()), "start_s": s.start_s,
                      "end_s": s.end_s, "score": s.score, "query_start_s": s.query_start_s,
-                     "query_end_s": s.query_end_s, "kind": query.kind} for s in found.segments)
-    predictions = pd.DataFrame(rows, columns=[*PREDICTION_COLUMNS, "kind"])
+                     "query_end_s": s.query_end_s, "kind": query.kind, "segment_kind": s.kind}
+                    for s in found.segments)
+    predictions = pd.DataFrame(rows, columns=[*PREDICTION_COLUMNS, "kind", "segment_kind"])
     tables = []
     kinds = list(dict.fromkeys(queries["kind"]))
     for kind in kinds + (["all"] if len(kinds) > 1 else []):

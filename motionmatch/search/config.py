@@ -28,7 +28,7 @@ DEFAULT_RAW_THRESHOLD = 0.5  # cosine, when scores are not calibrated
 DEFAULT_EXTEND_MARGIN = 0.03
 DEFAULT_COPY_LEVEL = 0.97
 DEFAULT_COPY_THRESHOLD = 0.5  # a verified copy is more likely a copy than not
-DEFAULT_SNAP_S = 1.5  # seconds a same-motion boundary may move to a change point
+DEFAULT_SNAP_S = 8.0  # seconds a same-motion end may move out to a change of the reference (fine.bound_to_changes)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class SegmentSearchConfig:
     batch_size: int = 8  # clips per encoder call for the query
     fine: bool = True  # the fine stage (motionmatch.search.fine) where the collection has a frame store
     copy_threshold: float = DEFAULT_COPY_THRESHOLD  # P(copy) from which a range is reported as a copy
-    snap_s: float = DEFAULT_SNAP_S  # same-motion ends move to a change of the reference within this; 0: never
+    snap_s: float = DEFAULT_SNAP_S  # same-motion ends move out to a change of the reference within this; 0: never
 
     def __post_init__(self) -> None:
         for name in ("k", "n_candidates", "min_hits", "batch_size"):

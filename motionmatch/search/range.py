@@ -323,7 +323,7 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentS
     for video, r_times, cosine, ref in _candidate_grids(store, plan, phased, window_hits, ranked, filters,
                                                         config.fetch_windows):
         if ref is not None:
-            fetched[video] = (r_times[:, 0], ref)
+            fetched[video] = (r_times, ref)
         sim = np.nan_to_num((cosine - mean[:, None]) / sd[:, None], nan=-1e3)  # a pair no hit scored: no match
         counts.append((video, len(r_times)))
         if len(q_times) == 1:
