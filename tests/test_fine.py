@@ -244,3 +244,21 @@ def test_motion_changes_hold_the_cut_the_start_and_a_strong_change_of_vectors():
 ])
 def test_bound_to_changes(segment, changes, reach, expected):
     assert bound_to_changes(*segment, np.array(changes), reach) == pytest.approx(expected)
+
+
+def test_a_caption_over_the_motion_keeps_the_change_signal_of_a_copy():
+    """A square moving along the bottom of a grey frame, under the caption bar a caption copy adds: along the true
+    alignment the change similarity stays high, because pixels the query never changes (the bar) are left out
+    of the reference's change too (without that, the motion under the bar counts against the copy)."""
+    n, height, width = 48, 72, 96
+    frames = np.full((n, height, width, 3), 90, np.uint8)
+    for i in range(n):
+        x = 4 + i  # 1 px a frame, inside the bottom 18 % (the caption's bar) most of the time
+        frames[i, height - 12:height - 2, x:x + 10] = 230
+        frames[i, 10:20, 80 - i:90 - i] = 30  # and something above the bar, so the frames are not blank
+    reference = FrameSignal("reference.mp4", np.arange(n) / FPS, thumbnails(frames))
+    captioned, _, _ = edit_copy(frames, "caption")
+    match = align_copy(query_signal(thumbnails(captioned)), reference)
+    assert match is not None and match.slope == pytest.approx(1.0) and not match.mirrored
+    assert match.change >= 0.9, match
+    assert match.start_s <= 1 / FPS + 1e-9 and match.end_s == pytest.approx(n / FPS)  # frame 0 has no change

@@ -4,7 +4,8 @@ A collection of dense windows (``motionmatch extract --stride-s``) gets a compan
 ``<collection>__frames`` with one row per window: the window's :class:`~motionmatch.video.clips.FrameBlock` (the
 frames from its first frame to the next window's first, so the rows tile each video once) as base64 text
 fields ``frame_times`` and ``frame_thumbs``, and as its vector the appearance of the block's first frame
-(:func:`motionmatch.video.fingerprint.appearance`, 256-d), so the store answers two questions:
+(:func:`motionmatch.video.fingerprint.search_vectors`: its appearance at 16 x 16, 256-d), so the store answers
+two questions:
 
 * **where could this query be a copy?** a top-k search of the query's frames' appearance (and of their
   mirror images), voted per video and time offset: copies found whatever their motion looks like
@@ -14,10 +15,12 @@ fields ``frame_times`` and ``frame_thumbs``, and as its vector the appearance of
 
 It is written by :func:`motionmatch.index.index_run` with the same fingerprint-aware sync as the windows (so an
 unchanged video is not rewritten) and is optional: a collection without it is searched without the fine stage,
-with a note. **Cost per video-hour** at 24 fps and a 0.5 s stride (7,200 rows): 86,400 thumbnails of 256 bytes
-(22 MB, 29 MB as base64), times (0.7 MB) and 7,200 vectors of 256 float32 (7.4 MB); computing the thumbnails
-is one area resize per decoded frame, inside the extraction's decoding pass (``python -m bench.bench_long_cost``
-measures it).
+with a note. **Cost per video-hour** at 24 fps (``python -m bench.bench_long_cost``, real decoded 160 x 120
+frames, 2 shared cores): the packed thumbnails take 13.7 MB (159 bytes a frame), the Milvus Lite file grows by
+33.4 MB (base64 text, the 256-d block vectors and their index); making the thumbnails costs 4.7 s inside the
+extraction's decoding thread (230 s at 1280 x 720, where the area resize dominates) and writing the store about
+5 s (marginal; 0.5 s fixed per call). At search time the fine stage reads it (``python -m
+bench.bench_segment_search`` times that).
 """
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ NOVELTY_LEVEL = 0.3  # novelty peaks this strong count as motion changes (seed 0
 # Copy verification: P(copy) = sigmoid(w . copy_features + b), fitted by
 # `python -m bench.bench_localize --seed 0 --fit-copy-model` (logistic regression on the tuning gallery's
 # alignments: every edited copy against its source, every query against the other candidates).
-COPY_MODEL = {"weights": (1.195, 4.868, 0.838, 3.0801, 4.7613), "bias": -11.8893,
+COPY_MODEL = {"weights": (1.1695, 4.8684, 0.8548, 3.0701, 4.7652), "bias": -11.8771,
               "fitted_on": "python -m bench.bench_localize --seed 0 --fit-copy-model"}
 EXACT_LEVEL = 0.9
 STATIC_LEVEL = 2.0  # grey levels: a query pixel that never changes by more is static (an overlay, a still background)
@@ -108,6 +108,18 @@ def _features(signal: FrameSignal, flip: bool = False, zoom: bool = False) -> tu
     return appearance(thumbs), change(thumbs), foreground(thumbs)
 
 
+def live_mask(thumbs: np.ndarray) -> np.ndarray:
+    """(THUMB, THUMB) float32 1/0: the pixels a query's frames ever change by more than :data:`STATIC_LEVEL`.
+    The reference's change is read through it, so pixels the query never changes (a caption bar, a logo, a
+    still background) count in neither (motion passing under an overlay would otherwise count against a
+    copy). All ones when fewer than 10 % of the pixels change (nothing to say where the motion is)."""
+    thumbs = np.asarray(thumbs, dtype=np.float32)
+    if len(thumbs) < 2:
+        return np.ones(thumbs.shape[1:], np.float32)
+    live = np.abs(np.diff(thumbs, axis=0)).max(axis=0) > STATIC_LEVEL
+    return live.astype(np.float32) if live.mean() >= 0.1 else np.ones(thumbs.shape[1:], np.float32)
+
+
 def _evidence(*similarities: np.ndarray) -> np.ndarray:
     """Per frame pair, the mean over channels of ``max(0, s - MATCH_LEVEL) ** 2``: pairs that match well count
     much more than pairs that match a little, and channels add up, so a static shot (whose frames all look
@@ -158,7 +170,10 @@ def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY
     best = None
     for flip in (False, True):
         q = _features(query, flip=flip)
-        app, chg, fg = (np.maximum(q[c] @ ref_plain[c].T, q[c] @ ref_zoom[c].T) for c in range(3))
+        mask = live_mask(mirrored(query.thumbs) if flip else query.thumbs)
+        ref_change = (change(reference.thumbs * mask), change(zoomed(reference.thumbs, ZOOM) * mask))
+        app, fg = (np.maximum(q[c] @ ref_plain[c].T, q[c] @ ref_zoom[c].T) for c in (0, 2))
+        chg = np.maximum(q[1] @ ref_change[0].T, q[1] @ ref_change[1].T)
         level, slope, offset = _best_line(_evidence(app, chg, fg), min(min_valid, len(reference) // 2 + 1))
         if best is None or level > best[0]:
             best = (level, slope, offset, flip, app, fg)
@@ -202,10 +217,7 @@ def _line_change(query: FrameSignal, reference: FrameSignal, cols: np.ndarray, i
     steps = thumbs[1:] - thumbs[:-1]
     moving = np.r_[False, np.abs(steps).reshape(len(steps), -1).sum(axis=1) > 1.0]
     q_change = change(thumbs)
-    # pixels the query never changes (a caption bar, a logo, a still background) are left out of the
-    # reference's change too: motion passing under an overlay would otherwise count against a copy
-    live = (np.abs(steps).max(axis=0) > STATIC_LEVEL) if len(steps) else np.ones(thumbs.shape[1:], bool)
-    mask = live.astype(np.float32) if live.mean() >= 0.1 else np.ones(thumbs.shape[1:], np.float32)
+    mask = live_mask(thumbs)
     out = np.full(len(query), -1.0)
     pairs = np.flatnonzero(inside[1:] & inside[:-1]) + 1  # query frames q with q - 1 and q both on the reference
     if not len(pairs):
@@ -461,7 +473,7 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
 
 
 __all__ = ["SLOPES", "ZOOM", "MATCH_LEVEL", "EXACT_LEVEL", "COPY_MODEL", "CopyMatch", "copy_features",
-           "copy_probability", "fit_copy_model", "align_copy", "copy_matches",
+           "copy_probability", "fit_copy_model", "align_copy", "copy_matches", "live_mask",
            "query_keyframes", "copy_candidates", "cut_points", "novelty_points", "window_cuts", "motion_changes",
            "bound_to_changes",
            "ranking_score", "refine"]

@@ -2,20 +2,21 @@
 
 The coarse stage of a time-range search works on 2 s windows; boundaries at frame resolution need a signal
 per frame that is cheap to compute at extraction (one area resize of each decoded frame), small to store
-(256 bytes a frame), and survives what copies go through. From the thumbnails the fine stage
+(576 bytes a frame, about 160 bytes packed with zlib: 13.7 MB per video-hour at 24 fps, measured by
+``python -m bench.bench_long_cost``), and survives what copies go through. From the thumbnails the fine stage
 (:mod:`motionmatch.search.fine`) derives
 
 * **appearance** (:func:`appearance`): the thumbnail, mean-removed and L2-normalised, so brightness and
   contrast changes (an affine change of the grey levels) cancel, and rescaling and re-encoding change little;
-* **change** (:func:`change`): the difference to the previous frame, normalised the same way; a static overlay
-  (a caption bar, a logo) does not change, so it cancels here, and so does a still background.
+* **change** (:func:`change`): the difference to the previous frame, normalised the same way; the fine stage
+  reads the reference's change only where the query's pixels ever change
+  (:func:`motionmatch.search.fine.live_mask`), so a static overlay (a caption bar, a logo) drops out even when
+  the motion passes under it;
+* **foreground** (:func:`foreground`): each frame minus the median of its run, what moves against what stays.
 
-Measured on the long sample's edited copies (``python -m bench.bench_localize``; a 4 x 60 s exploration, 36
-copies of 9 edits against every video): along the true alignment, appearance correlates >= 0.98 for rescaled,
-mirrored (compared mirrored), brightened and partial copies, 0.84-1.0 under speed changes, 0.51-0.97 for an
-80 % crop (with the 1.25x zoom of :func:`zoomed`), and 0.13-0.30 under a caption bar, where the change signal
-correlates 0.91-0.99; between different videos both stay mostly below 0.5 (appearance reaches 0.83 between two
-plain studio backgrounds, change 0.51). Hence the fine stage takes, frame by frame, the better of the two.
+A caption bar lowers appearance most, a speed change lowers change most, a crop needs the 1.25x zoom of
+:func:`zoomed`; the fine stage takes, frame by frame, the best of the three. How well the result finds edited
+copies, edit by edit: ``python -m bench.bench_localize`` (docs/LONG_VIDEOS.md).
 """
 from __future__ import annotations
 
