@@ -20,6 +20,7 @@ from ..errors import EncoderMismatchError, ParameterError
 from ..table import make_clip_id
 from ..validation import check_choice, check_scalar
 
+MAX_TOPK = 16384  # Milvus caps limit (and offset + limit) per request
 SCHEMA_VERSION = "1"
 PROPERTY_PREFIX = "motionmatch."
 PROP_ENCODER_ID = PROPERTY_PREFIX + "encoder_id"

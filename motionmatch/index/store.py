@@ -16,7 +16,7 @@ bench-recommended defaults), :mod:`motionmatch.index.filters` (expressions), :mo
 
 Size: a little over 600 lines because MotionStore is one object whose every method shares the connection,
 the collection's cached description and its error wrapping; what could move out already has (schema,
-filters, connection, arrays, the frame store's rows in :mod:`motionmatch.index.frames`).
+filters, connection, arrays, hybrid search, the frame store's rows in :mod:`motionmatch.index.frames`).
 """
 from __future__ import annotations
 
@@ -33,17 +33,17 @@ from .. import config
 from . import connection as lite
 from ..errors import EncoderMismatchError, MotionMatchError, ParameterError, StoreError
 from .filters import and_expressions, build_filter, not_video
-from .connection import quiet_library_errors, require_multi_vector, retry_transient
+from .connection import quiet_library_errors, retry_transient
 from .schema import (
     ARRAYS_SUFFIX, FRAMES_SUFFIX, HIT_FIELDS, NAME_RE, OPTIONAL_SCALAR_FIELDS, PRIMARY_FIELD, PROP_CLIP_SPEC, PROP_DIM,
     PROP_ENCODER_ID, PROP_PREPROCESSING, PROP_SCHEMA_VERSION, SCALAR_FIELDS, SCHEMA_VERSION, TEXT_FIELDS, VECTOR_FIELD, Hit,
-    IndexConfig, build_schema, check_dim, hits_from_results, scalar_columns, vector_matrix,
+    IndexConfig, MAX_TOPK, build_schema, check_dim, hits_from_results, scalar_columns, vector_matrix,
 )
 from .arrays import StoredArrays
+from .hybrid import HybridSearch
 from ..table import canonical_json
-from ..validation import check_choice, check_scalar
+from ..validation import check_scalar
 
-MAX_TOPK = 16384  # Milvus caps limit (and offset + limit) per request
 # Encoders whose clips may show nothing to describe (coverage 0): their collections are searched with
 # `coverage > 0`, so a clip without a person is never retrieved by the pose channel.
 COVERAGE_FILTERED_ENCODERS = ("pose:",)
@@ -54,7 +54,7 @@ _SERVER_SCHEMES = ("http://", "https://", "tcp://")
 
 
 # ----------------------------------------------------------------------------- the store
-class MotionStore(StoredArrays):
+class MotionStore(StoredArrays, HybridSearch):
     """A Milvus collection of clip embeddings that knows which encoder produced them.
 
     ``uri`` is a local path ending in ``.db`` (Milvus Lite, embedded; one process per file)
@@ -628,45 +628,3 @@ class MotionStore(StoredArrays):
             for i, hits in zip(indices, hits_from_results(raw)):
                 results[i] = hits
         return results
-
-    def hybrid_search(self, vectors_by_field: Mapping[str, np.ndarray], k: int = 10, ranker: str = "rrf",
-                      weights: Sequence[float] | None = None, rrf_k: int = 60, filters: Mapping[str, Any] | None = None,
-                      candidate_k: int | None = None, exclude_video: str | None = None) -> list[list[Hit]]:
-        """Search several vector fields at once and fuse the rankings (``rrf`` or ``weighted``).
-
-        Each field returns ``candidate_k`` candidates (default ``max(4k, 50)``); RRF scores are
-        ``sum 1/(rrf_k + rank)``, weighted scores are the weighted sum of cosines. A pose collection never returns
-        clips with no person (:meth:`content_filter`).
-        """
-        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
-
-        k = self._check_k(k)
-        if not vectors_by_field:
-            raise ParameterError("vectors_by_field is empty; give at least one {field: query vectors}")
-        candidate_k = self._check_k(candidate_k if candidate_k is not None else min(MAX_TOPK, max(4 * k, 50)), "candidate_k")
-        if candidate_k < k:
-            raise ParameterError(f"candidate_k ({candidate_k}) must be at least k ({k})")
-        dims = self._vector_fields()
-        matrices = {field: self._query_matrix(v, field, dims) for field, v in vectors_by_field.items()}
-        counts = {field: len(m) for field, m in matrices.items()}
-        if len(set(counts.values())) != 1:
-            raise ParameterError(f"every field needs the same number of query vectors, got {counts}")
-        ranker = check_choice(str(ranker).lower(), "ranker", ("rrf", "weighted"))
-        if ranker == "rrf":
-            fuser = RRFRanker(check_scalar(rrf_k, "rrf_k (60 is usual)", int, min_value=1))
-        else:
-            weights = [1.0 / len(matrices)] * len(matrices) if weights is None else list(weights)
-            if len(weights) != len(matrices):
-                raise ParameterError(f"weights must be {len(matrices)} non-negative numbers, one per field "
-                                     f"({', '.join(matrices)}), got {weights!r}")
-            fuser = WeightedRanker(*[check_scalar(w, f"weights[{field!r}]", float, min_value=0)
-                                     for field, w in zip(matrices, weights)], norm_score=False)
-        expression = and_expressions(build_filter(filters), self._exclusions(exclude_video, 1)[0] if exclude_video else "",
-                                     self.content_filter())
-        self._ready()
-        require_multi_vector(self, "hybrid search")  # Milvus 2.3 has no HybridSearch RPC
-        requests = [AnnSearchRequest(data=m.tolist(), anns_field=field, param=self._search_params(field, candidate_k),
-                                     limit=candidate_k, expr=expression or None) for field, m in matrices.items()]
-        raw = self._call("hybrid search", "hybrid_search", self.collection, reqs=requests, ranker=fuser, limit=k,
-                         output_fields=HIT_FIELDS)
-        return hits_from_results(raw)
