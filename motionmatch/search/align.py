@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -427,6 +427,23 @@ def align(sim: Any, query_times: Any, ref_times: Any, video_path: str = "", meth
     return ALIGNERS[check_choice(method, "method", tuple(ALIGNERS))](sim, query_times, ref_times, video_path, **options)
 
 
+# ----------------------------------------------------------------------------- reading windows
+def windows_by_video(store, spans: Mapping[str, tuple[float, float]], filters: Mapping[str, Any] | None = None,
+                     content_only: bool = True) -> dict[str, pd.DataFrame]:
+    """The windows (times, vectors) of each video of ``spans`` that start inside its span, in time order (one
+    query call; ``filters`` narrow them, a ``start_s`` filter replaces the spans). With ``content_only``, a pose
+    collection's windows that show nobody are left out, so they never join a segment."""
+    user = dict(filters or {})
+    wanted = [{**user, "video_path": video, **({} if "start_s" in user else {"start_s": span})}
+              for video, span in spans.items()]
+    gated = content_only and bool(store.content_filter())  # a pose collection: windows that show nobody
+    table = store.fetch_table(["video_path", "clip_index", "start_s", "end_s", "embedding",
+                               *(["coverage"] if gated else [])], filters=wanted)
+    if gated:
+        table = table[table["coverage"] > 0]
+    return {video: rows.sort_values("start_s", kind="stable") for video, rows in table.groupby("video_path", sort=False)}
+
+
 __all__ = ["Window", "WindowHit", "Segment", "segments_frame", "merge_window_hits", "extend_segments", "align_hough",
            "align_dtw",
-           "align_temporal_network", "ALIGNERS", "DEFAULT_ALIGNER", "align"]
+           "align_temporal_network", "ALIGNERS", "DEFAULT_ALIGNER", "align", "windows_by_video"]

@@ -21,10 +21,11 @@ This stage works on every frame, from the 24 x 24 grey thumbnails the frame stor
    out to the reference's nearest changes within ``snap_s``. The changes (:func:`motion_changes`) are the
    index's own shot cuts, read from how its windows tile the video (windows never straddle a cut), and strong
    peaks of the novelty of the reference's window embeddings (Foote's checkerboard kernel on their
-   self-similarity). Frame-level cuts (:func:`cut_points`) stand in only where the windows were not fetched.
-   Measured on the tuning gallery (seed 0, 15 same-motion answers in the right video): mean tIoU 0.555 with the
-   window boundaries, 0.646 bounded by these changes, 0.733 bounded by the true ones; cuts detected from the
-   24 x 24 frames (a synthetic sprite that wraps around the frame "cuts" every 2 s) brought it down to 0.34.
+   self-similarity). Frame-level cuts (:func:`cut_points`) stand in only for a video with no windows there.
+   Measured on the tuning gallery (seed 0, 15 same-motion answers in the right video; docs/LONG_VIDEOS.md):
+   mean tIoU 0.547 with the window boundaries, 0.600 bounded by these changes, 0.733 bounded by the true ones;
+   cuts detected from the 24 x 24 frames (a synthetic sprite that wraps around the frame "cuts" every 2 s)
+   brought it down to 0.34.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..video.fingerprint import FrameSignal, appearance, change, foreground, mirrored, search_vectors, unzoomed, zoomed
-from .align import Segment
+from .align import Segment, windows_by_video
 
 SLOPES = tuple(np.round(np.arange(0.80, 1.2501, 0.05), 2))  # reference frames per query frame (speed changes)
 ZOOM = 1.25  # a central crop to 80 % of the width and height
@@ -409,27 +410,15 @@ def ranking_score(segment: Segment) -> float:
     return 0.5 / (1.0 + math.exp(-float(segment.score)))
 
 
-def _context_windows(store, spans: Mapping[str, tuple[float, float]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per video, the (times (n, 2), vectors) of its windows starting within its span: the context a same-motion
-    segment's changes are read from (one query call; the coarse stage fetched only a query length around its
-    hits)."""
-    if not spans:
-        return {}
-    rows = store.fetch_table(["video_path", "start_s", "end_s", "embedding"],
-                             filters=[{"video_path": video, "start_s": span} for video, span in spans.items()])
-    return {video: (group[["start_s", "end_s"]].to_numpy(float), np.stack(group["embedding"].to_numpy()))
-            for video, group in rows.groupby("video_path", sort=False) if len(group)}
-
-
 def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_threshold: float, snap_s: float,
-           n_candidates: int, excluded: Sequence[str] = (), filters: Mapping | None = None,
-           windows: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[list[Segment], list[str]]:
+           n_candidates: int, excluded: Sequence[str] = (), filters: Mapping | None = None
+           ) -> tuple[list[Segment], list[str]]:
     """Steps 1-4 of the module docstring on the coarse segments; returns ``(segments, notes)``, best first.
 
-    ``windows``: per candidate video, the (times (n, 2), vectors) of its windows the coarse stage fetched; when
-    given (the coarse stage fetched windows), the windows around each same-motion segment are read for its
-    changes (:func:`motion_changes`), else frame-level cuts (:func:`cut_points`) are used. Verified copies replace the same-motion
-    segments of the same video they overlap; every segment's ``score`` becomes :func:`ranking_score`.
+    A same-motion segment's changes (:func:`motion_changes`) are read from the store's windows around it (one
+    query); frame-level cuts (:func:`cut_points`) stand in for a video with no windows there. Verified copies
+    replace the same-motion segments of the same video they overlap; every segment's ``score`` becomes
+    :func:`ranking_score`.
     """
     from dataclasses import replace
 
@@ -456,7 +445,9 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
         for s in kept:
             lo, hi = spans.get(s.video_path, (np.inf, -np.inf))
             spans[s.video_path] = (max(0.0, min(lo, s.start_s - snap_s - 0.1)), max(hi, s.end_s + snap_s + 0.1))
-        context = _context_windows(store, spans) if windows is not None else {}
+        # every window, a person in view or not: where one appears or leaves is a change too
+        context = {video: (rows[["start_s", "end_s"]].to_numpy(float), np.stack(rows["embedding"].to_numpy()))
+                   for video, rows in windows_by_video(store, spans, content_only=False).items() if len(rows)}
         missing = {video: span for video, span in spans.items() if video not in context}
         signals = fetch_frames(frames, missing)  # frames only where no windows are there to read changes from
         bounded = []

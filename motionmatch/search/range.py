@@ -48,7 +48,7 @@ from ..video.clips import ClipSpec, open_with_timestamps
 from ..video.windows import QueryPlan, collection_clip_spec, phase_plans, plan_query
 from ..errors import ParameterError
 from ..refine.zscore import GALLERY, gallery_moments, load_gallery_calibration
-from .align import Segment, WindowHit, align, extend_segments, merge_window_hits
+from .align import Segment, WindowHit, align, extend_segments, merge_window_hits, windows_by_video
 from .config import SegmentSearchConfig
 from .fine import refine
 from .query import embed_plans
@@ -120,24 +120,9 @@ def own_videos(store, query_path: str | os.PathLike) -> list[str]:
     return sorted(set(same_path["video_path"]) | set(same_content["video_path"]))
 
 
-def _windows_by_video(store, spans: Mapping[str, tuple[float, float]], filters: Mapping[str, Any] | None
-                      ) -> dict[str, pd.DataFrame]:
-    """The windows (with vectors) of each candidate video that start inside its span, in time order."""
-    user = dict(filters or {})
-    wanted = [{**user, "video_path": video, **({} if "start_s" in user else {"start_s": span})}
-              for video, span in spans.items()]
-    gated = bool(store.content_filter())  # a pose collection: windows that show nobody never join a segment
-    table = store.fetch_table(["video_path", "clip_index", "start_s", "end_s", "embedding",
-                               *(["coverage"] if gated else [])], filters=wanted)
-    if gated:
-        table = table[table["coverage"] > 0]
-    return {video: rows.sort_values("start_s", kind="stable") for video, rows in table.groupby("video_path", sort=False)}
-
-
 def _candidate_grids(store, plan: QueryPlan, vectors: np.ndarray, window_hits: list[list[Any]], videos: Sequence[str],
                      filters: Mapping[str, Any] | None, fetch_windows: bool):
-    """Per candidate video: (its reference window times (n, 2), the (n_query, n) cosine matrix, NaN = unknown,
-    the windows' vectors (n, dim), or None without ``fetch_windows``).
+    """Per candidate video: (its reference window times (n, 2), the (n_query, n) cosine matrix, NaN = unknown).
 
     ``vectors`` is (n_phases, n_query, dim): a cell is the best cosine over a query window's phases.
     ``fetch_windows``: every window starting within a query length (plus a window) of the video's hits,
@@ -148,9 +133,9 @@ def _candidate_grids(store, plan: QueryPlan, vectors: np.ndarray, window_hits: l
         margin = plan.end_s - plan.start_s + plan.window_s
         starts = {video: [h.start_s for hits in window_hits for h in hits if h.video_path == video] for video in videos}
         spans = {video: (max(0.0, min(s) - margin), max(s) + margin) for video, s in starts.items()}
-        for video, rows in _windows_by_video(store, spans, filters).items():
+        for video, rows in windows_by_video(store, spans, filters).items():
             ref = np.stack(rows["embedding"].to_numpy()).astype(np.float64)
-            yield video, rows[["start_s", "end_s"]].to_numpy(float), (vectors.astype(np.float64) @ ref.T).max(axis=0), ref
+            yield video, rows[["start_s", "end_s"]].to_numpy(float), (vectors.astype(np.float64) @ ref.T).max(axis=0)
         return
     for video in videos:
         windows = sorted({(h.start_s, h.end_s) for hits in window_hits for h in hits if h.video_path == video})
@@ -160,7 +145,7 @@ def _candidate_grids(store, plan: QueryPlan, vectors: np.ndarray, window_hits: l
             for h in hits:
                 if h.video_path == video:
                     cosine[i, column[(h.start_s, h.end_s)]] = h.score
-        yield video, np.array(windows, dtype=float).reshape(-1, 2), cosine, None
+        yield video, np.array(windows, dtype=float).reshape(-1, 2), cosine
 
 
 def _by_coverage(segments: Sequence[Segment], n_query_windows: int) -> list[Segment]:
@@ -319,11 +304,8 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentS
     counts = []
     q_times = plan.times
     phased = vectors[None] if phase_vectors is None else np.concatenate([vectors[None], phase_vectors])
-    fetched: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for video, r_times, cosine, ref in _candidate_grids(store, plan, phased, window_hits, ranked, filters,
-                                                        config.fetch_windows):
-        if ref is not None:
-            fetched[video] = (r_times, ref)
+    for video, r_times, cosine in _candidate_grids(store, plan, phased, window_hits, ranked, filters,
+                                                   config.fetch_windows):
         sim = np.nan_to_num((cosine - mean[:, None]) / sd[:, None], nan=-1e3)  # a pair no hit scored: no match
         counts.append((video, len(r_times)))
         if len(q_times) == 1:
@@ -345,7 +327,7 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentS
     found = sorted(found, key=lambda s: -s.score)[:config.segment_limit]
     if config.fine:
         found, fine_notes = refine(found, store, query_frames, config.copy_threshold, config.snap_s,
-                                   config.n_candidates, excluded, filters, fetched)
+                                   config.n_candidates, excluded, filters)
         result.notes.extend(fine_notes)
         result.notes.extend(_fine_stage_gaps(store, plan, query_frames, found[:config.segment_limit]))
     result.segments = found[:config.segment_limit]
