@@ -148,15 +148,28 @@ def test_a_search_without_cut_detection_decodes_the_query_range_once(gallery, st
     assert len(full_passes(decode_passes, Path(query.path).name)) == 1, decode_passes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "search_range decodes the query range twice on a collection whose windows are bounded by shots: "
-    "range._query_cuts -> video.shots.cuts_in_range runs PySceneDetect on its own PyAV decode of the range, "
-    "then search.query.embed_plans decodes it again (issue 19: 'open it once and decode the range once')"))
 def test_a_search_with_cut_detection_decodes_the_query_range_once(gallery, store, decode_passes):
     query = gallery["same"].iloc[0]
     assert (store.encoder_info()["clip_spec"].get("windows") or {}).get("shots") == "content"
     search_range(store, query.path, query.query_start_s, query.query_end_s, SegmentSearchConfig())
     assert len(full_passes(decode_passes, Path(query.path).name)) == 1, decode_passes
+
+
+def test_a_range_above_the_buffer_is_decoded_twice_says_so_and_finds_the_same(gallery, store, decode_passes):
+    """query_buffer_mb bounds the frames held for decode-once; above it, the two-pass search gives the same answer."""
+    query = gallery["same"].iloc[0]
+    once = search_range(store, query.path, query.query_start_s, query.query_end_s, SegmentSearchConfig())
+    decode_passes.clear()
+    twice = search_range(store, query.path, query.query_start_s, query.query_end_s,
+                         SegmentSearchConfig(query_buffer_mb=0.5))
+    assert len(full_passes(decode_passes, Path(query.path).name)) == 2, decode_passes
+    assert any("decoded twice" in note and "query_buffer_mb 0.5" in note for note in twice.notes), twice.notes
+    assert not any("decoded twice" in note for note in once.notes)
+    assert [(s.video_path, s.start_s, s.end_s, s.kind) for s in once.segments] == \
+        [(s.video_path, s.start_s, s.end_s, s.kind) for s in twice.segments]
+    assert [s.score for s in once.segments] == pytest.approx([s.score for s in twice.segments], abs=1e-6)
+    with pytest.raises(ParameterError, match="query_buffer_mb"):
+        SegmentSearchConfig(query_buffer_mb=-1)
 
 
 # ----------------------------------------------------------------------------- bad ranges

@@ -57,6 +57,41 @@ def _near(times, targets, tolerance_s=TOLERANCE_S) -> int:
     return sum(any(abs(t - g) <= tolerance_s for g in targets) for t in times)
 
 
+# ----------------------------------------------------------------------------- cuts on frames decoded once
+@pytest.mark.parametrize("method", ["content", "adaptive"])
+def test_cuts_on_decoded_frames_are_pyscenedetects_own(videos, method):
+    """The detector fed our decode frame by frame finds what its SceneManager finds on its own decode, on the
+    whole file (detect_shots) and on a range (the library's seek and end_time)."""
+    from motionmatch.video.decode import open_video
+
+    for name in (f"mixed{s}" for s in MIXED_SEEDS):
+        path, _, _ = videos[name]
+        whole = [shot.start_s for shot in detect_shots(path, method)[1:]]
+        assert whole and shots.cuts_in_range(path, 0.0, 8.0, method) == pytest.approx(whole, abs=1e-6)
+        stamps = np.asarray(open_video(path).timestamps())
+        checked = shots.check_options(method, {})
+        library = [float(stamps[f]) for f in shots._scenedetect_cuts(str(path), stamps, method, checked, 2.0, 7.5)]
+        expected = [t for t in library if 2.0 + checked["min_shot_s"] - 1e-9 <= t < 7.5]
+        assert shots.cuts_in_range(path, 2.0, 7.5, method) == pytest.approx(expected, abs=1e-6), name
+
+
+def test_transnet_frames_from_the_one_decode_are_the_reference_ones(videos):
+    """iter_frames(small_size=TRANSNET_SIZE) gives the very 48x27 frames detect_shots feeds TransNetV2, so a query
+    range decoded once for its windows gives its cuts as well; cuts_in_chunks finds detect_shots' cuts."""
+    from motionmatch.video.decode import iter_frames, open_video
+
+    path, cuts, _ = videos["mixed8"]
+    small = np.stack(list(shots._small_frames(str(path))))
+    chunks = list(iter_frames(path, chunk_frames=50, small_size=shots.TRANSNET_SIZE))
+    np.testing.assert_array_equal(np.concatenate([c.small for c in chunks]), small)
+    assert chunks[0].frames.shape[1:] == (72, 96, 3)  # the full frames are there too
+    whole = [shot.start_s for shot in detect_shots(path, "transnetv2", device="cpu")[1:]]
+    found = shots.cuts_in_chunks(chunks, 0.0, 8.0, open_video(path).info().fps, "transnetv2", device="cpu")
+    assert found == pytest.approx(whole, abs=1e-6) and len(found) == len(cuts)
+    with pytest.raises(ParameterError, match="small_size"):
+        shots.cuts_in_chunks(iter_frames(path), 0.0, 8.0, 24.0, "transnetv2")
+
+
 # ----------------------------------------------------------------------------- detection on generated videos
 @pytest.mark.parametrize("method", ["content", "adaptive"])
 def test_scenedetect_finds_planted_cuts_and_not_motion_changes(videos, method):

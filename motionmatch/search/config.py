@@ -28,6 +28,9 @@ DEFAULT_RAW_THRESHOLD = 0.5  # cosine, when scores are not calibrated
 DEFAULT_EXTEND_MARGIN = 0.03
 DEFAULT_COPY_LEVEL = 0.97
 DEFAULT_COPY_THRESHOLD = 0.5  # a verified copy is more likely a copy than not
+# a query range split at shot cuts is decoded once and held for its cuts and its windows when its frames take at
+# most this (MB, RGB at the file's size: a minute of 640x360 at 24 fps is 0.95 GB); beyond, it is decoded twice
+DEFAULT_QUERY_BUFFER_MB = 1024.0
 DEFAULT_SNAP_S = 8.0  # seconds a same-motion end may move out to a change of the reference (fine.bound_to_changes)
 
 
@@ -54,6 +57,7 @@ class SegmentSearchConfig:
     fine: bool = True  # the fine stage (motionmatch.search.fine) where the collection has a frame store
     copy_threshold: float = DEFAULT_COPY_THRESHOLD  # P(copy) from which a range is reported as a copy
     snap_s: float = DEFAULT_SNAP_S  # same-motion ends move out to a change of the reference within this; 0: never
+    query_buffer_mb: float = DEFAULT_QUERY_BUFFER_MB  # decode a query range once for cuts and windows up to this
 
     def __post_init__(self) -> None:
         for name in ("k", "n_candidates", "min_hits", "batch_size"):
@@ -70,6 +74,7 @@ class SegmentSearchConfig:
             check_scalar(self.threshold, "threshold", float)
         check_scalar(self.copy_threshold, "copy_threshold", float, min_value=0, max_value=1, include_min=False)
         check_scalar(self.snap_s, "snap_s", float, min_value=0)
+        check_scalar(self.query_buffer_mb, "query_buffer_mb", float, min_value=0)
         for name in ("segments", "group_by_video", "fetch_windows", "coverage", "fine"):
             if not isinstance(getattr(self, name), bool):
                 raise ParameterError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -124,5 +129,5 @@ class SegmentSearchConfig:
 
 
 __all__ = ["DEFAULT_Z_THRESHOLD", "DEFAULT_RAW_THRESHOLD", "DEFAULT_EXTEND_MARGIN", "DEFAULT_COPY_LEVEL",
-           "DEFAULT_COPY_THRESHOLD", "DEFAULT_SNAP_S",
+           "DEFAULT_COPY_THRESHOLD", "DEFAULT_SNAP_S", "DEFAULT_QUERY_BUFFER_MB",
            "SegmentSearchConfig"]

@@ -6,27 +6,80 @@ than read the file once per plan, :func:`embed_plans` streams the range through 
 (:func:`motionmatch.video.iter_frames`, the decoder the index's dense windows were made with), hands each
 window to the encoder as soon as its frames are in, in batches, and keeps only the frames of windows not yet
 complete, so memory is one window's span (plus a batch), however long the range.
+
+A range split at shot cuts needs its cuts before its windows can be planned. :func:`decode_range` then decodes it
+once and holds its frames (a :class:`DecodedRange`): the shot detector reads them
+(:func:`motionmatch.video.shots.cuts_in_chunks`), and :func:`embed_plans` replays them and goes on with the
+same decode past the range's end, so the file is still decoded once.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from ..errors import ParameterError, VideoError
-from ..video.decode import iter_frames
+from ..video.decode import FrameChunk, iter_frames
 from ..video.fingerprint import FrameSignal, thumbnails as make_thumbnails
 from ..video.windows import QueryPlan
 
 
+@dataclass
+class DecodedRange:
+    """One decode of a query range, held: its chunks from the range's first frame to the first chunk reaching its
+    end, and the rest of the same decode (``rest``, not read yet) for windows that reach past the range."""
+
+    path: str
+    chunks: list[FrameChunk]
+    rest: Iterator[FrameChunk]
+
+    @property
+    def first_frame(self) -> int:
+        return self.chunks[0].start_index if self.chunks else -1
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.frames.nbytes + (0 if c.small is None else c.small.nbytes) for c in self.chunks)
+
+    def replay(self) -> Iterator[FrameChunk]:
+        """The held chunks, then the rest of the decode."""
+        try:
+            yield from self.chunks
+            yield from self.rest
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.rest.close()
+
+
+def decode_range(path: str, first_frame: int, end_s: float, small_size: tuple[int, int] | None = None,
+                 chunk_frames: int = 64) -> DecodedRange:
+    """Decode ``path`` from ``first_frame`` until a chunk holds a frame starting at or after ``end_s``, and hold it
+    (:func:`~motionmatch.video.decode.iter_frames`; ``small_size`` adds the shot detector's small frames)."""
+    stream = iter_frames(path, chunk_frames, first_frame, small_size)
+    held: list[FrameChunk] = []
+    for chunk in stream:
+        held.append(chunk)
+        if float(chunk.timestamps[-1]) >= end_s - 1e-6:
+            break
+    return DecodedRange(str(path), held, stream)
+
+
 def embed_plans(plans: Sequence[QueryPlan], encoder, batch_size: int = 8, thumbnails: bool = True,
-                chunk_frames: int = 64) -> tuple[list[np.ndarray], FrameSignal | None]:
+                chunk_frames: int = 64, decoded: DecodedRange | None = None
+                ) -> tuple[list[np.ndarray], FrameSignal | None]:
     """``([vectors of each plan's windows], the range's frames)``; the plans are one query's (same file and range).
 
     ``vectors`` are (n_windows, dim) L2-normalised, in each plan's window order; the frames (with ``thumbnails``)
-    span the first plan's range. Raises VideoError when the file ends before a planned frame.
+    span the first plan's range. ``decoded``: the range decoded already (:func:`decode_range`, from the plans'
+    first frame or before), replayed instead of a new decode, and closed. Raises VideoError when the file ends
+    before a planned frame.
     """
     if not plans:
+        if decoded is not None:
+            decoded.close()
         return [], None
     path = plans[0].path
     others = sorted({plan.path for plan in plans} - {path})
@@ -60,7 +113,12 @@ def embed_plans(plans: Sequence[QueryPlan], encoder, batch_size: int = 8, thumbn
             batch.clear()
 
     last_index = -1
-    stream = iter_frames(path, chunk_frames=chunk_frames, start_frame=first)
+    if decoded is not None and (decoded.path != str(path) or not 0 <= decoded.first_frame <= first):
+        decoded.close()
+        raise ParameterError(f"the decoded range of {decoded.path} starts at frame {decoded.first_frame}, the plans of "
+                             f"{path} need frame {first} on: decode the range the plans were made for")
+    stream = decoded.replay() if decoded is not None else iter_frames(path, chunk_frames=chunk_frames,
+                                                                      start_frame=first)
     try:
         for chunk in stream:
             past_range = float(chunk.timestamps[-1]) >= range_end_s - 1e-6
@@ -96,4 +154,4 @@ def embed_plans(plans: Sequence[QueryPlan], encoder, batch_size: int = 8, thumbn
     return out, signal
 
 
-__all__ = ["embed_plans"]
+__all__ = ["DecodedRange", "decode_range", "embed_plans"]

@@ -51,7 +51,7 @@ from ..refine.zscore import GALLERY, gallery_moments, load_gallery_calibration
 from .align import Segment, WindowHit, align, extend_segments, merge_window_hits, windows_by_video
 from .config import SegmentSearchConfig
 from .fine import refine
-from .query import embed_plans
+from .query import DecodedRange, decode_range, embed_plans
 
 _EPS = 1e-6
 
@@ -170,20 +170,39 @@ def _reference_stride(times: np.ndarray) -> float:
     return float(np.median(steps)) if steps.size else float(times[0, 1] - times[0, 0])
 
 
-def _query_cuts(plan: QueryPlan, windows: Mapping[str, Any], split: bool | None) -> tuple[list[float], list[str]]:
-    """(cut times inside the planned range, notes): found by the index's shot detector when ``split`` (None: when
-    the collection's windows are bounded by shots)."""
-    from ..errors import MissingPackageError
-    from ..video.shots import cuts_in_range
+def _query_cuts(plan: QueryPlan, windows: Mapping[str, Any], config: SegmentSearchConfig, opened
+                ) -> tuple[list[float], list[str], DecodedRange | None]:
+    """(cut times inside the planned range, notes, the range decoded once for them): cuts found by the index's shot
+    detector when ``config.split_at_cuts`` (None: when the collection's windows are bounded by shots).
 
-    method = str(windows.get("shots") or "none")
+    The range is decoded once and held (:func:`~motionmatch.search.query.decode_range`) for the detector and then
+    for the windows, when its frames fit ``config.query_buffer_mb``; beyond, the detector decodes it on its own
+    (:func:`~motionmatch.video.shots.cuts_in_range`) and a note says it was decoded twice.
+    """
+    from ..errors import MissingPackageError
+    from ..video.shots import TRANSNET_SIZE, cuts_in_chunks, cuts_in_range
+
+    method, split = str(windows.get("shots") or "none"), config.split_at_cuts
     if split is False or (split is None and method == "none"):
-        return [], []
+        return [], [], None
     method = "content" if method == "none" else method  # asked for, on a collection not split at shots
+    _, info, stamps = opened
+    first, stop = (int(np.searchsorted(stamps, t - 1e-6)) for t in (plan.start_s, plan.end_s))
+    megabytes = (stop - first) * info.width * info.height * 3 / 2**20
+    decoded, notes = None, []
     try:
-        return cuts_in_range(plan.path, plan.start_s, plan.end_s, method), []
+        if megabytes > config.query_buffer_mb:
+            notes.append(f"the query range was decoded twice, for its cuts and for its windows: its frames take "
+                         f"{megabytes:.0f} MB, above query_buffer_mb {config.query_buffer_mb:g}")
+            return cuts_in_range(plan.path, plan.start_s, plan.end_s, method), notes, None
+        decoded = decode_range(plan.path, first, plan.end_s, TRANSNET_SIZE if method == "transnetv2" else None)
+        return cuts_in_chunks(decoded.chunks, plan.start_s, plan.end_s, info.fps, method), notes, decoded
     except MissingPackageError as error:
-        return [], [f"the query range is not split at shot cuts: {error}"]
+        return [], [*notes, f"the query range is not split at shot cuts: {error}"], decoded
+    except BaseException:
+        if decoded is not None:
+            decoded.close()
+        raise
 
 
 def search_range(store, query_path: str | os.PathLike, start_s: float | None = None, end_s: float | None = None,
@@ -210,36 +229,43 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
     spec, stride = collection_clip_spec(info.get("clip_spec"), ClipSpec().frames_per_clip)
     opened = open_with_timestamps(query_path)  # the query file is opened once for its times; decoded once below
     plan = plan_query(query_path, spec, start_s, end_s, stride, opened=opened)
-    cuts, notes = _query_cuts(plan, (info.get("clip_spec") or {}).get("windows") or {}, config.split_at_cuts)
-    if cuts:
-        plan = plan_query(query_path, spec, start_s, end_s, stride, cuts, opened=opened)
-    own = own_videos(store, query_path)
-    excluded = tuple(own if (exclude_video or (exclude_video is None and own)) else ())
-    if config.calibration == GALLERY and config.segments:
-        calibration, note = load_gallery_calibration(store)
-        config = config.replace(calibration=calibration)
-        notes.append(note)
-    encoder = encoder or encoder_from_id(info["encoder_id"])
-    if not info.get("clip_spec") and encoder.frames_per_clip != spec.frames_per_clip:
-        plan = plan_query(query_path, ClipSpec(frames_per_clip=encoder.frames_per_clip), start_s, end_s, stride, cuts,
-                          opened=opened)
-    notes[:0] = plan.notes
-    if excluded and exclude_video is None:
-        notes.append(f"the query file is indexed ({', '.join(excluded)}): its own windows are left out "
-                     "(include them with exclude_video=False / --include-video)")
-    query_phases = config.query_phases
-    if query_phases is None:
-        recorded = info.get("clip_spec") or {}
-        query_phases = spec.frame_stride if ("windows" in recorded or "stride_s" in recorded) else 1
-    phases = phase_plans(plan, query_phases) if config.segments else []
-    embedded, query_frames = embed_plans([plan, *phases], encoder, config.batch_size,
-                                         thumbnails=config.segments and config.fine)
-    vectors = embedded[0]
-    phase_vectors = np.stack(embedded[1:]) if phases else None
-    shown = encoder.shows_content(vectors) if hasattr(encoder, "shows_content") else None
-    return search_vectors(store, plan, vectors, config, excluded=excluded, phase_vectors=phase_vectors,
-                          filters=filters, encoder_id=encoder.encoder_id, preprocessing=encoder.preprocessing(),
-                          notes=notes, query_frames=query_frames, shows_content=shown)
+    cuts, notes, decoded = _query_cuts(plan, (info.get("clip_spec") or {}).get("windows") or {}, config, opened)
+    try:
+        if cuts:
+            plan = plan_query(query_path, spec, start_s, end_s, stride, cuts, opened=opened)
+        own = own_videos(store, query_path)
+        excluded = tuple(own if (exclude_video or (exclude_video is None and own)) else ())
+        if config.calibration == GALLERY and config.segments:
+            calibration, note = load_gallery_calibration(store)
+            config = config.replace(calibration=calibration)
+            notes.append(note)
+        encoder = encoder or encoder_from_id(info["encoder_id"])
+        if not info.get("clip_spec") and encoder.frames_per_clip != spec.frames_per_clip:
+            plan = plan_query(query_path, ClipSpec(frames_per_clip=encoder.frames_per_clip), start_s, end_s, stride,
+                              cuts, opened=opened)
+        notes[:0] = plan.notes
+        if excluded and exclude_video is None:
+            notes.append(f"the query file is indexed ({', '.join(excluded)}): its own windows are left out "
+                         "(include them with exclude_video=False / --include-video)")
+        query_phases = config.query_phases
+        if query_phases is None:
+            recorded = info.get("clip_spec") or {}
+            query_phases = spec.frame_stride if ("windows" in recorded or "stride_s" in recorded) else 1
+        phases = phase_plans(plan, query_phases) if config.segments else []
+        if decoded is not None and not 0 <= decoded.first_frame <= min(min(w.frame_indices) for w in plan.windows):
+            decoded.close()  # replanned for the encoder's clip: it starts before the held frames
+            decoded = None
+        embedded, query_frames = embed_plans([plan, *phases], encoder, config.batch_size,
+                                             thumbnails=config.segments and config.fine, decoded=decoded)
+        vectors = embedded[0]
+        phase_vectors = np.stack(embedded[1:]) if phases else None
+        shown = encoder.shows_content(vectors) if hasattr(encoder, "shows_content") else None
+        return search_vectors(store, plan, vectors, config, excluded=excluded, phase_vectors=phase_vectors,
+                              filters=filters, encoder_id=encoder.encoder_id, preprocessing=encoder.preprocessing(),
+                              notes=notes, query_frames=query_frames, shows_content=shown)
+    finally:
+        if decoded is not None:
+            decoded.close()
 
 
 def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentSearchConfig,

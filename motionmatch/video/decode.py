@@ -402,10 +402,15 @@ class FrameChunk:
     start_index: int  # presentation-order index of ``frames[0]``
     frames: np.ndarray  # (n, H, W, 3) uint8 RGB, display rotation applied
     timestamps: np.ndarray  # (n,) float64 start of each frame, seconds from the first frame (real timestamps)
+    small: np.ndarray | None = None  # (n, h, w, 3) uint8 RGB at iter_frames' ``small_size``, rotation not applied
 
 
-def iter_frames(path: str | os.PathLike, chunk_frames: int = 64, start_frame: int = 0) -> Iterator[FrameChunk]:
+def iter_frames(path: str | os.PathLike, chunk_frames: int = 64, start_frame: int = 0,
+                small_size: tuple[int, int] | None = None) -> Iterator[FrameChunk]:
     """Every frame of ``path`` from ``start_frame`` on, in presentation order, ``chunk_frames`` at a time.
+
+    ``small_size`` ``(width, height)``: each chunk also holds the frames scaled to that size straight from the
+    decoder (bicubic, as a shot detector's reference ffmpeg pipeline scales them), in ``FrameChunk.small``.
 
     One sequential PyAV decode loop (no seek per window, one seek to the keyframe before
     ``start_frame`` when resuming), so memory holds one chunk however long the video is. Frame
@@ -432,7 +437,12 @@ def iter_frames(path: str | os.PathLike, chunk_frames: int = 64, start_frame: in
         if start_frame > 0:  # back to the keyframe at or before start_frame, then decode forward
             container.seek(first_pts + int(round(float(starts[start_frame]) / time_base)), stream=stream,
                            backward=True, any_frame=False)
-        frames, stamps, chunk_start = [], [], None
+        frames, smalls, stamps, chunk_start = [], [], [], None
+
+        def chunk() -> FrameChunk:
+            return FrameChunk(chunk_start, _rotate(np.stack(frames), header.rotation), np.asarray(stamps),
+                              np.stack(smalls) if smalls else None)
+
         for frame in container.decode(stream):
             if frame.pts is None:
                 continue
@@ -448,12 +458,15 @@ def iter_frames(path: str | os.PathLike, chunk_frames: int = 64, start_frame: in
             if chunk_start is None:
                 chunk_start = index
             frames.append(image)
+            if small_size is not None:
+                smalls.append(frame.reformat(width=small_size[0], height=small_size[1], format="rgb24",
+                                             interpolation="BICUBIC").to_ndarray())
             stamps.append(float(starts[index]))
             if len(frames) == chunk_frames:
-                yield FrameChunk(chunk_start, _rotate(np.stack(frames), header.rotation), np.asarray(stamps))
-                frames, stamps, chunk_start = [], [], None
+                yield chunk()
+                frames, smalls, stamps, chunk_start = [], [], [], None
         if frames:
-            yield FrameChunk(chunk_start, _rotate(np.stack(frames), header.rotation), np.asarray(stamps))
+            yield chunk()
     except VideoError:
         raise
     except Exception as err:  # noqa: BLE001

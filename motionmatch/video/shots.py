@@ -46,7 +46,7 @@ import os
 import random
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -143,34 +143,97 @@ def detect_shots(path: str | os.PathLike, method: str = DEFAULT_METHOD, **option
 
 def cuts_in_range(path: str | os.PathLike, start_s: float, end_s: float, method: str = DEFAULT_METHOD,
                   **options: Any) -> list[float]:
-    """Times of the cuts strictly inside ``[start_s, end_s)`` of ``path``, by ``method``; decodes only up to
-    ``end_s``, and runs the detector on the range alone (a query range, not the whole file).
-
-    A cut within ``min_shot_s`` of the range's start or of the previous cut is dropped, as
-    :func:`detect_shots` drops one near the previous boundary. Same errors as :func:`detect_shots`.
+    """Times of the cuts strictly inside ``[start_s, end_s)`` of ``path``, by ``method``; decodes only the range
+    (:func:`~motionmatch.video.decode.iter_frames` from its first frame) and runs the detector on it alone (a
+    query range, not the whole file): :func:`cuts_in_chunks` on that decode. Same errors as :func:`detect_shots`.
     """
-    from itertools import islice
+    from .decode import iter_frames, open_video
 
-    from .decode import open_video
-
-    checked = check_options(method, options)
+    check_options(method, options)
     _require(method)
     video = open_video(path)
     stamps = np.asarray(video.timestamps(), dtype=np.float64)
     first, stop = int(np.searchsorted(stamps, start_s - 1e-6)), int(np.searchsorted(stamps, end_s - 1e-6))
     if stop - first < 2:
         return []
+    chunks = iter_frames(video.path, start_frame=first, small_size=TRANSNET_SIZE if method == "transnetv2" else None)
+    try:
+        return cuts_in_chunks(chunks, float(stamps[first]), float(end_s), video.info().fps, method, **options)
+    finally:
+        chunks.close()
+
+
+def cuts_in_chunks(chunks: Iterable, start_s: float, end_s: float, fps: float, method: str = DEFAULT_METHOD,
+                   **options: Any) -> list[float]:
+    """Times of the cuts strictly inside ``[start_s, end_s)``, found by ``method`` on frames decoded already: the
+    :class:`~motionmatch.video.decode.FrameChunk` s of :func:`~motionmatch.video.decode.iter_frames` (with
+    ``small_size=TRANSNET_SIZE`` for ``"transnetv2"``), so that a query range decoded once for its windows gives
+    its cuts too. Reads the chunks up to the first frame starting at ``end_s``.
+
+    The PySceneDetect detectors see what their ``SceneManager`` gives them (BGR, downscaled by its automatic
+    factor with its interpolation); TransNetV2 sees the 48x27 frames :func:`detect_shots` feeds it. A cut within
+    ``min_shot_s`` of the range's start or of the previous cut is dropped, as :func:`detect_shots` drops one near
+    the previous boundary.
+    """
+    checked = check_options(method, options)
+    _require(method)
     if method == "transnetv2":
-        probabilities = transnet_probabilities(islice(_small_frames(video.path), first, stop), checked["device"],
-                                               checked["batch_windows"])
-        cuts = [first + c for c in cuts_from_probabilities(probabilities, checked["threshold"]) if c < stop - first]
+        times = _transnet_chunk_cuts(chunks, start_s, end_s, checked)
     else:
-        cuts = _scenedetect_cuts(video.path, stamps, method, checked, float(stamps[first]), float(end_s))
-    kept = [float(stamps[first])]
-    for cut in sorted(set(cuts)):
-        if first < cut < stop and stamps[cut] - kept[-1] >= checked["min_shot_s"] - 1e-9:
-            kept.append(float(stamps[cut]))
+        times = _scenedetect_chunk_cuts(chunks, start_s, end_s, float(fps), method, checked)
+    kept = [float(start_s)]
+    for cut in sorted(set(times)):
+        if start_s < cut < end_s - 1e-6 and cut - kept[-1] >= checked["min_shot_s"] - 1e-9:
+            kept.append(float(cut))
     return kept[1:]
+
+
+def _range_frames(chunks: Iterable, start_s: float, end_s: float, small: bool) -> Iterator[tuple[float, np.ndarray]]:
+    """``(start time, frame)`` of every frame of the chunks starting within ``[start_s, end_s)``."""
+    for chunk in chunks:
+        images = chunk.small if small else chunk.frames
+        if small and images is None:
+            raise ParameterError("TransNetV2 needs the chunks' 48x27 frames: decode with "
+                                 "iter_frames(..., small_size=motionmatch.video.shots.TRANSNET_SIZE)")
+        for stamp, image in zip(chunk.timestamps, images):
+            if stamp >= end_s - 1e-6:
+                return
+            if stamp >= start_s - 1e-6:
+                yield float(stamp), image
+
+
+def _transnet_chunk_cuts(chunks: Iterable, start_s: float, end_s: float, options: dict) -> list[float]:
+    stamps: list[float] = []
+
+    def frames() -> Iterator[np.ndarray]:
+        for stamp, image in _range_frames(chunks, start_s, end_s, small=True):
+            stamps.append(stamp)
+            yield image
+
+    probabilities = transnet_probabilities(frames(), options["device"], options["batch_windows"])
+    return [stamps[c] for c in cuts_from_probabilities(probabilities, options["threshold"]) if c < len(stamps)]
+
+
+def _scenedetect_chunk_cuts(chunks: Iterable, start_s: float, end_s: float, fps: float, method: str,
+                            options: dict) -> list[float]:
+    """PySceneDetect's detector fed frame by frame, as its ``SceneManager`` feeds it from its own decode."""
+    import cv2
+    from scenedetect import FrameTimecode
+    from scenedetect.scene_manager import compute_downscale_factor
+
+    detector, found, last, factor = _scenedetect_detector(method, options), [], None, None
+    for stamp, image in _range_frames(chunks, start_s, end_s, small=False):
+        height, width = image.shape[:2]
+        factor = compute_downscale_factor(max(width, height)) if factor is None else factor
+        bgr = np.ascontiguousarray(image[..., ::-1])
+        if factor > 1.0:
+            bgr = cv2.resize(bgr, (max(1, round(width / factor)), max(1, round(height / factor))),
+                             interpolation=cv2.INTER_LINEAR)
+        last = FrameTimecode(stamp, fps)
+        found += detector.process_frame(last, bgr)
+    if last is not None:
+        found += detector.post_process(last)
+    return [float(cut.seconds) for cut in found]
 
 
 def shots_from_cuts(cut_frames: Sequence[int], stamps: np.ndarray, duration_s: float,
@@ -200,18 +263,22 @@ def _nearest_frames(times_s: Sequence[float], stamps: np.ndarray) -> list[int]:
     return [int(i) for i in pick]
 
 
+def _scenedetect_detector(method: str, options: dict):
+    import scenedetect
+
+    if method == "content":
+        return scenedetect.ContentDetector(threshold=options["threshold"], min_scene_len=0)
+    return scenedetect.AdaptiveDetector(adaptive_threshold=options["adaptive_threshold"], min_scene_len=0,
+                                        window_width=options["window_width"], min_content_val=options["min_content_val"])
+
+
 def _scenedetect_cuts(path: str, stamps: np.ndarray, method: str, options: dict, start_s: float | None = None,
                       end_s: float | None = None) -> list[int]:
     """PySceneDetect on its PyAV backend (times from presentation timestamps), mapped to frame indices; with
     ``start_s`` / ``end_s``, on that range only."""
     import scenedetect
 
-    if method == "content":
-        detector = scenedetect.ContentDetector(threshold=options["threshold"], min_scene_len=0)
-    else:
-        detector = scenedetect.AdaptiveDetector(adaptive_threshold=options["adaptive_threshold"], min_scene_len=0,
-                                                window_width=options["window_width"],
-                                                min_content_val=options["min_content_val"])
+    detector = _scenedetect_detector(method, options)
     try:
         stream = scenedetect.open_video(path, backend="pyav")
         if start_s:
@@ -344,5 +411,5 @@ def _transnet_cuts(path: str, n_frames: int, options: dict) -> list[int]:
 
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "OPTIONS", "PIP_PACKAGES", "MissingPackageError", "Shot",
-           "check_options", "detect_shots", "cuts_in_range", "shots_from_cuts", "transnet_probabilities",
+           "check_options", "detect_shots", "cuts_in_range", "cuts_in_chunks", "shots_from_cuts", "transnet_probabilities",
            "cuts_from_probabilities"]
