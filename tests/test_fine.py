@@ -262,3 +262,30 @@ def test_a_caption_over_the_motion_keeps_the_change_signal_of_a_copy():
     assert match is not None and match.slope == pytest.approx(1.0) and not match.mirrored
     assert match.change >= 0.9, match
     assert match.start_s <= 1 / FPS + 1e-9 and match.end_s == pytest.approx(n / FPS)  # frame 0 has no change
+
+
+def test_a_caption_copy_is_searched_on_the_pixels_it_changes(reference):
+    """The frame store is searched with a caption copy's keyframes on their live pixels too (live_mask): the cosine
+    is the correlation over those pixels (numpy, written out) and finds the source where the whole frame, bar
+    included, does not."""
+    import cv2
+
+    from motionmatch.search.fine import live_mask
+    from motionmatch.video.fingerprint import SEARCH_THUMB, search_vectors
+
+    query, (first, last), _ = edited(reference, "caption")
+    mask = live_mask(query.thumbs)
+    assert 0 < mask.mean() < 1 and mask[-2:].sum() == 0  # the bar's rows never change
+    keys = np.arange(0, len(query), 12)
+    stored = search_vectors(reference.thumbs[first:last][keys])
+    plain, masked = search_vectors(query.thumbs[keys]), search_vectors(query.thumbs[keys], mask)
+    keep = cv2.resize(mask, (SEARCH_THUMB, SEARCH_THUMB), interpolation=cv2.INTER_AREA).reshape(-1) > 0.99
+    small = np.stack([cv2.resize(t.astype(np.float32), (SEARCH_THUMB, SEARCH_THUMB), interpolation=cv2.INTER_AREA)
+                      for t in query.thumbs[keys]]).reshape(len(keys), -1)
+    expected = np.where(keep, small - small[:, keep].mean(axis=1, keepdims=True), 0.0)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(masked, expected, atol=1e-5)
+    assert np.all(np.abs(masked[:, ~keep]) == 0)
+    own_plain, own_masked = np.einsum("ij,ij->i", plain, stored), np.einsum("ij,ij->i", masked, stored)
+    assert own_masked.mean() > own_plain.mean() + 0.1, (own_plain, own_masked)
+    np.testing.assert_allclose(search_vectors(query.thumbs[keys], np.ones_like(mask)), plain, atol=1e-6)

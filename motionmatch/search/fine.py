@@ -250,7 +250,8 @@ def copy_candidates(frames_store, query: FrameSignal, excluded: Sequence[str] = 
                     k: int = 20, filters: Mapping | None = None, near: float = 0.05,
                     max_span_s: float = 120.0) -> dict[str, tuple[float, float]]:
     """``{video: (start_s, end_s)}``: the videos whose frames look most like the query's (as they are, mirrored,
-    or uncropped by 1.25x: one search call for all), each with the span a copy could occupy there.
+    uncropped by 1.25x, and on the pixels the query changes only (:func:`live_mask`), so that an overlay does not
+    hide its source: one search call for all), each with the span a copy could occupy there.
 
     Videos are ranked by their best hit per query keyframe (summed over keyframes, the part above 0.5). A
     video's span covers every hit within ``near`` of its best score, as offsets of the query's start, plus a
@@ -262,14 +263,19 @@ def copy_candidates(frames_store, query: FrameSignal, excluded: Sequence[str] = 
     if not len(keys):
         return {}
     keyframes = query.thumbs[keys]  # as they are, mirrored, and as the uncropped frames of a cropped copy may be
-    vectors = np.concatenate([search_vectors(keyframes), search_vectors(mirrored(keyframes)),
-                              search_vectors(unzoomed(keyframes, ZOOM))])
-    searched = frames_store.search(vectors, k=k, filters=filters, exclude_video=excluded[0] if excluded else None)
+    sets = [search_vectors(keyframes), search_vectors(mirrored(keyframes)), search_vectors(unzoomed(keyframes, ZOOM))]
+    mask = live_mask(query.thumbs)
+    if mask.min() < 1:  # and on the pixels the query changes only: a caption bar or a logo left out
+        sets.append(search_vectors(keyframes, mask))
+    vectors = np.concatenate(sets)
+    rows = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)  # a flat frame has no appearance to search with
+    key_of_row = np.tile(keys, len(sets))[rows]
+    searched = frames_store.search(vectors[rows], k=k, filters=filters,
+                                   exclude_video=excluded[0] if excluded else None) if len(rows) else []
     votes: dict[str, float] = {}
     offsets: dict[str, list[tuple[float, float]]] = {}
-    n = len(keys)
     for row, hits in enumerate(searched):
-        q_t = float(query.times[keys[row % n]])
+        q_t = float(query.times[key_of_row[row]])
         best: dict[str, float] = {}
         for hit in hits:
             if hit.video_path in excluded:

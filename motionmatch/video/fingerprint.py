@@ -56,15 +56,29 @@ def unpack(data: bytes) -> np.ndarray:
     return np.frombuffer(zlib.decompress(data), dtype=np.uint8).reshape(-1, THUMB, THUMB)
 
 
-def search_vectors(thumbs: np.ndarray) -> np.ndarray:
+def search_vectors(thumbs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """(n, 256) float32 appearance of the thumbnails shrunk to 16 x 16: the frame store's vectors (small enough
-    to index a vector per window; the fine stage compares the full thumbnails)."""
+    to index a vector per window; the fine stage compares the full thumbnails).
+
+    ``mask`` (THUMB x THUMB, 1 = keep): a query's vectors on the kept pixels only (mean-removed there, zero
+    elsewhere, L2-normalised), so that pixels an edit laid over the frames (a caption bar, a logo) do not
+    decide the match; their cosine with a stored vector is the correlation over the kept pixels, scaled by the
+    stored frame's share of contrast there. A 16 x 16 pixel is kept where all of it is."""
     import cv2
 
     thumbs = np.asarray(thumbs, dtype=np.float32)
     small = np.stack([cv2.resize(t, (SEARCH_THUMB, SEARCH_THUMB), interpolation=cv2.INTER_AREA) for t in thumbs]) \
         if len(thumbs) else np.zeros((0, SEARCH_THUMB, SEARCH_THUMB), np.float32)
-    return appearance(small)
+    if mask is None:
+        return appearance(small)
+    keep = cv2.resize(np.asarray(mask, np.float32), (SEARCH_THUMB, SEARCH_THUMB), interpolation=cv2.INTER_AREA)
+    keep = keep.reshape(-1) > 0.99
+    flat = small.reshape(len(small), -1)
+    if not keep.any():
+        return np.zeros_like(flat)
+    flat = np.where(keep[None], flat - flat[:, keep].mean(axis=1, keepdims=True), 0.0)
+    norm = np.linalg.norm(flat, axis=1, keepdims=True)
+    return np.where(norm > 1e-3, flat / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
 
 
 def _normalised(values: np.ndarray, floor: float) -> np.ndarray:
