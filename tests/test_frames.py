@@ -112,6 +112,29 @@ def test_a_span_gives_the_frames_that_start_inside_it(gallery, frames):
     assert fetch_frames(frames, {}) == {}
 
 
+def test_several_spans_of_a_video_come_in_one_fetch(gallery, frames):
+    video = sorted(gallery["run"].table["video_path"].unique())[1]
+    times, thumbs = decoded(video)
+    spans = [(1.0, 3.5), (9.25, 12.0)]
+    signal = fetch_frames(frames, {video: spans})[video]
+    inside = np.zeros(len(times), bool)
+    for lo, hi in spans:
+        inside |= (times >= lo - 1e-9) & (times < hi - 1e-9)
+    np.testing.assert_allclose(signal.times, times[inside], atol=1e-9)
+    np.testing.assert_array_equal(signal.thumbs, thumbs[inside])
+    np.testing.assert_array_equal(signal.between(9.25, 12.0).thumbs, fetch_frames(frames, {video: (9.25, 12.0)})[video].thumbs)
+
+
+def test_merge_spans_joins_what_overlaps_or_nearly_touches():
+    from motionmatch.search.fine import merge_spans
+
+    merged = merge_spans([{"a": (10.0, 20.0), "b": (0.0, 5.0)}, {"a": (20.5, 30.0), "c": (1.0, 2.0)},
+                          {"a": (40.0, 50.0), "b": (2.0, 3.0)}])
+    assert merged == {"a": [(10.0, 30.0), (40.0, 50.0)], "b": [(0.0, 5.0)], "c": [(1.0, 2.0)]}
+    assert merge_spans([{"a": (0.0, 1.0)}, {"a": (2.5, 3.0)}], gap_s=1.0) == {"a": [(0.0, 1.0), (2.5, 3.0)]}
+    assert merge_spans([]) == {}
+
+
 def test_videos_without_frames_names_what_the_store_lacks(gallery, frames):
     video = sorted(gallery["run"].table["video_path"].unique())[0]
     spans = {video: (3.0, 6.0), "/nowhere/else.mp4": (0.0, 5.0), f"{video}.missing": (0.0, 5.0)}
@@ -142,3 +165,15 @@ def test_frames_that_cannot_be_decoded_raise_a_store_error_naming_the_collection
     out, err = capsys.readouterr()
     assert code == 0, err
     assert pd.DataFrame(json.loads(out))["kind"].eq("same_motion").all()
+
+
+def test_zoomed_is_opencvs_warp_of_each_frame():
+    """The stack-at-once zoom (a sparse linear map built from OpenCV's warp of unit impulses) is the warp itself."""
+    from motionmatch.video import fingerprint
+
+    thumbs = np.random.default_rng(3).integers(0, 256, (40, THUMB, THUMB)).astype(np.uint8)
+    for zoom in (1.25, 0.8):
+        expected = np.stack([fingerprint._warp_zoom(t, zoom) for t in thumbs])
+        np.testing.assert_allclose(fingerprint.zoomed(thumbs, zoom), expected, atol=1e-3)
+    assert fingerprint.zoomed(thumbs, 1) is thumbs or np.array_equal(fingerprint.zoomed(thumbs, 1), thumbs)
+    assert fingerprint.zoomed(thumbs[:0], 1.25).shape == (0, THUMB, THUMB)

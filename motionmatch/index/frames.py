@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import zlib
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -83,15 +83,24 @@ def decode_rows(rows: pd.DataFrame) -> dict[str, FrameSignal]:
     return out
 
 
-def _span_filters(spans: Mapping[str, tuple[float, float]]) -> list[dict]:
-    """Filters for the blocks that may hold frames of each video's span (a block starting before it, too)."""
-    return [{"video_path": video, "start_s": (max(0.0, lo - BLOCK_MARGIN_S), hi)} for video, (lo, hi) in spans.items()]
+def _intervals(span) -> list[tuple[float, float]]:
+    """One ``(start_s, end_s)`` or several, as a list."""
+    if len(span) == 2 and all(np.isscalar(v) for v in span):
+        return [(float(span[0]), float(span[1]))]
+    return [(float(lo), float(hi)) for lo, hi in span]
 
 
-def fetch_frames(frames_store, spans: Mapping[str, tuple[float, float]]) -> dict[str, FrameSignal]:
-    """The frames of each video's ``(start_s, end_s)`` span (one query call for all of them); a video with no
-    block there is left out (:func:`videos_without_frames` names them). Raises StoreError, naming the collection
-    and the video, when stored blocks cannot be decoded."""
+def _span_filters(spans: Mapping[str, Any]) -> list[dict]:
+    """Filters for the blocks that may hold frames of each video's span(s) (a block starting before one, too)."""
+    return [{"video_path": video, "start_s": (max(0.0, lo - BLOCK_MARGIN_S), hi)}
+            for video, span in spans.items() for lo, hi in _intervals(span)]
+
+
+def fetch_frames(frames_store, spans: Mapping[str, Any]) -> dict[str, FrameSignal]:
+    """The frames of each video's ``(start_s, end_s)`` span, or of a list of spans (the frames inside any of them,
+    in time order), in one query call for all of them; a video with no block there is left out
+    (:func:`videos_without_frames` names them). Raises StoreError, naming the collection and the video, when
+    stored blocks cannot be decoded."""
     if not spans:
         return {}
     rows = frames_store.fetch_table(["video_path", "start_s", *FRAME_COLUMNS], filters=_span_filters(spans))
@@ -103,7 +112,14 @@ def fetch_frames(frames_store, spans: Mapping[str, tuple[float, float]]) -> dict
                          f"{' ...' if len(videos) > 3 else ''} cannot be decoded ({error}); drop that collection "
                          f"(MotionStore(uri, {collection!r}).drop()) and run `motionmatch index` again to rewrite "
                          "it, or search with --no-fine") from error
-    return {video: signal.between(*spans[video]) for video, signal in signals.items() if video in spans}
+    out = {}
+    for video, signal in signals.items():
+        if video in spans:
+            keep = np.zeros(len(signal), bool)
+            for lo, hi in _intervals(spans[video]):
+                keep |= (signal.times >= lo - 1e-9) & (signal.times < hi - 1e-9)
+            out[video] = FrameSignal(video, signal.times[keep], signal.thumbs[keep])
+    return out
 
 
 def videos_without_frames(frames_store, spans: Mapping[str, tuple[float, float]]) -> list[str]:

@@ -101,12 +101,31 @@ def fit_copy_model(features: np.ndarray, labels: np.ndarray, note: str = "") -> 
             "bias": round(float(fitted.intercept_[0]), 4), "fitted_on": note}
 
 
-def _features(signal: FrameSignal, flip: bool = False, zoom: bool = False) -> tuple[np.ndarray, ...]:
-    """(appearance, change, foreground) of a signal's frames (mirrored, zoomed)."""
-    thumbs = mirrored(signal.thumbs) if flip else signal.thumbs
-    if zoom:
-        thumbs = zoomed(thumbs, ZOOM)
+def _features(thumbs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(appearance, change, foreground) of thumbnails."""
     return appearance(thumbs), change(thumbs), foreground(thumbs)
+
+
+@dataclass(frozen=True)
+class QueryView:
+    """The query as :func:`align_copy` compares it in one orientation; the same for every candidate, so
+    :func:`query_views` makes it once per query."""
+
+    flip: bool
+    thumbs: np.ndarray  # (n, THUMB, THUMB) float32, mirrored when ``flip``
+    features: tuple[np.ndarray, ...]  # appearance, change, foreground
+    mask: np.ndarray  # live_mask of the thumbs
+    moving: np.ndarray  # (n,) bool: the frame changes from the one before at all
+
+
+def query_views(query: FrameSignal) -> tuple[QueryView, QueryView]:
+    """The query as it is and mirrored left-right."""
+    views = []
+    for flip in (False, True):
+        thumbs = (mirrored(query.thumbs) if flip else query.thumbs).astype(np.float32)
+        steps = np.abs(np.diff(thumbs, axis=0)).reshape(max(0, len(thumbs) - 1), -1).sum(axis=1)
+        views.append(QueryView(flip, thumbs, _features(thumbs), live_mask(thumbs), np.r_[False, steps > 1.0]))
+    return views[0], views[1]
 
 
 def live_mask(thumbs: np.ndarray) -> np.ndarray:
@@ -162,30 +181,35 @@ def _longest_run(matches: np.ndarray, max_gap: int) -> tuple[int, int] | None:
     return int(starts[longest]), int(ends[longest])
 
 
-def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY_MODEL) -> CopyMatch | None:
-    """The best frame-level alignment of ``query`` with ``reference`` (None when nothing lines up)."""
+def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY_MODEL,
+               views: tuple[QueryView, QueryView] | None = None) -> CopyMatch | None:
+    """The best frame-level alignment of ``query`` with ``reference`` (None when nothing lines up). ``views``:
+    :func:`query_views` of the query, when it is aligned with several references."""
     if len(query) < 2 or len(reference) < 2:
         return None
-    ref_plain, ref_zoom = _features(reference), _features(reference, zoom=True)
+    views = views or query_views(query)
+    ref = reference.thumbs.astype(np.float32)
+    ref_zoomed = zoomed(ref, ZOOM)
+    ref_plain, ref_zoom = _features(ref), _features(ref_zoomed)
     min_valid = max(2, len(query) // 2)
     best = None
-    for flip in (False, True):
-        q = _features(query, flip=flip)
-        mask = live_mask(mirrored(query.thumbs) if flip else query.thumbs)
-        ref_change = (change(reference.thumbs * mask), change(zoomed(reference.thumbs, ZOOM) * mask))
+    for view in views:
+        q = view.features
+        ref_change = (change(ref * view.mask), change(ref_zoomed * view.mask))
         app, fg = (np.maximum(q[c] @ ref_plain[c].T, q[c] @ ref_zoom[c].T) for c in (0, 2))
         chg = np.maximum(q[1] @ ref_change[0].T, q[1] @ ref_change[1].T)
         level, slope, offset = _best_line(_evidence(app, chg, fg), min(min_valid, len(reference) // 2 + 1))
         if best is None or level > best[0]:
-            best = (level, slope, offset, flip, app, fg)
-    level, slope, offset, flip, appearance_sim, foreground_sim = best
+            best = (level, slope, offset, view, app, fg)
+    level, slope, offset, view, appearance_sim, foreground_sim = best
     rows = np.arange(len(query))
     cols = np.round(offset + rows * slope).astype(int)
     inside = (cols >= 0) & (cols < len(reference))
     appearance_line, foreground_line = np.full(len(query), -1.0), np.full(len(query), -1.0)
     appearance_line[inside] = appearance_sim[rows[inside], cols[inside]]
     foreground_line[inside] = foreground_sim[rows[inside], cols[inside]]
-    change_line, moving = _line_change(query, reference, cols, inside, flip)
+    change_line = _line_change(view, (ref, ref_zoomed), cols, inside)
+    moving = view.moving
     per_frame = np.maximum(np.maximum(appearance_line, change_line), foreground_line)
     run = _longest_run(per_frame >= MATCH_LEVEL, max_gap=max(1, int(round(0.25 / query.frame_s))))
     if run is None:
@@ -203,38 +227,32 @@ def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY
     exact = float((per_frame[span] >= EXACT_LEVEL).mean())
     ref_first, ref_last = int(cols[first]), int(cols[last])
     return CopyMatch(reference.video_path, float(reference.times[ref_first]), reference.end_time(ref_last),
-                     float(query.times[first]), query.end_time(last), slope, flip, app, chg, fg, exact, run_s,
+                     float(query.times[first]), query.end_time(last), slope, view.flip, app, chg, fg, exact, run_s,
                      level, copy_probability(copy_features(app, chg, fg, exact, run_s), model))
 
 
-def _line_change(query: FrameSignal, reference: FrameSignal, cols: np.ndarray, inside: np.ndarray,
-                 flip: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(per query frame, the change similarity along the line; whether the query changes there at all).
+def _line_change(view: QueryView, references: tuple[np.ndarray, np.ndarray], cols: np.ndarray,
+                 inside: np.ndarray) -> np.ndarray:
+    """Per query frame, the change similarity along the line.
 
     The reference's change is taken between the two reference frames the line maps query frames q - 1 and q to,
     not between consecutive reference frames, so a copy at another speed changes by as much as its source
-    (with and without the 1.25x zoom, the better)."""
-    thumbs = (mirrored(query.thumbs) if flip else query.thumbs).astype(np.float32)
-    steps = thumbs[1:] - thumbs[:-1]
-    moving = np.r_[False, np.abs(steps).reshape(len(steps), -1).sum(axis=1) > 1.0]
-    q_change = change(thumbs)
-    mask = live_mask(thumbs)
-    out = np.full(len(query), -1.0)
+    (with and without the 1.25x zoom, the better: ``references`` is the reference's thumbnails, then zoomed)."""
+    out = np.full(len(view.thumbs), -1.0)
     pairs = np.flatnonzero(inside[1:] & inside[:-1]) + 1  # query frames q with q - 1 and q both on the reference
     if not len(pairs):
-        return out, moving
-    ref = reference.thumbs.astype(np.float32)
+        return out
+    q_change = view.features[1]
     best = np.full(len(pairs), -1.0)
-    for zoom in (False, True):
-        frames = zoomed(ref, ZOOM) if zoom else ref
-        ref_steps = (frames[cols[pairs]] - frames[cols[pairs - 1]]) * mask
+    for frames in references:
+        ref_steps = (frames[cols[pairs]] - frames[cols[pairs - 1]]) * view.mask
         flat = ref_steps.reshape(len(pairs), -1)
         flat = flat - flat.mean(axis=1, keepdims=True)
         norm = np.linalg.norm(flat, axis=1, keepdims=True)
         ref_change = np.where(norm > 1.0, flat / np.maximum(norm, 1e-6), 0.0)
         best = np.maximum(best, np.einsum("ij,ij->i", q_change[pairs], ref_change))
     out[pairs] = best
-    return out, moving
+    return out
 
 
 # ----------------------------------------------------------------------------- copy candidates
@@ -391,14 +409,31 @@ def copy_matches(frames_store, query: FrameSignal, segments: Sequence[Segment], 
         coarse[s.video_path] = (max(0.0, min(lo, s.start_s - 0.3 * duration - 1.5)),  # best window may be
                                 max(hi, s.end_s + 0.3 * duration + 1.5))  # a look-alike elsewhere in the video
     spans.append(coarse)
+    merged = merge_spans(spans)
     best: dict[str, CopyMatch] = {}
-    for group in spans:
-        for signal in fetch_frames(frames_store, group).values():
-            match = align_copy(query, signal)
-            if match is not None and (signal.video_path not in best
-                                      or _exact_frames(match) > _exact_frames(best[signal.video_path])):
-                best[signal.video_path] = match
+    views = query_views(query)
+    for video, signal in fetch_frames(frames_store, merged).items():  # one fetch for both groups
+        for lo, hi in merged[video]:
+            match = align_copy(query, signal.between(lo, hi), views=views)
+            if match is not None and (video not in best or _exact_frames(match) > _exact_frames(best[video])):
+                best[video] = match
     return best
+
+
+def merge_spans(groups: Sequence[Mapping[str, tuple[float, float]]], gap_s: float = 1.0
+                ) -> dict[str, list[tuple[float, float]]]:
+    """``{video: [(start_s, end_s), ...]}``: every group's span of each video, those that overlap or lie within
+    ``gap_s`` of each other joined, in time order (each is aligned once, the frames of all fetched at once)."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for video in dict.fromkeys(v for group in groups for v in group):
+        joined: list[list[float]] = []
+        for lo, hi in sorted(group[video] for group in groups if video in group):
+            if joined and lo <= joined[-1][1] + gap_s:
+                joined[-1][1] = max(joined[-1][1], hi)
+            else:
+                joined.append([lo, hi])
+        out[video] = [(float(lo), float(hi)) for lo, hi in joined]
+    return out
 
 
 def _exact_frames(match: CopyMatch) -> float:
@@ -470,7 +505,8 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
 
 
 __all__ = ["SLOPES", "ZOOM", "MATCH_LEVEL", "EXACT_LEVEL", "COPY_MODEL", "CopyMatch", "copy_features",
-           "copy_probability", "fit_copy_model", "align_copy", "copy_matches", "live_mask",
+           "copy_probability", "fit_copy_model", "QueryView", "query_views", "align_copy", "copy_matches", "merge_spans",
+           "live_mask",
            "query_keyframes", "copy_candidates", "cut_points", "novelty_points", "window_cuts", "motion_changes",
            "bound_to_changes",
            "ranking_score", "refine"]

@@ -21,6 +21,7 @@ copies, edit by edit: ``python -m bench.bench_localize`` (docs/LONG_VIDEOS.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -113,18 +114,38 @@ def mirrored(thumbs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(thumbs)[..., ::-1])
 
 
-def zoomed(thumbs: np.ndarray, zoom: float) -> np.ndarray:
-    """The thumbnails' central ``1 / zoom`` part, resampled to the full size: what a central crop of the frames to
-    ``1 / zoom`` of their width and height looks like (bilinear, edges reflected)."""
+def _warp_zoom(image: np.ndarray, zoom: float) -> np.ndarray:
+    """One thumbnail through OpenCV's warp: its central ``1 / zoom`` part resampled to the full size."""
     import cv2
 
-    if zoom == 1:
-        return np.asarray(thumbs)
     c = (THUMB - 1) / 2
     matrix = np.array([[1 / zoom, 0, c - c / zoom], [0, 1 / zoom, c - c / zoom]], dtype=np.float32)
-    return np.stack([cv2.warpAffine(np.asarray(t, np.float32), matrix, (THUMB, THUMB),
-                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
-                     for t in thumbs])
+    return cv2.warpAffine(np.asarray(image, np.float32), matrix, (THUMB, THUMB),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+
+
+@lru_cache(maxsize=4)
+def _zoom_operator(zoom: float):
+    """The zoom as a sparse (THUMB², THUMB²) matrix: a warp is linear in the pixels (bilinear weights, reflected
+    edges), so warping each unit impulse gives its columns exactly, and one product zooms a whole stack."""
+    from scipy import sparse
+
+    columns = [_warp_zoom(np.eye(THUMB * THUMB, dtype=np.float32)[i].reshape(THUMB, THUMB), zoom).reshape(-1)
+               for i in range(THUMB * THUMB)]
+    return sparse.csr_matrix(np.stack(columns).astype(np.float32))  # row i: where pixel i's weight goes
+
+
+def zoomed(thumbs: np.ndarray, zoom: float) -> np.ndarray:
+    """The thumbnails' central ``1 / zoom`` part, resampled to the full size: what a central crop of the frames to
+    ``1 / zoom`` of their width and height looks like (bilinear, edges reflected; OpenCV's warp, applied to the
+    whole stack at once as the linear map it is)."""
+    thumbs = np.asarray(thumbs)
+    if zoom == 1:
+        return thumbs
+    if not len(thumbs):
+        return np.zeros(thumbs.shape, np.float32)
+    flat = thumbs.reshape(len(thumbs), -1).astype(np.float32)
+    return np.asarray(_zoom_operator(float(zoom)).T.dot(flat.T).T, dtype=np.float32).reshape(thumbs.shape)
 
 
 @dataclass(frozen=True)
