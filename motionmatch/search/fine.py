@@ -5,7 +5,8 @@ This stage works on every frame, from the 24 x 24 grey thumbnails the frame stor
 (:mod:`motionmatch.index.frames`) and the query's own frames (decoded once):
 
 1. **Copy candidates** (:func:`copy_candidates`): the query's frames every half second (and their mirror
-   images) searched in the frame store by appearance, voted per video. A copy is found whatever its motion
+   images, their uncropped look, and their pixels the query ever changes, so that an overlay does not hide the
+   source) searched in the frame store by appearance, voted per video. A copy is found whatever its motion
    looks like: mirrored, sped up, slowed down.
 2. **Copy alignment** (:func:`align_copy`): per candidate, a frame x frame similarity (the better of
    appearance, appearance at a 1.25x central zoom, and change; :mod:`motionmatch.video.fingerprint`), in both
@@ -123,7 +124,7 @@ def query_views(query: FrameSignal) -> tuple[QueryView, QueryView]:
     views = []
     for flip in (False, True):
         thumbs = (mirrored(query.thumbs) if flip else query.thumbs).astype(np.float32)
-        steps = np.abs(np.diff(thumbs, axis=0)).reshape(max(0, len(thumbs) - 1), -1).sum(axis=1)
+        steps = np.abs(np.diff(thumbs, axis=0)).sum(axis=(1, 2))  # empty for a one-frame query
         views.append(QueryView(flip, thumbs, _features(thumbs), live_mask(thumbs), np.r_[False, steps > 1.0]))
     return views[0], views[1]
 
