@@ -76,6 +76,7 @@ SWEEP_GRID = (  # option sets tried on the tuning seed (search_vectors keywords 
     {"coverage": False}, {}, {"calibration": None},
     {"extend_margin": 0.05}, {"copy_level": 0.95}, {"extend_margin": 0.05, "copy_level": 0.95},
     {"min_hits": 3}, {"aligner": "hough"}, {"fetch_windows": False},
+    {"snap_s": 0.0}, {"snap_s": 2.0}, {"snap_s": 4.0}, {"extend_margin": None, "snap_s": 4.0},
 )
 BOUNDARY_FRAMES = 2  # the copies' boundary target, in frames of the gallery
 TARGETS = (  # (key, kind, metric, comparison, value (None: BOUNDARY_FRAMES / fps), text)
