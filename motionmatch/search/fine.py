@@ -112,8 +112,7 @@ class QueryView:
     """The query as :func:`align_copy` compares it in one orientation; the same for every candidate, so
     :func:`query_views` makes it once per query."""
 
-    flip: bool
-    thumbs: np.ndarray  # (n, THUMB, THUMB) float32, mirrored when ``flip``
+    flip: bool  # the query mirrored left-right
     features: tuple[np.ndarray, ...]  # appearance, change, foreground
     mask: np.ndarray  # live_mask of the thumbs
     moving: np.ndarray  # (n,) bool: the frame changes from the one before at all
@@ -125,7 +124,7 @@ def query_views(query: FrameSignal) -> tuple[QueryView, QueryView]:
     for flip in (False, True):
         thumbs = (mirrored(query.thumbs) if flip else query.thumbs).astype(np.float32)
         steps = np.abs(np.diff(thumbs, axis=0)).sum(axis=(1, 2))  # empty for a one-frame query
-        views.append(QueryView(flip, thumbs, _features(thumbs), live_mask(thumbs), np.r_[False, steps > 1.0]))
+        views.append(QueryView(flip, _features(thumbs), live_mask(thumbs), np.r_[False, steps > 1.0]))
     return views[0], views[1]
 
 
@@ -210,7 +209,6 @@ def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY
     appearance_line[inside] = appearance_sim[rows[inside], cols[inside]]
     foreground_line[inside] = foreground_sim[rows[inside], cols[inside]]
     change_line = _line_change(view, (ref, ref_zoomed), cols, inside)
-    moving = view.moving
     per_frame = np.maximum(np.maximum(appearance_line, change_line), foreground_line)
     run = _longest_run(per_frame >= MATCH_LEVEL, max_gap=max(1, int(round(0.25 / query.frame_s))))
     if run is None:
@@ -222,7 +220,7 @@ def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY
     span = np.arange(first, last + 1)
     span = span[inside[span]]
     app = float(appearance_line[span].mean())
-    with_motion = span[moving[span]]  # frames where the query changes at all (a slowed copy repeats frames)
+    with_motion = span[view.moving[span]]  # frames where the query changes at all (a slowed copy repeats frames)
     chg = float(change_line[with_motion].mean()) if len(with_motion) else 0.0
     fg = float(foreground_line[span].mean())
     exact = float((per_frame[span] >= EXACT_LEVEL).mean())
@@ -239,7 +237,7 @@ def _line_change(view: QueryView, references: tuple[np.ndarray, np.ndarray], col
     The reference's change is taken between the two reference frames the line maps query frames q - 1 and q to,
     not between consecutive reference frames, so a copy at another speed changes by as much as its source
     (with and without the 1.25x zoom, the better: ``references`` is the reference's thumbnails, then zoomed)."""
-    out = np.full(len(view.thumbs), -1.0)
+    out = np.full(len(view.moving), -1.0)
     pairs = np.flatnonzero(inside[1:] & inside[:-1]) + 1  # query frames q with q - 1 and q both on the reference
     if not len(pairs):
         return out
@@ -267,7 +265,7 @@ def query_keyframes(query: FrameSignal, every_s: float = KEYFRAME_S) -> np.ndarr
 
 def copy_candidates(frames_store, query: FrameSignal, excluded: Sequence[str] = (), n_candidates: int = 10,
                     k: int = 20, filters: Mapping | None = None, near: float = 0.05,
-                    max_span_s: float = 120.0) -> dict[str, tuple[float, float]]:
+                    max_span_s: float = 120.0, mask: np.ndarray | None = None) -> dict[str, tuple[float, float]]:
     """``{video: (start_s, end_s)}``: the videos whose frames look most like the query's (as they are, mirrored,
     uncropped by 1.25x, and on the pixels the query changes only (:func:`live_mask`), so that an overlay does not
     hide its source: one search call for all), each with the span a copy could occupy there.
@@ -283,7 +281,7 @@ def copy_candidates(frames_store, query: FrameSignal, excluded: Sequence[str] = 
         return {}
     keyframes = query.thumbs[keys]  # as they are, mirrored, and as the uncropped frames of a cropped copy may be
     sets = [search_vectors(keyframes), search_vectors(mirrored(keyframes)), search_vectors(unzoomed(keyframes, ZOOM))]
-    mask = live_mask(query.thumbs)
+    mask = live_mask(query.thumbs) if mask is None else mask  # (the query's, when the caller has it)
     if mask.min() < 1:  # and on the pixels the query changes only: a caption bar or a logo left out
         sets.append(search_vectors(keyframes, mask))
     vectors = np.concatenate(sets)
@@ -403,7 +401,9 @@ def copy_matches(frames_store, query: FrameSignal, segments: Sequence[Segment], 
     from ..index.frames import fetch_frames
 
     duration = query.end_time(len(query) - 1) - float(query.times[0])
-    spans = [copy_candidates(frames_store, query, excluded, n_candidates=n_candidates, filters=filters)]
+    views = query_views(query)
+    spans = [copy_candidates(frames_store, query, excluded, n_candidates=n_candidates, filters=filters,
+                             mask=views[0].mask)]
     coarse: dict[str, tuple[float, float]] = {}  # and where the coarse stage put its best segments (a copy
     for s in segments[:n_candidates]:  # whose look was edited away: a caption bar, a crop), all of a video's
         lo, hi = coarse.get(s.video_path, (math.inf, -math.inf))  # top segments in one span: a sped-up copy's
@@ -412,7 +412,6 @@ def copy_matches(frames_store, query: FrameSignal, segments: Sequence[Segment], 
     spans.append(coarse)
     merged = merge_spans(spans)
     best: dict[str, CopyMatch] = {}
-    views = query_views(query)
     for video, signal in fetch_frames(frames_store, merged).items():  # one fetch for both groups
         for lo, hi in merged[video]:
             match = align_copy(query, signal.between(lo, hi), views=views)

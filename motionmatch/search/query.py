@@ -38,10 +38,6 @@ class DecodedRange:
     def first_frame(self) -> int:
         return self.chunks[0].start_index if self.chunks else -1
 
-    @property
-    def nbytes(self) -> int:
-        return sum(c.frames.nbytes + (0 if c.small is None else c.small.nbytes) for c in self.chunks)
-
     def replay(self) -> Iterator[FrameChunk]:
         """The held chunks, then the rest of the decode."""
         try:

@@ -73,18 +73,19 @@ def search_vectors(thumbs: np.ndarray, mask: np.ndarray | None = None) -> np.nda
     if mask is None:
         return appearance(small)
     keep = cv2.resize(np.asarray(mask, np.float32), (SEARCH_THUMB, SEARCH_THUMB), interpolation=cv2.INTER_AREA)
-    keep = keep.reshape(-1) > 0.99
-    flat = small.reshape(len(small), -1)
-    if not keep.any():
-        return np.zeros_like(flat)
-    flat = np.where(keep[None], flat - flat[:, keep].mean(axis=1, keepdims=True), 0.0)
-    norm = np.linalg.norm(flat, axis=1, keepdims=True)
-    return np.where(norm > 1e-3, flat / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
+    return _normalised(small, 1e-3, keep.reshape(-1) > 0.99)
 
 
-def _normalised(values: np.ndarray, floor: float) -> np.ndarray:
+def _normalised(values: np.ndarray, floor: float, keep: np.ndarray | None = None) -> np.ndarray:
+    """Each row mean-removed and L2-normalised (zeros below ``floor``); with ``keep`` (a bool per value), on the
+    kept values only, the others zero."""
     flat = values.reshape(len(values), -1).astype(np.float32)
-    flat = flat - flat.mean(axis=1, keepdims=True)
+    if keep is None:
+        flat = flat - flat.mean(axis=1, keepdims=True)
+    elif not keep.any():
+        return np.zeros_like(flat)
+    else:
+        flat = np.where(keep[None], flat - flat[:, keep].mean(axis=1, keepdims=True), 0.0)
     norm = np.linalg.norm(flat, axis=1, keepdims=True)
     return np.where(norm > floor, flat / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
 
