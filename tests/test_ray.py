@@ -46,9 +46,9 @@ QUIET = dict(progress=False, print_fn=lambda *_: None)
 @pytest.fixture(scope="module")
 def ray_address():
     """One local Ray for the module; its GCS address lets CLI subprocesses join it."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    from motionmatch.extract.ray_data import connect
+
+    started = connect(num_cpus=2, print_fn=lambda *_: None)  # the package's start, with its retry on a slow start
     yield ray.get_runtime_context().gcs_address
     if started:
         ray.shutdown()
