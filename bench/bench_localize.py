@@ -27,12 +27,13 @@ searched as whole files; same-motion ranges) and, for same motion, the whole lab
 same-motion query's whole *file* is the indexed video itself, left out of its own search, so there is no whole-file
 same-motion query; every copy query is a whole file).
 
-Tuning and reporting are separate: ``--seed`` (default 3) builds the reported gallery; every choice in
+Tuning and reporting are separate: ``--seed`` (default 4) builds the reported gallery; every choice in
 ``motionmatch.search`` was made on seed 0. Seed 1 was the reported gallery until 2026-12-03, when its caption-copy
 failures were examined to find why the change signal failed under an overlay; seed 2 replaced it until 2026-12-04,
 when its one caption miss was examined (the copy's source never reached the fine stage: the bar hid it from the
-frame store's search). Neither is held out any more, so seed 3 replaced them (``--seed 0 --sweep`` prints the grid; ``--seed 0 --fit-copy-model``
-refits the copy verification's logistic model, ``motionmatch.search.fine.COPY_MODEL``, on the alignments of every
+frame store's search); seed 3 replaced it until later that day, when its one padded miss was examined (the copy
+grew over padding from a look-alike shot). None of them is held out any more, so seed 4 replaced them
+(``--seed 0 --sweep`` prints the grid; ``--seed 0 --fit-copy-model`` refits the copy verification's logistic model, ``motionmatch.search.fine.COPY_MODEL``, on the alignments of every
 query with its candidate videos, and writes it to ``bench/out/copy_model_seed0.json``).
 
 Targets (issue 19), 95% CIs as percentile bootstraps over queries:
@@ -67,7 +68,7 @@ from bench.harness import (LONG_FULL, LONG_QUICK, OUT_DIR, QUERY_S, BenchRun, bu
                            gallery_root, length_lists, open_store, same_motion_lists)
 
 TUNING_SEED = 0  # the gallery every default was chosen on; never the reported one
-REPORTED_SEED = 3  # held out: never looked at before its run (seeds 1 and 2, looked at on 2026-12-03/04, are not)
+REPORTED_SEED = 4  # held out: never looked at before its run (seeds 1-3, looked at on 2026-12-03/04, are not)
 BASELINE_THRESHOLDS = (0.8, 0.85, 0.9)  # raw cosine grid for the naive baseline
 BASELINE_THRESHOLD = 0.85  # tuning seed: best same-motion R1@0.5 + copy R1@0.7 (0.33, tied with 0.8; better F1), --sweep
 N_BOOT = 1000

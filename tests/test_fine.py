@@ -104,6 +104,24 @@ def test_a_partial_copy_is_bounded_where_the_match_ends(reference, other):
     assert match.run_s == pytest.approx(72 / FPS)
 
 
+def test_a_copy_padded_with_look_alike_footage_ends_where_the_copied_frames_do():
+    """The padding shares the reference's look (same background and sprite: same group, another motion), so its
+    frames resemble the reference's neighbours in appearance; their change does not match, and the copy ends at
+    the copied frames (seed 3 of bench_localize had a padded copy grown over its padding this way)."""
+    from motionmatch.data.synthetic import draw_group_style
+
+    style = draw_group_style("field", np.random.default_rng(0))
+    look = {"size": (96, 72), "style": style}
+    source = thumbnails(render_motion_clip("translate_right", "field", np.random.default_rng(5), 168, **look))
+    filler = thumbnails(render_motion_clip("orbit_cw", "field", np.random.default_rng(6), 72, **look))
+    reference = FrameSignal("reference.mp4", T0 + np.arange(len(source)) / FPS, source)
+    query = query_signal(np.concatenate([filler[:36], source[48:120], filler[36:]]))
+    match = align_copy(query, reference)
+    assert match is not None
+    assert (match.start_s, match.end_s) == pytest.approx(frame_bounds(reference, (48, 120)), abs=1e-9)
+    assert (match.query_start_s, match.query_end_s) == pytest.approx((36 / FPS, 108 / FPS), abs=1e-9)
+
+
 def test_footage_the_reference_never_shows_is_not_a_copy(reference, other):
     unrelated = align_copy(query_signal(other), reference)
     copy = align_copy(edited(reference, "brightness")[0], reference)

@@ -11,9 +11,13 @@ This stage works on every frame, from the 24 x 24 grey thumbnails the frame stor
 2. **Copy alignment** (:func:`align_copy`): per candidate, a frame x frame similarity (the better of
    appearance, appearance at a 1.25x central zoom, and change; :mod:`motionmatch.video.fingerprint`), in both
    orientations; the best straight line ``reference frame = a * query frame + b`` over slopes 0.8-1.25 (speed
-   changes); along it, the longest run of matching frames is the copied part. Its ends are frames, so a copy's
-   boundaries are exact to a frame, and a partial copy (the query inside the reference, or the reverse) is
-   bounded where the match starts and ends.
+   changes); along it, the longest run of matching frames is the copied part. A frame whose query moves while
+   the reference, along the line, does not move the same way (change similarity below :data:`CHANGE_FLOOR` on
+   its steps in and out) is no copied frame, however alike the two look, and the run starts and ends on
+   :data:`ANCHOR_FRAMES` frames that match in change or exactly in look: footage around a copy from a shot that
+   looks like the source's (padding) is left out. Its ends are frames, so a copy's boundaries are exact to a
+   frame, and a partial copy (the query inside the reference, or the reverse) is bounded where the match
+   starts and ends.
 3. **Copy verification** (:func:`copy_probability`): the run's mean appearance and change similarity and its
    length, through a logistic model fitted on the tuning gallery (:data:`COPY_MODEL`). A copy is reported with
    ``kind="copy"`` when its probability reaches the search's ``copy_threshold``; it is never grown.
@@ -51,6 +55,8 @@ NOVELTY_LEVEL = 0.3  # novelty peaks this strong count as motion changes (seed 0
 COPY_MODEL = {"weights": (1.1695, 4.8684, 0.8548, 3.0701, 4.7652), "bias": -11.8771,
               "fitted_on": "python -m bench.bench_localize --seed 0 --fit-copy-model"}
 EXACT_LEVEL = 0.9
+CHANGE_FLOOR = 0.2  # along the line, a moving query frame whose change matches below this is no copy frame
+ANCHOR_FRAMES = 3  # a copied part starts and ends on this many frames in a row that match in change (or look)
 STATIC_LEVEL = 2.0  # grey levels: a query pixel that never changes by more is static (an overlay, a still background)
 
 
@@ -210,10 +216,24 @@ def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY
     foreground_line[inside] = foreground_sim[rows[inside], cols[inside]]
     change_line = _line_change(view, (ref, ref_zoomed), cols, inside)
     per_frame = np.maximum(np.maximum(appearance_line, change_line), foreground_line)
-    run = _longest_run(per_frame >= MATCH_LEVEL, max_gap=max(1, int(round(0.25 / query.frame_s))))
+    # footage that only looks like the reference (padding from a look-alike shot): the query moves and the
+    # reference does not move the same way, on the frame pairs into and out of a frame (a splice's first frame
+    # has one such pair only)
+    held = np.r_[False, cols[1:] == cols[:-1]]  # the line maps two query frames to one reference frame: no change
+    unlike = _unlike(change_line, view.moving & ~held & (change_line > -1.0))
+    run = _longest_run((per_frame >= MATCH_LEVEL) & ~unlike, max_gap=max(1, int(round(0.25 / query.frame_s))))
     if run is None:
         return None
     first, last = run
+    # the run starts and ends on ANCHOR_FRAMES frames that change as the reference does (or do not change): a
+    # look-alike frame that the gap bridging took in at an end is trimmed off (a first frame's own change may
+    # be a splice's: the frames after it say)
+    steady = (per_frame >= MATCH_LEVEL) & ((change_line >= MATCH_LEVEL) | (appearance_line >= EXACT_LEVEL)
+                                           | ~view.moving | held | (change_line <= -1.0))
+    while first < last and not steady[first + 1:first + ANCHOR_FRAMES].all():
+        first += 1
+    while last > first and not steady[max(first, last - ANCHOR_FRAMES + 1):last + 1].all():
+        last -= 1
     run_s = query.end_time(last) - float(query.times[first])
     if run_s < MIN_RUN_S:
         return None
@@ -228,6 +248,17 @@ def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY
     return CopyMatch(reference.video_path, float(reference.times[ref_first]), reference.end_time(ref_last),
                      float(query.times[first]), query.end_time(last), slope, view.flip, app, chg, fg, exact, run_s,
                      level, copy_probability(copy_features(app, chg, fg, exact, run_s), model))
+
+
+def _unlike(change_line: np.ndarray, telling: np.ndarray) -> np.ndarray:
+    """(n,) bool: query frames the reference does not move like. Frame q's step is the pair (q - 1, q);
+    ``telling`` marks the steps that say something (the query moves, and the line maps the two frames to two
+    reference frames); a step that does not takes the last telling step's word. A frame is unlike when its
+    steps into and out of it both match below :data:`CHANGE_FLOOR` (a splice's first frame has one such step)."""
+    contradicts = telling & (change_line < CHANGE_FLOOR)
+    last = np.maximum.accumulate(np.where(telling, np.arange(len(telling)), -1))
+    step = np.where(last >= 0, contradicts[np.maximum(last, 0)], False)
+    return step & np.r_[step[1:], True]
 
 
 def _line_change(view: QueryView, references: tuple[np.ndarray, np.ndarray], cols: np.ndarray,
