@@ -10,7 +10,7 @@ import pytest
 from motionmatch.video.decode import frame_timestamps, probe_video, read_frames
 from motionmatch.errors import ParameterError
 from motionmatch.metrics.localization import RELEVANT_COLUMNS
-from motionmatch.data.long_synthetic import CUT_COLUMNS, DISTRACTOR_LABEL, GROUND_TRUTH_COLUMNS, QUERY_COLUMNS, generate_long_videos, plan_long_video
+from motionmatch.data.long_synthetic import CUT_COLUMNS, DISTRACTOR_LABEL, GROUND_TRUTH_COLUMNS, QUERY_COLUMNS, generate_long_videos, plan_long_video, range_starts
 from motionmatch.data import write_copy_queries
 from motionmatch.data.synthetic import DOMAINS, MOTION_CLASSES
 
@@ -158,3 +158,17 @@ def test_copy_queries_are_re_encoded_ranges_of_labelled_segments(studio_videos):
         assert (out / query.path).read_bytes() != b""
     with pytest.raises(ParameterError, match="shorter query_s"):
         write_copy_queries(out, n_queries=1, query_s=30.0)
+
+
+def test_a_segment_exactly_a_query_long_has_a_start_when_its_timestamps_were_rounded_up():
+    """Seed 4's 16 s segment [36.7917, 52.7917) in bench_localize: its frame times, rounded to a 1/12288 s time
+    base, start above i / 24, so the strict test found no start and the query writer crashed."""
+    fps, n = 24.0, 384
+    exact = np.arange(1440) / fps
+    rounded = np.ceil(exact * 12288) / 12288
+    start, end = 883 / fps, (883 + n) / fps
+    assert list(range_starts(exact, fps, start, end, n)) == [883]
+    assert list(range_starts(rounded, fps, start, end, n)) == [883]
+    assert len(range_starts(rounded, fps, start, end - 1 / fps, n)) == 0  # one frame short: no start at all
+    wide = range_starts(rounded, fps, start, end + 10 / fps, n)  # room to spare: the strict test, as before
+    assert list(wide) == list(np.flatnonzero((rounded >= start - 1e-9) & (rounded + n / fps <= end + 10 / fps + 1e-9)))

@@ -35,7 +35,7 @@ from ..errors import ParameterError
 from ..metrics.localization import RELEVANT_COLUMNS
 from ..validation import check_choice, check_scalar
 from ..video.write import write_video
-from .long_synthetic import DISTRACTOR_LABEL, QUERY_COLUMNS, write_csv
+from .long_synthetic import DISTRACTOR_LABEL, QUERY_COLUMNS, range_starts, write_csv
 
 EDITS = ("rescale", "flip", "crop", "speed_0.8", "speed_1.25", "brightness", "caption", "partial", "padded")
 PAD_S = 1.5  # seconds of other footage on each side of a ``padded`` copy
@@ -141,8 +141,7 @@ def write_edited_copies(out_dir: str | os.PathLike, per_edit: int = 8, query_s: 
             video = open_video(out_dir / row["video"])
             stamps, fps = video.timestamps(), video.info().fps
             n_frames = max(2, int(round(query_s * fps)))
-            starts = np.flatnonzero((stamps >= row["start_s"] - 1e-9)
-                                    & (stamps + n_frames / fps <= row["end_s"] + 1e-9))
+            starts = range_starts(stamps, fps, row["start_s"], row["end_s"], n_frames)
             first_frame = int(starts[int(rng.integers(len(starts)))])
             frames = video.read(np.arange(first_frame, first_frame + n_frames))
             filler = None

@@ -242,6 +242,20 @@ def write_csv(path: Path, columns: Sequence[str], rows: list[dict]) -> Path:
     return path
 
 
+def range_starts(stamps: np.ndarray, fps: float, start_s: float, end_s: float, n_frames: int) -> np.ndarray:
+    """Indices of the frames a run of ``n_frames`` can start at inside the segment ``[start_s, end_s)``.
+
+    A segment exactly ``n_frames`` long can have none by the strict test when the file's time base rounded its
+    timestamps up (36.79166794 for 36.791666...): then the test allows half a frame. (Strict first, so that
+    the query lists drawn before this fallback existed stay the same.)"""
+    stamps = np.asarray(stamps, dtype=np.float64)
+    for slack in (1e-9, 0.5 / fps):
+        starts = np.flatnonzero((stamps >= start_s - slack) & (stamps + n_frames / fps <= end_s + slack))
+        if len(starts):
+            return starts
+    return starts
+
+
 def generate_long_videos(out_dir: str | os.PathLike, n_videos: int = 4, duration_s: float = 180.0, seed: int = 0,
                          fps: float = 24.0, size: tuple[int, int] = (160, 120), min_segment_s: float = 2.0,
                          max_segment_s: float = 20.0, cut_probability: float = 0.5,
@@ -288,5 +302,5 @@ def generate_long_videos(out_dir: str | os.PathLike, n_videos: int = 4, duration
     return write_csv(out_dir / "ground_truth.csv", GROUND_TRUTH_COLUMNS, truth)
 
 
-__all__ = ["GROUND_TRUTH_COLUMNS", "CUT_COLUMNS", "QUERY_COLUMNS", "TRANSITIONS", "DISTRACTOR_LABEL", "PlannedSegment",
+__all__ = ["range_starts", "GROUND_TRUTH_COLUMNS", "CUT_COLUMNS", "QUERY_COLUMNS", "TRANSITIONS", "DISTRACTOR_LABEL", "PlannedSegment",
            "plan_long_video", "render_long_video", "generate_long_videos", "write_csv"]

@@ -25,7 +25,7 @@ from ..metrics.localization import RELEVANT_COLUMNS
 from ..table import require_columns
 from ..validation import check_scalar
 from ..video.write import write_video
-from .long_synthetic import DISTRACTOR_LABEL, QUERY_COLUMNS, write_csv
+from .long_synthetic import DISTRACTOR_LABEL, QUERY_COLUMNS, range_starts, write_csv
 
 
 def _read_in_chunks(video, indices: np.ndarray, chunk: int = 48) -> Iterator[np.ndarray]:
@@ -66,7 +66,7 @@ def write_copy_queries(out_dir: str | os.PathLike, n_queries: int = 20, query_s:
         video = open_video(out_dir / row["video"])
         stamps, fps = video.timestamps(), video.info().fps
         n_frames = max(1, int(round(query_s * fps)))
-        starts = np.flatnonzero((stamps >= row["start_s"] - 1e-9) & (stamps + n_frames / fps <= row["end_s"] + 1e-9))
+        starts = range_starts(stamps, fps, row["start_s"], row["end_s"], n_frames)
         first_frame = int(starts[int(rng.integers(len(starts)))])
         frames = np.arange(first_frame, min(first_frame + n_frames, len(stamps)))
         name = f"queries/copy_{index:03d}.mp4"
