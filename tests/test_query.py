@@ -69,6 +69,10 @@ class _Counted:
             record[1] += 1
             yield frame
 
+    def demux(self, *args, **kwargs):
+        self._passes.append([self._name, "demux"])
+        return self._container.demux(*args, **kwargs)
+
 
 @pytest.fixture
 def decode_passes(monkeypatch):
@@ -80,6 +84,7 @@ def decode_passes(monkeypatch):
 
     def counting_open(target, *args, **kwargs):
         name = Path(getattr(target, "name", target)).name
+        passes.append([name, "open"])
         return _Counted(real_open(target, *args, **kwargs), passes, name)
 
     monkeypatch.setattr(av, "open", counting_open)
@@ -88,7 +93,12 @@ def decode_passes(monkeypatch):
 
 def full_passes(passes: list, name: str) -> list[int]:
     """Frames of each pass over ``name`` that decoded more than a header's single frame."""
-    return [frames for file, frames in passes if file == name and frames > 1]
+    return [frames for file, frames in passes if file == name and isinstance(frames, int) and frames > 1]
+
+
+def uses(passes: list, name: str, kind: str) -> int:
+    """How many times ``name`` was opened (``"open"``) or demuxed without decoding (``"demux"``)."""
+    return sum(1 for file, what in passes if file == name and what == kind)
 
 
 def query_plans(gallery, store, start_s=10.0, end_s=14.0):
@@ -152,7 +162,10 @@ def test_a_search_with_cut_detection_decodes_the_query_range_once(gallery, store
     query = gallery["same"].iloc[0]
     assert (store.encoder_info()["clip_spec"].get("windows") or {}).get("shots") == "content"
     search_range(store, query.path, query.query_start_s, query.query_end_s, SegmentSearchConfig())
-    assert len(full_passes(decode_passes, Path(query.path).name)) == 1, decode_passes
+    name = Path(query.path).name
+    assert len(full_passes(decode_passes, name)) == 1, decode_passes
+    # and its header and timestamps are read once: one open for the header, one demux for the times, one decode
+    assert uses(decode_passes, name, "demux") == 1 and uses(decode_passes, name, "open") == 3, decode_passes
 
 
 def test_a_range_above_the_buffer_is_decoded_twice_says_so_and_finds_the_same(gallery, store, decode_passes):

@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import ParameterError, VideoError
-from ..video.decode import FrameChunk, iter_frames
+from ..video.decode import FrameChunk, OpenedVideo, iter_frames
 from ..video.fingerprint import FrameSignal, thumbnails as make_thumbnails
 from ..video.windows import QueryPlan
 
@@ -51,10 +51,11 @@ class DecodedRange:
 
 
 def decode_range(path: str, first_frame: int, end_s: float, small_size: tuple[int, int] | None = None,
-                 chunk_frames: int = 64) -> DecodedRange:
+                 chunk_frames: int = 64, opened: OpenedVideo | None = None) -> DecodedRange:
     """Decode ``path`` from ``first_frame`` until a chunk holds a frame starting at or after ``end_s``, and hold it
-    (:func:`~motionmatch.video.decode.iter_frames`; ``small_size`` adds the shot detector's small frames)."""
-    stream = iter_frames(path, chunk_frames, first_frame, small_size)
+    (:func:`~motionmatch.video.decode.iter_frames`; ``small_size`` adds the shot detector's small frames;
+    ``opened``: the file opened with PyAV already, whose header and timestamps are not read again)."""
+    stream = iter_frames(path, chunk_frames, first_frame, small_size, opened=opened)
     held: list[FrameChunk] = []
     for chunk in stream:
         held.append(chunk)
@@ -64,14 +65,15 @@ def decode_range(path: str, first_frame: int, end_s: float, small_size: tuple[in
 
 
 def embed_plans(plans: Sequence[QueryPlan], encoder, batch_size: int = 8, thumbnails: bool = True,
-                chunk_frames: int = 64, decoded: DecodedRange | None = None
+                chunk_frames: int = 64, decoded: DecodedRange | None = None, opened: OpenedVideo | None = None
                 ) -> tuple[list[np.ndarray], FrameSignal | None]:
     """``([vectors of each plan's windows], the range's frames)``; the plans are one query's (same file and range).
 
     ``vectors`` are (n_windows, dim) L2-normalised, in each plan's window order; the frames (with ``thumbnails``)
     span the first plan's range. ``decoded``: the range decoded already (:func:`decode_range`, from the plans'
-    first frame or before), replayed instead of a new decode, and closed. Raises VideoError when the file ends
-    before a planned frame.
+    first frame or before), replayed instead of a new decode, and closed; else ``opened`` (the file opened with
+    PyAV) saves the new decode reading the file's header and timestamps again. Raises VideoError when the file
+    ends before a planned frame.
     """
     if not plans:
         if decoded is not None:
@@ -114,7 +116,7 @@ def embed_plans(plans: Sequence[QueryPlan], encoder, batch_size: int = 8, thumbn
         raise ParameterError(f"the decoded range of {decoded.path} starts at frame {decoded.first_frame}, the plans of "
                              f"{path} need frame {first} on: decode the range the plans were made for")
     stream = decoded.replay() if decoded is not None else iter_frames(path, chunk_frames=chunk_frames,
-                                                                      start_frame=first)
+                                                                      start_frame=first, opened=opened)
     try:
         for chunk in stream:
             past_range = float(chunk.timestamps[-1]) >= range_end_s - 1e-6

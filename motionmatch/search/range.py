@@ -195,7 +195,8 @@ def _query_cuts(plan: QueryPlan, windows: Mapping[str, Any], config: SegmentSear
             notes.append(f"the query range was decoded twice, for its cuts and for its windows: its frames take "
                          f"{megabytes:.0f} MB, above query_buffer_mb {config.query_buffer_mb:g}")
             return cuts_in_range(plan.path, plan.start_s, plan.end_s, method), notes, None
-        decoded = decode_range(plan.path, first, plan.end_s, TRANSNET_SIZE if method == "transnetv2" else None)
+        decoded = decode_range(plan.path, first, plan.end_s, TRANSNET_SIZE if method == "transnetv2" else None,
+                               opened=opened[0])
         return cuts_in_chunks(decoded.chunks, plan.start_s, plan.end_s, info.fps, method), notes, decoded
     except MissingPackageError as error:
         return [], [*notes, f"the query range is not split at shot cuts: {error}"], decoded
@@ -227,7 +228,9 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
     # a collection without a recorded clip_spec: check the range now with the default clip, cut it once the
     # encoder (and so its clip length) is known
     spec, stride = collection_clip_spec(info.get("clip_spec"), ClipSpec().frames_per_clip)
-    opened = open_with_timestamps(query_path)  # the query file is opened once for its times; decoded once below
+    # the query file's header and times are read once, with the decoder its windows are cut with (PyAV, as the
+    # index's dense windows are), and the range is decoded once below
+    opened = open_with_timestamps(query_path, "pyav")
     plan = plan_query(query_path, spec, start_s, end_s, stride, opened=opened)
     cuts, notes, decoded = _query_cuts(plan, (info.get("clip_spec") or {}).get("windows") or {}, config, opened)
     try:
@@ -256,7 +259,8 @@ def search_range(store, query_path: str | os.PathLike, start_s: float | None = N
             decoded.close()  # replanned for the encoder's clip: it starts before the held frames
             decoded = None
         embedded, query_frames = embed_plans([plan, *phases], encoder, config.batch_size,
-                                             thumbnails=config.segments and config.fine, decoded=decoded)
+                                             thumbnails=config.segments and config.fine, decoded=decoded,
+                                             opened=opened[0])
         vectors = embedded[0]
         phase_vectors = np.stack(embedded[1:]) if phases else None
         shown = encoder.shows_content(vectors) if hasattr(encoder, "shows_content") else None

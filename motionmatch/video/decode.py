@@ -406,7 +406,8 @@ class FrameChunk:
 
 
 def iter_frames(path: str | os.PathLike, chunk_frames: int = 64, start_frame: int = 0,
-                small_size: tuple[int, int] | None = None) -> Iterator[FrameChunk]:
+                small_size: tuple[int, int] | None = None, opened: "OpenedVideo | None" = None
+                ) -> Iterator[FrameChunk]:
     """Every frame of ``path`` from ``start_frame`` on, in presentation order, ``chunk_frames`` at a time.
 
     ``small_size`` ``(width, height)``: each chunk also holds the frames scaled to that size straight from the
@@ -416,15 +417,25 @@ def iter_frames(path: str | os.PathLike, chunk_frames: int = 64, start_frame: in
     ``start_frame`` when resuming), so memory holds one chunk however long the video is. Frame
     indices and timestamps agree with :meth:`OpenedVideo.timestamps` (the demuxed packets'
     presentation times). Raises VideoError for a file that cannot be read or breaks off early.
+
+    ``opened``: the same file opened with PyAV (``open_video(path, "pyav")``, as
+    :func:`~motionmatch.video.clips.open_with_timestamps` does for a query): its header and demuxed timestamps
+    are used, not read again; the decode is then the file's only other pass.
     """
     import av
 
     chunk_frames = check_scalar(chunk_frames, "chunk_frames", int, min_value=1)
     start_frame = check_scalar(start_frame, "start_frame", int, min_value=0)
     path = os.fspath(path)
-    _check_file(path)
-    header = _read_header(path)
-    reader = _PyAVReader(path, header)
+    if opened is not None and (opened.path != path or opened.backend != "pyav"):
+        raise ParameterError(f"iter_frames(opened=...) needs {path} opened with PyAV (open_video(path, 'pyav')), got "
+                             f"{opened.path} on {opened.backend}")
+    if opened is None:
+        _check_file(path)
+        header = _read_header(path)
+        reader = _PyAVReader(path, header)
+    else:
+        header, reader = opened._header, opened._reader
     starts = reader.timestamps()
     if start_frame >= len(starts):
         return
