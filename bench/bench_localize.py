@@ -78,6 +78,7 @@ SWEEP_GRID = (  # option sets tried on the tuning seed (search_vectors keywords 
     {"extend_margin": 0.05}, {"copy_level": 0.95}, {"extend_margin": 0.05, "copy_level": 0.95},
     {"min_hits": 3}, {"aligner": "hough"}, {"fetch_windows": False},
     {"snap_s": 0.0}, {"snap_s": 2.0}, {"snap_s": 4.0}, {"extend_margin": None, "snap_s": 4.0},
+    {"snap_s": 16.0}, {"snap_s": 30.0},
 )
 BOUNDARY_FRAMES = 2  # the copies' boundary target, in frames of the gallery
 TARGETS = (  # (key, kind, metric, comparison, value (None: BOUNDARY_FRAMES / fps), text)
@@ -298,7 +299,8 @@ def sweep(store, gallery, queries, relevant, vectors) -> list[dict]:
 def _headline(metrics: pd.DataFrame) -> dict:
     return {f"{kind}:{metric}": round(value_of(metrics, kind, metric)["value"], 3)
             for kind in ("copy", "same_motion") for metric in ("R1@tIoU=0.5", "R1@tIoU=0.7", "VCSL_F1",
-                                                               "segment_uAP", "boundary_error_s")}
+                                                               "segment_uAP", "boundary_error_s",
+                                                               "tIoU_given_video")}
 
 
 def copy_decisions(predictions: pd.DataFrame, queries: pd.DataFrame) -> dict:
