@@ -33,8 +33,9 @@ failures were examined to find why the change signal failed under an overlay; se
 when its one caption miss was examined (the copy's source never reached the fine stage: the bar hid it from the
 frame store's search); seed 3 replaced it until later that day, when its one padded miss was examined (the copy
 grew over padding from a look-alike shot). None of them is held out any more, so seed 4 replaced them
-(``--seed 0 --sweep`` prints the grid; ``--seed 0 --fit-copy-model`` refits the copy verification's logistic model, ``motionmatch.search.fine.COPY_MODEL``, on the alignments of every
-query with its candidate videos, and writes it to ``bench/out/copy_model_seed0.json``).
+(``--seed 0 --sweep`` prints the grid; ``--seed 0 --fit-copy-model`` refits the copy verification's logistic
+model, ``motionmatch.search.fine.COPY_MODEL``, on the alignments of every query with its candidate videos, and
+writes it to ``bench/out/copy_model_seed0.json``).
 
 Targets (issue 19), 95% CIs as percentile bootstraps over queries:
 

@@ -216,9 +216,7 @@ def align_copy(query: FrameSignal, reference: FrameSignal, model: Mapping = COPY
     foreground_line[inside] = foreground_sim[rows[inside], cols[inside]]
     change_line = _line_change(view, (ref, ref_zoomed), cols, inside)
     per_frame = np.maximum(np.maximum(appearance_line, change_line), foreground_line)
-    # footage that only looks like the reference (padding from a look-alike shot): the query moves and the
-    # reference does not move the same way, on the frame pairs into and out of a frame (a splice's first frame
-    # has one such pair only)
+    # footage that only looks like the reference (padding from a look-alike shot) is no copy: _unlike
     held = np.r_[False, cols[1:] == cols[:-1]]  # the line maps two query frames to one reference frame: no change
     unlike = _unlike(change_line, view.moving & ~held & (change_line > -1.0))
     run = _longest_run((per_frame >= MATCH_LEVEL) & ~unlike, max_gap=max(1, int(round(0.25 / query.frame_s))))

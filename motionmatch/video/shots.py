@@ -151,12 +151,13 @@ def cuts_in_range(path: str | os.PathLike, start_s: float, end_s: float, method:
 
     check_options(method, options)
     _require(method)
-    video = open_video(path)
+    video = open_video(path, "pyav")  # the decoder below: its header and timestamps are read once, here
     stamps = np.asarray(video.timestamps(), dtype=np.float64)
     first, stop = int(np.searchsorted(stamps, start_s - 1e-6)), int(np.searchsorted(stamps, end_s - 1e-6))
     if stop - first < 2:
         return []
-    chunks = iter_frames(video.path, start_frame=first, small_size=TRANSNET_SIZE if method == "transnetv2" else None)
+    chunks = iter_frames(video.path, start_frame=first, small_size=TRANSNET_SIZE if method == "transnetv2" else None,
+                         opened=video)
     try:
         return cuts_in_chunks(chunks, float(stamps[first]), float(end_s), video.info().fps, method, **options)
     finally:
