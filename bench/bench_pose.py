@@ -14,7 +14,9 @@ What is measured, on one run:
   coverage 0); ``w`` is chosen on the queries of half of the labels and measured on the queries of the other half,
   both ways round (2-fold), so no query is scored with a weight chosen on its own label;
 * **descriptor variants** (world canonical positions, joint angles, angles + velocities, 2D image landmarks, ...),
-  all from the same tracking run, for the table in :mod:`motionmatch.encoders.pose`;
+  all from the same tracking run and pooled over each clip's people as ``pose:v2`` does, for the table in
+  :mod:`motionmatch.encoders.pose`; and **how the people become one score** (the first person only, as
+  ``pose:v1``; the coverage-weighted sum of ``pose:v2``; the best pair; a symmetric Chamfer score);
 * **cost** on one core (the process pinned to one CPU, ``torch.set_num_threads(1)``, ``cv2.setNumThreads(1)``,
   LiteRT ``num_threads=1``): pose and flow seconds per 16-frame clip, side by side on the same decoded clips, in a
   fresh child process; and **extraction memory** (peak RSS, VmHWM) of ``extract_embeddings`` with the pose encoder
@@ -35,6 +37,7 @@ Usage::
 
     python -m bench.bench_pose --quick   # 3 clips per window video, memory 1 vs 6 videos, 20 synthetic videos
     python -m bench.bench_pose           # 9 clips per window video, memory 1 vs 24 videos, 80 synthetic videos
+    python -m bench.bench_pose --people-grid   # and how further people are looked for (PEOPLE_GRID, +9 min)
 
 Prints markdown and writes ``bench/out/pose.json``. ``main(argv) -> dict`` for notebooks.
 """
@@ -74,10 +77,15 @@ VARIANTS = (
     ("joint angles", {"features": ("angles",), "feature_weights": (1.0,)}),
     ("joint angles + velocities", {"features": ("angles", "angle_velocities"), "feature_weights": (1.0, 1.0)}),
     ("limb directions, canonical", {"features": ("limbs",), "feature_weights": (1.0,)}),
-    ("positions + limbs + angles + velocities (pose:v1)", {"features": ("positions", "limbs", "angles", "velocities"),
-                                                           "feature_weights": (1.0, 1.0, 1.0, 1.0)}),
+    ("positions + limbs + angles + velocities (pose:v1, v2)", {"features": ("positions", "limbs", "angles", "velocities"),
+                                                               "feature_weights": (1.0, 1.0, 1.0, 1.0)}),
     ("2D image landmarks, normalised", {"features": ("image",), "feature_weights": (1.0,)}),
     ("2D image landmarks + velocities", {"features": ("image", "image_velocities"), "feature_weights": (1.0, 1.0)}),
+)
+CHOSEN_VARIANT = VARIANTS[6][0]
+PEOPLE_GRID = (  # how further people are looked for (PoseSettings fields; {} is the default), --people-grid
+    {"max_people": 1}, {"person_search_frames": (0.0,)}, {}, {"person_search_frames": (0.0, 1 / 3, 2 / 3, 1.0)},
+    {"max_people": 3}, {"extra_person_score": 0.7},
 )
 
 
@@ -192,6 +200,61 @@ def fusion_two_fold(pose: np.ndarray, flow: np.ndarray, coverage: np.ndarray, ta
         folds.append({"weight_chosen_on": sorted(choose), "weight": float(best[1]), "chosen_P@10": best[0][0],
                       "measured_on": sorted(measure)})
     return {"folds": folds, **summarise_metrics(held_out, ("P@1", "P@10"), n_boot=N_BOOT, with_auc=False)}
+
+
+def people_pooling(people: list[list[list]], settings, table: pd.DataFrame) -> list[dict]:
+    """How a clip's people become one score, compared on one tracking run (the chosen descriptor): the first person
+    only (``pose:v1``), the coverage-weighted sum (``pose:v2``), the best pair of people, a symmetric Chamfer score
+    (each person's best match, averaged both ways)."""
+    from motionmatch.encoders.pose import describe_tracked
+    from motionmatch.encoders.pose_descriptor import no_person_vector
+    from motionmatch.encoders.pose_people import pool_people
+
+    described = [[describe_tracked(track, settings) for track in clip_people] for clip_people in people]
+    persons = [[vector for vector, share in clip if share > 0] for clip in described]
+
+    def pair_scores(reduce) -> np.ndarray:
+        out = np.full((len(persons), len(persons)), -1.0)
+        for i, a in enumerate(persons):
+            for j, b in enumerate(persons):
+                if a and b:
+                    out[i, j] = reduce(np.stack(a) @ np.stack(b).T)
+        return out
+
+    first = np.stack([clip[0][0] for clip in described])
+    pooled = np.stack([pool_people(clip, lambda: no_person_vector(settings.dim))[0] for clip in described])
+    scores = {"first person only (pose:v1)": first @ first.T, "coverage-weighted sum (pose:v2)": pooled @ pooled.T,
+              "best pair of people": pair_scores(np.max),
+              "symmetric Chamfer": pair_scores(lambda s: 0.5 * (s.max(1).mean() + s.max(0).mean()))}
+    trial_one = (table["trial"] == "Trial_1").to_numpy()
+    counts = np.array([len(p) for p in persons])
+    rows = []
+    for name, matrix in scores.items():
+        cross = cross_camera(matrix, table)
+        rows.append({"pooling": name, "cross_P@1": cross["P@1"], "cross_P@10": cross["P@10"],
+                     "trial_2_queries_P@10": cross_camera(matrix, table, ~trial_one)["P@10"],
+                     "same_P@1": same_camera(matrix, table)["P@1"]})
+    rows.append({"people_per_clip": {trial: float(counts[(table["trial"] == trial).to_numpy()].mean())
+                                     for trial in sorted(table["trial"].unique())}})
+    return rows
+
+
+def people_grid(frames: list[np.ndarray], table: pd.DataFrame, log) -> list[dict]:
+    """The pose channel alone, the sample tracked again under each setting of :data:`PEOPLE_GRID`."""
+    from motionmatch.encoders import build_encoder
+
+    trial_one = (table["trial"] == "Trial_1").to_numpy()
+    rows = []
+    for fields in PEOPLE_GRID:
+        began = time.perf_counter()
+        vectors, _ = build_encoder("pose", **fields).encode_with_coverage(frames)
+        scores = vectors @ vectors.T
+        cross = cross_camera(scores, table)
+        rows.append({"settings": fields or "defaults", "cross_P@1": cross["P@1"], "cross_P@10": cross["P@10"],
+                     "trial_2_queries_P@10": cross_camera(scores, table, ~trial_one)["P@10"],
+                     "same_P@1": same_camera(scores, table)["P@1"], "seconds": time.perf_counter() - began})
+        log(f"people grid {fields or 'defaults'}: cross P@10 {cross['P@10']:.3f}")
+    return rows
 
 
 def twin_check(pose: np.ndarray, table: pd.DataFrame) -> dict:
@@ -330,6 +393,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sample", type=Path, default=None, help="folder of the Pose2Sim sample (default data/raw/pose2sim)")
     parser.add_argument("--wheel", type=Path, default=None, help="a local pose2sim-0.10.49 wheel (default: fetched)")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "pose.json")
+    parser.add_argument("--people-grid", action="store_true",
+                        help="also track the sample again under each setting of PEOPLE_GRID (about 90 s each)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -338,6 +403,8 @@ def main(argv: list[str] | None = None) -> dict:
     from motionmatch.data.pose2sim import write_pose2sim_sample
     from motionmatch.encoders import build_encoder
     from motionmatch.encoders.pose import PoseSettings, describe_tracked
+    from motionmatch.encoders.pose_descriptor import no_person_vector
+    from motionmatch.encoders.pose_people import pool_people
 
     started = time.perf_counter()
     clips_per_video = 3 if args.quick else 9
@@ -349,16 +416,20 @@ def main(argv: list[str] | None = None) -> dict:
 
     pose_encoder = build_encoder("pose")
     tracking_started = time.perf_counter()
-    tracks = [pose_encoder.track(clip) for clip in frames]
+    people = [pose_encoder.track_people(clip) for clip in frames]  # per clip, one track per person
     tracking_s = time.perf_counter() - tracking_started
     variants = {}
-    for name, fields in VARIANTS:
+    for name, fields in VARIANTS:  # each descriptor, pooled over the clip's people as pose:v2 does
         settings = dataclasses.replace(pose_encoder.settings, **fields)
-        described = [describe_tracked(track, settings) for track in tracks]
+        described = [pool_people([describe_tracked(track, settings) for track in clip_people],
+                                 lambda: no_person_vector(settings.dim)) for clip_people in people]
         variants[name] = (np.stack([vector for vector, _ in described]), np.array([share for _, share in described]))
-    pose_vectors, coverage = variants["positions + limbs + angles + velocities (pose:v1)"]
+    pose_vectors, coverage = variants[CHOSEN_VARIANT]
     check_vectors, check_coverage = pose_encoder.encode_with_coverage(frames[:3])
-    assert np.allclose(check_vectors, pose_vectors[:3], atol=1e-5), "describe_tracked must match encode()"
+    assert np.allclose(check_vectors, pose_vectors[:3], atol=1e-5), "the bench's pooling must match encode()"
+    pooling_rows = people_pooling(people, pose_encoder.settings, table)
+    del people
+    grid_rows = people_grid(frames, table, log) if args.people_grid else []
     flow_started = time.perf_counter()
     flow_vectors = build_encoder("flow").encode(frames)
     flow_s = time.perf_counter() - flow_started
@@ -458,6 +529,19 @@ def main(argv: list[str] | None = None) -> dict:
               "|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['variant']} | {r['dim']} | {r['cross_P@1']:.3f} | {r['cross_P@10']:.3f} | "
               f"{r['trial_1_cross_P@1']:.3f} | {r['moment@1']:.3f} | {r['same_P@1']:.3f} |" for r in variant_rows]
+    counts = pooling_rows[-1]["people_per_clip"]
+    lines += ["", "How a clip's people become one score (chosen descriptor, same tracking run; people found per clip: "
+              + ", ".join(f"{trial} {value:.2f}" for trial, value in counts.items()) + "):", "",
+              "| pooling | cross P@1 | cross P@10 | Trial_2 queries: cross P@10 | same-camera P@1 |",
+              "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['pooling']} | {r['cross_P@1']:.3f} | {r['cross_P@10']:.3f} | {r['trial_2_queries_P@10']:.3f} | "
+              f"{r['same_P@1']:.3f} |" for r in pooling_rows[:-1]]
+    if grid_rows:
+        lines += ["", "How further people are looked for (--people-grid; the pose channel alone, tracked again):", "",
+                  "| settings | cross P@1 | cross P@10 | Trial_2 queries: cross P@10 | same-camera P@1 |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['settings']} | {r['cross_P@1']:.3f} | {r['cross_P@10']:.3f} | "
+                  f"{r['trial_2_queries_P@10']:.3f} | {r['same_P@1']:.3f} |" for r in grid_rows]
     lines += ["", "Trial_1 vs Trial_2, same camera, pose cosine at the same moment / other moments: "
               + ", ".join(f"{c} {v['same_moment']:.2f} / {v['other_moments']:.2f}" for c, v in twins.items())
               + " (Trial_2's man replays Trial_1's; a camera whose tracker follows him shows it).",
@@ -476,7 +560,8 @@ def main(argv: list[str] | None = None) -> dict:
               "sample": str(sample), "clips": len(table), "clips_per_video": clips_per_video,
               "pose_preprocessing": pose_encoder.preprocessing(), "pose_settings": dataclasses.asdict(PoseSettings()),
               "coverage": {"mean": float(coverage.mean()), "min": float(coverage.min())},
-              "results": results, "fusion": fusion, "variants": variant_rows, "twin_check": twins,
+              "results": results, "fusion": fusion, "variants": variant_rows, "pooling": pooling_rows,
+              "people_grid": grid_rows, "twin_check": twins,
               "tracking_s": tracking_s, "flow_s": flow_s, "cost": cost, "memory": memory,
               "encoder_memory": encoder_memory, "synthetic": synthetic,
               "targets": targets, "summary": "\n".join(lines), "seconds_total": time.perf_counter() - started}

@@ -251,6 +251,24 @@ def test_two_people_one_track(pose, two_people):
     assert steps.max() < 0.02 * two_people.shape[1], f"the track jumped: {steps}"
 
 
+def test_a_given_detection_starts_the_track_and_a_lost_one_can_stay_lost(pose, two_people):
+    detections = pose.detect(two_people[0], min_score=0.5)
+    assert len(detections) >= 2 and len(pose.detect(two_people[0], min_score=0.99)) <= len(detections)
+    second = detections[1]
+    frames = pose.track(two_people, detection=second, redetect=False)
+    assert [frame.detected for frame in frames] == [True] + [False] * (len(two_people) - 1)
+    hips = np.array([(f.image_landmarks[INDEX["left_hip"], :2] + f.image_landmarks[INDEX["right_hip"], :2]) / 2
+                     for f in frames])
+    assert np.linalg.norm(hips[0] - second.keypoints[0]) < 0.05 * two_people.shape[1]  # that person, not the best
+    assert np.linalg.norm(hips[0] - detections[0].keypoints[0]) > 0.1 * two_people.shape[1]
+    blank = np.zeros_like(two_people[0])
+    lost = pose.track([two_people[0], blank, two_people[0]], detection=second, redetect=False)
+    assert lost[0].found and not lost[1].found and not lost[2].found  # never re-detected, so never jumps
+    assert not lost[2].detected
+    again = pose.track([two_people[0], blank, two_people[0]])
+    assert again[2].found and again[2].detected  # the default re-detects
+
+
 def test_tracking_is_repeatable_and_smoothing_only_acts_after_the_first_frame(pose, single_person):
     first, again = pose.track(single_person), pose.track(single_person)
     for a, b in zip(first, again):

@@ -73,9 +73,18 @@ def test_rerun_skips_finished_videos_and_writes_no_duplicates(tmp_path, sample_m
 def test_changed_settings_in_the_same_folder_are_refused(tmp_path, sample_manifest, flow):
     manifest = datasets.load_source(sample_manifest)[0].head(2)
     pipeline.extract_embeddings(manifest, flow, tmp_path / "emb", clip_spec=SPEC, progress=False)
-    with pytest.raises(ParameterError, match="different settings"):
+    with pytest.raises(ParameterError, match="different settings") as refused:
         pipeline.extract_embeddings(manifest, flow, tmp_path / "emb",
                                     clip_spec=ClipSpec(frames_per_clip=8, frame_stride=1, clips_per_video=2), progress=False)
+    assert "What differs: clip_spec.frame_stride: 2 -> 1" in str(refused.value)  # names the setting, old -> new
+    from dataclasses import replace
+
+    from motionmatch.encoders.flow import FlowEncoder
+
+    other = FlowEncoder(replace(flow.settings, grid=flow.settings.grid + 1))  # same encoder id, other preprocessing
+    assert other.encoder_id == flow.encoder_id
+    with pytest.raises(ParameterError, match=r"What differs: .*preprocessing\.grid: "):
+        pipeline.extract_embeddings(manifest, other, tmp_path / "emb", clip_spec=SPEC, progress=False)
 
 
 def test_parameters_are_checked_before_work(tmp_path, sample_manifest, flow):

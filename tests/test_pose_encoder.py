@@ -135,6 +135,65 @@ def test_two_people_in_view_keep_one_track(encoder, real_clips):
     assert np.max(np.linalg.norm(np.diff(hips, axis=0), axis=1)) < 0.05 * height  # never jumps to the other person
 
 
+def test_two_people_in_view_get_a_track_each_and_one_pooled_vector(encoder, real_clips):
+    from motionmatch.encoders.pose import describe_tracked
+    from motionmatch.encoders.pose_people import pool_people
+
+    clip = real_clips["two_people"]
+    people = encoder.track_people(clip)
+    assert len(people) == 2
+    first = encoder.track(clip)
+    for a, b in zip(people[0], first):  # the first person is pose:v1's track, exactly
+        np.testing.assert_array_equal(a.image_landmarks, b.image_landmarks)
+    height = clip.shape[1]
+    hips = [np.stack([(f.image_landmarks[23, :2] + f.image_landmarks[24, :2]) / 2 for f in person]) for person in people]
+    assert np.linalg.norm(hips[0] - hips[1], axis=1).min() > 0.1 * height  # two people, never the same one
+    for track in hips:
+        assert np.max(np.linalg.norm(np.diff(track, axis=0), axis=1)) < 0.05 * height  # no jump between them
+    described = [describe_tracked(person, encoder.settings) for person in people]
+    expected = sum(share * vector.astype(np.float64) for vector, share in described)
+    vector, coverage = encoder.encode_with_coverage([clip])
+    np.testing.assert_allclose(vector[0], expected / np.linalg.norm(expected), atol=1e-6)
+    assert coverage[0] == max(share for _, share in described)
+    single = PoseEncoder(PoseSettings(max_people=1))
+    np.testing.assert_allclose(single.encode([clip])[0], described[0][0], atol=1e-6)  # pose:v1: the first person
+    assert float(vector[0] @ described[0][0]) < 0.99  # the second person changes the vector
+    assert pool_people([], lambda: np.ones(3))[1] == 0.0
+
+
+def test_a_person_hidden_on_the_first_frame_is_found_on_the_middle_one(encoder, real_clips):
+    from motionmatch.encoders.pose_people import _masked
+
+    clip = real_clips["two_people"].copy()
+    second = encoder.track_people(clip)[1]
+    hidden = clip.copy()
+    for index in range(4):  # the second person blacked out on the first frames only
+        hidden[index] = _masked(clip[index], [second[index]])
+    first_only = PoseEncoder(PoseSettings(person_search_frames=(0.0,)))
+    assert len(first_only.track_people(hidden)) == 1
+    people = encoder.track_people(hidden)  # default: the first frame, then the middle one (frame 8 of 16)
+    assert len(people) == 2 and len(people[1]) == len(hidden)
+    assert people[1][8].detected and people[1][8].found and not people[1][0].found
+    hips = np.stack([(f.image_landmarks[23, :2] + f.image_landmarks[24, :2]) / 2 for f in people[1][8:]])
+    expected = np.stack([(f.image_landmarks[23, :2] + f.image_landmarks[24, :2]) / 2 for f in second[8:]])
+    assert np.linalg.norm(hips - expected, axis=1).max() < 0.05 * clip.shape[1]  # the person that was hidden
+
+
+def test_pooling_people_by_hand():
+    from motionmatch.encoders.pose_people import pool_people
+
+    nobody = lambda: np.array([0.0, 0.0, 1.0])  # noqa: E731
+    a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    vector, coverage = pool_people([(a, 1.0), (b, 0.5)], nobody)
+    np.testing.assert_allclose(vector, np.array([1.0, 0.5, 0.0]) / np.hypot(1.0, 0.5), rtol=1e-6)
+    assert coverage == 1.0
+    np.testing.assert_array_equal(pool_people([(a, 0.25)], nobody)[0], a.astype(np.float32))  # one person: as is
+    vector, coverage = pool_people([(a, 0.0), (b, 0.0)], nobody)
+    np.testing.assert_array_equal(vector, nobody())
+    assert coverage == 0.0
+    assert pool_people([(a, 1.0), (-a, 1.0)], nobody)[1] == 0.0  # cancelled out: no usable pose, never a zero vector
+
+
 # ----------------------------------------------------------------------------- the encoder contract
 def test_encoder_contract_and_id_round_trip(encoder, real_clips):
     from motionmatch.encoders import build_encoder, encoder_from_id
@@ -143,9 +202,13 @@ def test_encoder_contract_and_id_round_trip(encoder, real_clips):
     vectors = encoder.encode(clips, batch_size=2)
     assert vectors.shape == (3, encoder.dim) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
-    assert encoder.encoder_id == f"pose:{DESCRIPTOR_VERSION}" == "pose:v1" and encoder.frames_per_clip == FRAMES
+    assert encoder.encoder_id == f"pose:{DESCRIPTOR_VERSION}" == "pose:v2" and encoder.frames_per_clip == FRAMES
     rebuilt = encoder_from_id(encoder.encoder_id)
     assert isinstance(rebuilt, PoseEncoder) and rebuilt.preprocessing() == encoder.preprocessing()
+    one = encoder_from_id("pose:v1")  # one person per clip, as indexes made before pose:v2 were
+    assert one.encoder_id == "pose:v1" and one.settings.max_people == 1 and len(one.trackers) == 1
+    with pytest.raises(ParameterError, match="pose:v1, pose:v2"):
+        encoder_from_id("pose:v9")
     np.testing.assert_allclose(rebuilt.encode(clips[:1]), vectors[:1], atol=1e-6)
     description = json.loads(json.dumps(encoder.preprocessing()))
     assert len(description["models"]["pose_landmark_full"]["sha256"]) == 64
@@ -166,6 +229,12 @@ def test_bad_inputs_and_settings_are_refused_with_a_reason(encoder):
         PoseSettings(features=["positions"], feature_weights=[1.0])
     with pytest.raises(ParameterError, match="one positive weight"):
         PoseSettings(features=("positions",), feature_weights=(1.0, 2.0))
+    with pytest.raises(ParameterError, match="max_people"):
+        PoseSettings(max_people=0)
+    with pytest.raises(ParameterError, match="extra_person_score"):
+        PoseSettings(extra_person_score=1.5)
+    with pytest.raises(ParameterError, match="person_search_frames"):
+        PoseSettings(person_search_frames=(0.0, 2.0))
     from motionmatch.encoders import encoder_from_id
 
     with pytest.raises(ParameterError, match="re-extract"):

@@ -68,7 +68,7 @@ def _man_windows(table) -> np.ndarray:
 
 def test_dense_pose_windows_record_who_is_in_view(long_run):
     table = long_run["table"].sort_values("start_s")
-    assert table.encoder_id.unique().tolist() == ["pose:v1"]
+    assert table.encoder_id.unique().tolist() == ["pose:v2"]
     steps = np.diff(table.start_s)
     assert len(table) >= 12 and np.median(steps) == pytest.approx(STRIDE_S, abs=1 / FPS)
     assert (steps <= STRIDE_S + 1 / FPS).all()

@@ -78,7 +78,7 @@ def describe_encoder(encoder_id: str) -> str:
     if encoder_id.startswith("clip:"):
         return f"CLIP image encoder, frame-pooled ({encoder_id})."
     if encoder_id.startswith("pose:"):
-        return (f"PoseEncoder ({encoder_id}): the 3D skeleton of one person per clip (MediaPipe's BlazePose), turned "
+        return (f"PoseEncoder ({encoder_id}): the 3D skeletons of the people in each clip (MediaPipe's BlazePose), turned "
                 "to face one way, so the same movement filmed from another camera gives nearly the same vector. "
                 "It needs a person in view: clips with nobody get coverage 0 and are left out of its rankings; it "
                 "knows nothing of vehicles, animals or other motion. NOT V-JEPA 2.")
@@ -93,12 +93,13 @@ def encoder_from_id(encoder_id: str):
     if kind == "flow":
         return build_encoder("flow")
     if kind == "pose":
-        from .pose import DESCRIPTOR_VERSION
+        from .pose import VERSION_SETTINGS
 
-        if rest != DESCRIPTOR_VERSION:
-            raise ParameterError(f"cannot rebuild encoder {encoder_id!r}: this MotionMatch makes pose:"
-                                 f"{DESCRIPTOR_VERSION} vectors; re-extract the table with the current pose encoder")
-        return build_encoder("pose")
+        if rest not in VERSION_SETTINGS:
+            raise ParameterError(f"cannot rebuild encoder {encoder_id!r}: this MotionMatch makes pose vectors "
+                                 f"{', '.join('pose:' + v for v in VERSION_SETTINGS)}; re-extract the table with "
+                                 "the current pose encoder")
+        return build_encoder("pose", **VERSION_SETTINGS[rest])
     if kind == "vjepa2" and rest.startswith("tiny-seed"):
         return build_encoder("vjepa2-tiny", seed=int(rest.removeprefix("tiny-seed")))
     if kind == "vjepa2":

@@ -166,7 +166,8 @@ class BlazePose:
 
     ``pose(frame)`` takes one (H, W, 3) uint8 RGB frame and returns a :class:`PoseFrame`; consecutive calls track the
     same person. ``pose.track(frames)`` does a whole video; ``pose.detect(frame)`` runs the detector alone and returns
-    every detection (a seam for per-person tracks).
+    every detection; ``pose.track(frames, detection=d, redetect=False)`` follows one given person
+    (:func:`~motionmatch.encoders.pose_people.track_people` follows several).
 
     ``model_paths`` maps ``pose_detection`` and ``pose_landmark_full`` to the .tflite files (default: the cached ones,
     fetched when ``fetch``); ``num_threads`` is LiteRT's thread count; ``min_detection_score`` is MediaPipe's
@@ -225,13 +226,22 @@ class BlazePose:
         self._lose_track()
         self._frame_shape = None
 
-    def track(self, frames: Iterable[np.ndarray]) -> list[PoseFrame]:
-        """Reset, then the pose of every frame in order."""
-        self.reset()
-        return [self(frame) for frame in frames]
+    def track(self, frames: Iterable[np.ndarray], detection: Detection | None = None,
+              redetect: bool = True) -> list[PoseFrame]:
+        """Reset, then the pose of every frame in order.
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
-        """The detector alone on the whole (letterboxed) frame: every person after weighted NMS, best first."""
+        ``detection`` starts the track from that person on the first frame instead of the detector's best one;
+        ``redetect=False`` ends the track when it is lost instead of running the detector again (a second person's
+        track must not jump to the first person: :mod:`.pose_people`)."""
+        self.reset()
+        poses = []
+        for index, frame in enumerate(frames):
+            poses.append(self(frame, detection=detection if index == 0 else None, redetect=redetect))
+        return poses
+
+    def detect(self, frame: np.ndarray, min_score: float | None = None) -> list[Detection]:
+        """The detector alone on the whole (letterboxed) frame: every person after weighted NMS, best first
+        (scores at least ``min_score``, default ``min_detection_score``)."""
         frame = _check_frame(frame)
         height, width = frame.shape[:2]
         letterbox = geometry.letterbox_roi(width, height)
@@ -241,8 +251,8 @@ class BlazePose:
         self._detector.invoke()
         raw_boxes = self._detector.get_tensor(self._detector_outputs["boxes"])
         raw_scores = self._detector.get_tensor(self._detector_outputs["scores"])
-        scores, boxes, keypoints = geometry.decode_detections(raw_boxes, raw_scores, self._anchors,
-                                                              self.min_detection_score)
+        threshold = self.min_detection_score if min_score is None else float(min_score)
+        scores, boxes, keypoints = geometry.decode_detections(raw_boxes, raw_scores, self._anchors, threshold)
         detections = []
         for score, box, points in geometry.weighted_nms(scores, boxes, keypoints):
             corners = geometry.roi_to_image(box.reshape(2, 2), letterbox).ravel()
@@ -250,14 +260,21 @@ class BlazePose:
                                         geometry.roi_to_image(points, letterbox)))
         return detections
 
-    def __call__(self, frame: np.ndarray) -> PoseFrame:
-        """The pose in ``frame`` ((H, W, 3) uint8 RGB), tracking the person of the previous call."""
+    def __call__(self, frame: np.ndarray, detection: Detection | None = None, redetect: bool = True) -> PoseFrame:
+        """The pose in ``frame`` ((H, W, 3) uint8 RGB), tracking the person of the previous call.
+
+        ``detection``: start a new track from this person instead; ``redetect=False``: a lost track stays lost
+        (the detector is not run)."""
         frame = _check_frame(frame)
-        if self._frame_shape != frame.shape[:2]:
+        if self._frame_shape != frame.shape[:2] or detection is not None:
             self.reset()
             self._frame_shape = frame.shape[:2]
         detected = self._roi is None
-        if detected:
+        if detection is not None:
+            roi = detection.roi()
+        elif detected:
+            if not redetect:
+                return _missing(None, False)
             detections = self.detect(frame)
             if not detections:
                 return _missing(None, True)

@@ -12,10 +12,12 @@ directions, joint angles and joint velocities, each as mean and std over 2 conse
 L2-normalised (537 values with the no-person slot). ``track(clip)`` returns the per-frame PoseFrames (landmarks in
 pixels and metres) for drawing skeletons.
 
-Several people in view: the tracker follows the most persistent track, i.e. the person the detector finds first
-(its best detection) is followed from frame to frame until lost; only then does the detector run again. It does not
-pick "the most active" or "the biggest" person, so with two people different cameras may follow different people
-(Pose2Sim's Trial_2 does: its cam03 mostly follows the man, the others the woman).
+Several people in view (``pose:v2``, the default): up to ``max_people`` (2) people are found on the clip's first
+frame and tracked, one tracker each, and their descriptors are pooled into one vector weighted by coverage
+(:mod:`.pose_people`). The first is the person the detector finds first (its best detection), followed until lost
+and then detected again, exactly the one track of ``pose:v1`` (``max_people=1``). With one track, different cameras
+of Pose2Sim's Trial_2 followed different people (cam03 the man, the others the woman), and a clip of the man alone
+(Trial_1) matched a clip of him beside the woman.
 
 No person. A clip is "no person" when no frame has a tracked person whose detection scored at least
 ``min_detection_score`` (0.7: real people on Pose2Sim score >= 0.69 on 0.6% of frames and above that otherwise,
@@ -27,39 +29,42 @@ a tracked person) so callers can mask those clips; ``encode`` alone does not say
 ``shows_content(vectors)`` tells them apart again from the vectors (a search leaves such query windows out). A
 skeleton collapsed to a point (torso under 1 mm) is no person either.
 
-Choosing the descriptor (measured, not assumed). ``python -m bench.bench_pose`` (2 cores, 2026-12-03) on the Pose2Sim
-sample: 216 clips of 16 frames (9 per window video, 2 trials x 4 cameras x 3 windows of 0.55 s), every variant from
-the same tracking run. Cross-camera: each query ranks only the other cameras' clips, relevant = same trial:window
-(chance 0.167); Trial_1: the single-person trial alone (Trial_2's man replays Trial_1's, so its labels come in
-look-alike pairs, and its trackers follow different people in different cameras); moment@1: the top cross-camera hit
-is within 4 frames (67 ms) of the query's moment; same-camera: own camera, clips at least 8 frames away. 95% CIs
-are about +-0.065 on the cross-camera P@1 (optical flow, for reference: 0.282, P@10 0.275, moment@1 0.181).
+Choosing the descriptor (measured, not assumed). ``python -m bench.bench_pose`` (2 cores, 2026-12-05, every variant
+pooled over the same people as ``pose:v2``) on the Pose2Sim sample: 216 clips of 16 frames (9 per window video, 2
+trials x 4 cameras x 3 windows of 0.55 s). Cross-camera: each query ranks only the other cameras' clips, relevant =
+same trial:window (chance 0.167); Trial_1: the single-person trial alone (Trial_2's man replays Trial_1's, with a
+woman added); moment@1: the top cross-camera hit is within 4 frames (67 ms) of the query's moment; same-camera:
+own camera, clips at least 8 frames away. 95% CIs are about +-0.06 on the cross-camera P@1 (optical flow, for
+reference: 0.282, P@10 0.275, moment@1 0.181).
 
 ===============================================  ====  ==========  ==========  ========  ========  ===========
 variant                                           dim   cross P@1   cross P@10  Trial_1   moment@1  same-camera
                                                                                 cross P@1           P@1
 ===============================================  ====  ==========  ==========  ========  ========  ===========
-world positions, canonical facing                 181   0.477       0.457       0.898     0.329     0.440
-world positions + velocities                      361   0.574       0.512       0.880     0.472     0.403
-world positions + velocities, mirror-symmetric    361   0.505       0.404       0.759     0.403     0.301
-joint angles                                       57   0.444       0.427       0.657     0.292     0.421
-joint angles + velocities                         113   0.505       0.410       0.731     0.315     0.315
-limb directions, canonical                        121   0.579       0.488       0.861     0.435     0.435
-**positions + limbs + angles + velocities**       537   **0.620**   **0.532**   0.870     **0.495** 0.426
-2D image landmarks, normalised                    121   0.426       0.362       0.602     0.264     0.440
-2D image landmarks + velocities                   241   0.593       0.464       0.833     0.468     0.356
+world positions, canonical facing                 181   0.551       0.493       0.898     0.412     0.593
+world positions + velocities                      361   0.699       0.565       0.880     0.519     0.375
+world positions + velocities, mirror-symmetric    361   0.556       0.492       0.750     0.394     0.273
+joint angles                                       57   0.620       0.542       0.657     0.403     0.616
+joint angles + velocities                         113   0.593       0.521       0.750     0.347     0.315
+limb directions, canonical                        121   0.630       0.547       0.861     0.486     0.588
+**positions + limbs + angles + velocities**       537   0.731       **0.588**   0.870     **0.574** 0.519
+2D image landmarks, normalised                    121   0.519       0.467       0.611     0.255     0.731
+2D image landmarks + velocities                   241   **0.741**   0.565       0.833     0.537     0.440
 ===============================================  ====  ==========  ==========  ========  ========  ===========
 
-Why the chosen one (bold, ``pose:v1``) won: it has the best cross-camera P@1, P@10 and moment@1 of all variants
-and is within 0.03 of the best on the single-person trial and same-camera retrieval. Its lead over positions +
-velocities and over limb directions is inside the CIs, so it is the best measured here, not proven best. What the
-table does show: canonical 3D beats 2D image landmarks across cameras (Trial_1 0.898 vs 0.602 without velocities),
-velocities are what find the exact moment (moment@1 0.329 -> 0.472 for positions), joint angles alone lose the
-limbs' direction (an arm raised forward or sideways has the same elbow angle), and the mirror-symmetric variant
-loses (BlazePose did not confuse left and right on these views, so left/right is information).
+Why the chosen one (bold) stays: it has the best cross-camera P@10 and moment@1, and is 0.01 behind the best
+cross-camera P@1 (2D landmarks + velocities, inside the CIs) and 0.03 behind the best on the single-person trial.
+It was also the winner with one person per clip (2026-12-03: cross P@1 0.620, P@10 0.532, moment@1 0.495). So it
+is the best measured here, not proven best. What the table does show: canonical 3D beats 2D image landmarks across
+cameras on the single-person trial (0.898 vs 0.611 without velocities), velocities are what find the exact moment,
+joint angles alone lose the limbs' direction (an arm raised forward or sideways has the same elbow angle), and the
+mirror-symmetric variant loses (BlazePose did not confuse left and right on these views, so left/right is
+information). The 2D landmarks' high same-camera P@1 (0.731) is the camera's own view, which they keep and the
+canonical 3D drops.
 
-``encoder_id`` is ``"pose:v1"``; any change of the descriptor or its defaults must bump the version, because stored
-vectors are only comparable with the same descriptor. ``preprocessing()`` records the model files' sha256.
+``encoder_id`` is ``"pose:v2"`` (``"pose:v1"`` with ``max_people=1``); any change of the descriptor or its defaults
+must bump the version, because stored vectors are only comparable with the same descriptor. ``preprocessing()``
+records the model files' sha256.
 """
 from __future__ import annotations
 
@@ -73,7 +78,8 @@ from ..validation import check_scalar
 from .base import check_batch_size, check_clips, l2_normalize
 from .pose_descriptor import FEATURE_BLOCKS, check_blocks, describe_landmarks, descriptor_dim, no_person_vector
 
-DESCRIPTOR_VERSION = "v1"
+DESCRIPTOR_VERSION = "v2"  # the default: several people per clip (.pose_people); "v1" is max_people=1
+VERSION_SETTINGS = {"v1": {"max_people": 1}, "v2": {}}  # what encoder_from_id rebuilds for each version
 VISIBILITY_JOINTS = (0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)  # body joints whose visibility is averaged
 
 
@@ -91,17 +97,31 @@ class PoseSettings:
     min_visibility: float = 0.5  # a frame counts as "person" when its mean body-landmark visibility reaches this
     smooth_landmarks: bool = True  # MediaPipe's landmark filters (One Euro) within the clip
     num_threads: int = 1  # LiteRT threads per model
+    max_people: int = 2  # people tracked per clip (1: pose:v1, the most persistent track only); see .pose_people
+    extra_person_score: float = 0.5  # a further person starts from a detection at least this confident
+    person_search_frames: tuple[float, ...] = (0.0, 0.5)  # where further people are looked for (fractions of the clip)
 
     def __post_init__(self) -> None:
         check_scalar(self.frames_per_clip, "PoseSettings.frames_per_clip", int, min_value=1)
         check_scalar(self.temporal_segments, "PoseSettings.temporal_segments", int, min_value=1, max_value=16)
         check_scalar(self.num_threads, "PoseSettings.num_threads", int, min_value=1)
-        for name in ("min_detection_score", "min_presence", "min_visibility"):
+        check_scalar(self.max_people, "PoseSettings.max_people", int, min_value=1, max_value=8)
+        for name in ("min_detection_score", "min_presence", "min_visibility", "extra_person_score"):
             check_scalar(getattr(self, name), f"PoseSettings.{name}", float, min_value=0, max_value=1)
         if not isinstance(self.features, tuple) or not isinstance(self.feature_weights, tuple):
             raise ParameterError("PoseSettings.features and feature_weights must be tuples, e.g. "
                                  "features=('positions', 'velocities'), feature_weights=(1.0, 1.0)")
         check_blocks(self.features, self.feature_weights)
+        frames = self.person_search_frames
+        if (not isinstance(frames, tuple) or not frames
+                or not all(isinstance(f, (int, float)) and 0 <= f <= 1 for f in frames)):
+            raise ParameterError(f"PoseSettings.person_search_frames must be a non-empty tuple of fractions of the "
+                                 f"clip in [0, 1], e.g. (0.0, 0.5); got {frames!r}")
+
+    @property
+    def version(self) -> str:
+        """``"v1"`` for one person per clip, ``"v2"`` for several (their vectors are not comparable)."""
+        return "v1" if self.max_people == 1 else "v2"
 
     @property
     def dim(self) -> int:
@@ -116,12 +136,14 @@ class PoseEncoder:
         from .blazepose import BlazePose
 
         self.settings = settings
-        self.encoder_id = f"pose:{DESCRIPTOR_VERSION}"
+        self.encoder_id = f"pose:{settings.version}"
         self.dim = settings.dim
         self.frames_per_clip = settings.frames_per_clip
-        self.pose = BlazePose(model_paths=model_paths, num_threads=settings.num_threads,
-                              min_detection_score=settings.min_detection_score, min_presence=settings.min_presence,
-                              fetch=fetch, smooth_landmarks=settings.smooth_landmarks)
+        self.trackers = [BlazePose(model_paths=model_paths, num_threads=settings.num_threads,
+                                   min_detection_score=settings.min_detection_score,
+                                   min_presence=settings.min_presence, fetch=fetch,
+                                   smooth_landmarks=settings.smooth_landmarks) for _ in range(settings.max_people)]
+        self.pose = self.trackers[0]  # the first person's tracker (the only one of pose:v1)
 
     def preprocessing(self) -> dict:
         """JSON-serialisable description: the model files with their sha256, and every descriptor setting."""
@@ -129,11 +151,15 @@ class PoseEncoder:
 
         values = asdict(self.settings)
         values["features"], values["feature_weights"] = list(self.settings.features), list(self.settings.feature_weights)
+        values["person_search_frames"] = list(self.settings.person_search_frames)
         models = {name: {"file": member.rsplit("/", 1)[-1], "bytes": size, "sha256": sha256,
                          "source": f"mediapipe=={MEDIAPIPE_VERSION} wheel: {member}"}
                   for name, (member, size, sha256) in POSE_MODELS.items()}
-        return {"kind": "pose", "version": DESCRIPTOR_VERSION, "models": models, "runtime": "ai-edge-litert",
-                "tracking": "one person per clip: detector on the first frame, then the most persistent track",
+        tracking = ("one person per clip: detector on the first frame, then the most persistent track"
+                    if self.settings.max_people == 1 else
+                    f"up to {self.settings.max_people} people per clip, one track each, descriptors pooled by coverage")
+        return {"kind": "pose", "version": self.settings.version, "models": models, "runtime": "ai-edge-litert",
+                "tracking": tracking,
                 "no_person": "coverage 0 and the unit vector on the last component", **values}
 
     # ------------------------------------------------------------------ per frame
@@ -144,6 +170,22 @@ class PoseEncoder:
         """
         (clip,) = check_clips([clip])
         return self.pose.track(clip)
+
+    def track_people(self, clip: np.ndarray) -> list[list]:
+        """One list of per-frame PoseFrames per person of one clip (:func:`.pose_people.track_people`); the first is
+        :meth:`track`'s."""
+        from .pose_people import track_people
+
+        (clip,) = check_clips([clip])
+        last = len(clip) - 1
+        seeds = [int(fraction * last + 0.5) for fraction in self.settings.person_search_frames]
+        return track_people(self.trackers, clip, self.settings.extra_person_score, seeds)
+
+    def describe_people(self, people: Sequence[Sequence]) -> tuple[np.ndarray, float]:
+        """The clip's descriptor and coverage from its people's PoseFrames (:func:`.pose_people.pool_people`)."""
+        from .pose_people import pool_people
+
+        return pool_people([self.describe_frames(frames) for frames in people], lambda: no_person_vector(self.dim))
 
     def describe_frames(self, frames: Sequence) -> tuple[np.ndarray, float]:
         """The L2-normalised descriptor and the coverage of one clip's tracked frames (:func:`describe_tracked`)."""
@@ -161,7 +203,7 @@ class PoseEncoder:
 
         rows, coverage = [], []
         for clip in tqdm(clips, desc=self.encoder_id, unit="clip", disable=not progress or len(clips) <= batch_size):
-            vector, share = self.describe_frames(self.pose.track(clip))
+            vector, share = self.describe_people(self.track_people(clip))
             rows.append(vector)
             coverage.append(share)
         return np.stack(rows).astype(np.float32), np.asarray(coverage, dtype=np.float32)

@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -94,16 +94,34 @@ def check_run_meta(out_dir: Path, meta: dict, overwrite: bool) -> None:
         previous = read_extract_meta(out_dir)
         decisive = lambda m: {k: v for k, v in m.items() if k not in META_NOTE_KEYS}  # noqa: E731
         if decisive(previous) != decisive(meta):
+            differ = _differences(decisive(previous), decisive(meta))
             raise ParameterError(
                 f"{out_dir} holds embeddings made with different settings "
                 f"(encoder {previous.get('encoder_id')}, clips {previous.get('clip_spec')}); "
                 f"this run asks for encoder {meta['encoder_id']}, clips {meta['clip_spec']}. "
+                f"What differs: {'; '.join(differ[:4])}{' ...' if len(differ) > 4 else ''}. "
                 "Use another output folder, or pass overwrite=True (--overwrite) to start again.")
     if overwrite and parts_dir(out_dir).exists():
         for part in [*parts_dir(out_dir).glob("*.parquet"), *parts_dir(out_dir).glob("*" + PLAN_SUFFIX)]:
             part.unlink()
     parts_dir(out_dir).mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """Where two run descriptions differ: ``"key.sub: old -> new"``, nested dicts followed."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            path = f"{where}.{key}" if where else str(key)
+            if key not in old:
+                out.append(f"{path}: (absent) -> {new[key]!r}")
+            elif key not in new:
+                out.append(f"{path}: {old[key]!r} -> (absent)")
+            else:
+                out += _differences(old[key], new[key], path)
+        return out
+    return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
 
 
 def start_extraction(manifest: pd.DataFrame, encoder, out_dir: Path, clip_spec: ClipSpec | None,

@@ -1,8 +1,8 @@
 """Skeletons drawn over frames: what the pose channel saw, camera by camera (notebook 08).
 
-The pose channel (:class:`~motionmatch.encoders.PoseEncoder`) tracks one person per clip; drawing its landmarks on
-the frames shows which person each camera followed (on Pose2Sim's Trial_2 two people are in view and cameras do
-not always follow the same one) and where nobody was found. The images are JPEG data URIs inside a Plotly figure,
+The pose channel (:class:`~motionmatch.encoders.PoseEncoder`) tracks up to ``max_people`` people per clip (pose:v2;
+one in pose:v1); drawing their landmarks on the frames shows whom each camera found (on Pose2Sim's Trial_2 two
+people are in view, and a camera that finds only one of them shows it) and where nobody was found. The images are JPEG data URIs inside a Plotly figure,
 so the code-free HTML report carries them (a few tens of kB each) and needs nothing else to show them.
 """
 from __future__ import annotations
@@ -86,11 +86,13 @@ def skeleton_panels(videos: Sequence[tuple[str, str]] | pd.DataFrame, encoder, f
             raise ParameterError(f"{path} has no frames; re-encode it or leave it out")
         index = n_frames // 2 if frame_index < 0 else min(int(frame_index), n_frames - 1)
         frames = read_frames(path, list(range(index + 1)))
-        poses = encoder.track(frames)
-        image = draw_skeleton(frames[index], poses[index], encoder.settings.min_visibility)
+        people = encoder.track_people(frames)  # every person the clip's descriptor pools, as a clip is tracked
+        image = frames[index]
+        for person in people:
+            image = draw_skeleton(image, person[index], encoder.settings.min_visibility)
         scale = height / image.shape[0]
         image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), height), interpolation=cv2.INTER_AREA)
-        found = bool(poses[index].found)
+        found = any(bool(person[index].found) for person in people)
         panels.append(SkeletonPanel(image, f"{title}" + ("" if found else " (no person)"), found))
     return panels
 
