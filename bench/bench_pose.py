@@ -12,7 +12,9 @@ What is measured, on one run:
   finest test; clips of every window of a camera at the same frames are exactly synchronised);
 * **flow, pose and a fused score** ``w * pose cosine + (1 - w) * flow cosine`` (flow alone where a clip has pose
   coverage 0); ``w`` is chosen on the queries of half of the labels and measured on the queries of the other half,
-  both ways round (2-fold), so no query is scored with a weight chosen on its own label;
+  both ways round (2-fold), so no query is scored with a weight chosen on its own label; and the same with notebook
+  06's re-ranking stages (alpha-QE, DBA, k-reciprocal), the pose channel alone and fused, chosen the same way
+  (:mod:`bench.pose_fusion`, every score from the package's evaluation engine);
 * **descriptor variants** (world canonical positions, joint angles, angles + velocities, 2D image landmarks, ...),
   all from the same tracking run and pooled over each clip's people as ``pose:v2`` does, for the table in
   :mod:`motionmatch.encoders.pose`; and **how the people become one score** (the first person only, as
@@ -26,7 +28,8 @@ What is measured, on one run:
 * **no person**: the synthetic sprite sample (:func:`motionmatch.data.synthetic.generate_sample_dataset`) has no
   people; every clip must come back with coverage 0.
 
-Targets (PASS/FAIL): cross-camera pose P@1 >= 2x flow's; fused cross-camera P@10 >= 0.6; same-camera pose P@1 >= flow's;
+Targets (PASS/FAIL): cross-camera pose P@1 >= 2x flow's; fused cross-camera P@10 >= 0.6 (plain weighted fusion, and
+fusion with re-ranking); same-camera pose P@1 >= flow's;
 pose <= 0.5 s per 16-frame clip on one core; coverage 0 on every synthetic clip.
 
 Caveat printed with the results: Trial_2's man replays Trial_1's man frame for frame (a second person is added), so
@@ -56,6 +59,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import pose_fusion
 from bench.common import child_main, run_child, save_result
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -64,7 +68,6 @@ PROJECT_ROOT = BENCH_DIR.parent
 FRAMES = 16
 MOMENT_TOLERANCE_FRAMES = 4
 SAME_CAMERA_MIN_SHIFT = FRAMES // 2  # same-camera relevant clips start at least half a clip away from the query
-WEIGHT_GRID = tuple(round(w, 2) for w in np.linspace(0, 1, 21))
 N_BOOT = 1000
 CHILD_TIMEOUT_S = 900
 MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
@@ -165,41 +168,6 @@ def moment_at_1(scores: np.ndarray, table: pd.DataFrame, queries: np.ndarray | N
     values = precision_at_k(ranked, 1)
     low, high = bootstrap_ci(values, n_boot=N_BOOT)
     return {"moment@1": float(values.mean()), "moment@1_lo": low, "moment@1_hi": high, "n_queries": int(len(values))}
-
-
-def fused(pose: np.ndarray, flow: np.ndarray, weight: float, coverage: np.ndarray) -> np.ndarray:
-    """``weight * pose + (1 - weight) * flow``; flow alone for pairs where either clip has no person."""
-    has_person = (coverage > 0)[:, None] & (coverage > 0)[None, :]
-    return np.where(has_person, weight * pose + (1 - weight) * flow, flow)
-
-
-def fusion_two_fold(pose: np.ndarray, flow: np.ndarray, coverage: np.ndarray, table: pd.DataFrame) -> dict:
-    """Weight chosen on half of the labels' queries (best cross-camera P@10, then P@1), measured on the other half."""
-    from motionmatch.evaluation import query_metrics, summarise_metrics
-
-    labels = sorted(table["label"].unique())
-    halves = [set(labels[0::2]), set(labels[1::2])]
-    domain = table["domain"].to_numpy()
-    allowed = domain[:, None] != domain[None, :]
-    folds, held_out = [], []
-    for choose, measure in ((halves[0], halves[1]), (halves[1], halves[0])):
-        choose_rows = table["label"].isin(choose).to_numpy()
-        best = None
-        for weight in WEIGHT_GRID:
-            scores = _masked(fused(pose, flow, weight, coverage), allowed)
-            result = summarise_metrics([query_metrics(scores[choose_rows], table[choose_rows], table, exclude="video",
-                                                      ks=(1, 10), pair_scores=False)], ("P@1", "P@10"), n_boot=0,
-                                       with_auc=False)
-            key = (result["P@10"], result["P@1"])
-            if best is None or key > best[0]:
-                best = (key, weight)
-        measure_rows = table["label"].isin(measure).to_numpy()
-        scores = _masked(fused(pose, flow, best[1], coverage), allowed)
-        held_out.append(query_metrics(scores[measure_rows], table[measure_rows], table, exclude="video", ks=(1, 10),
-                                      pair_scores=False))
-        folds.append({"weight_chosen_on": sorted(choose), "weight": float(best[1]), "chosen_P@10": best[0][0],
-                      "measured_on": sorted(measure)})
-    return {"folds": folds, **summarise_metrics(held_out, ("P@1", "P@10"), n_boot=N_BOOT, with_auc=False)}
 
 
 def people_pooling(people: list[list[list]], settings, table: pd.DataFrame) -> list[dict]:
@@ -438,9 +406,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     pose_scores, flow_scores = pose_vectors @ pose_vectors.T, flow_vectors @ flow_vectors.T
     trial_one = (table["trial"] == "Trial_1").to_numpy()
-    fusion = fusion_two_fold(pose_scores, flow_scores, coverage, table)
+    fusions = pose_fusion.two_fold(table, flow_vectors, pose_vectors, coverage, n_boot=N_BOOT, log=log)
+    fusion = fusions["fused"]
     weights = [fold["weight"] for fold in fusion["folds"]]
-    fused_mean = fused(pose_scores, flow_scores, float(np.mean(weights)), coverage)
+    fused_mean = pose_fusion.plain_fused(table, flow_vectors, pose_vectors, coverage, float(np.mean(weights)))
     methods = {"flow": flow_scores, "pose": pose_scores, "fused": None}
     results = {}
     for method, scores in methods.items():
@@ -496,8 +465,15 @@ def main(argv: list[str] | None = None) -> dict:
                                       f"({pose_cross['P@1'] / max(flow_cross['P@1'], 1e-9):.2f}x)",
                           "passed": bool(pose_cross["P@1"] >= 2 * flow_cross["P@1"])},
         "fused_cross_p10": {"target": "fused cross-camera P@10 >= 0.6 (weight chosen on the other half of the labels)",
-                            "measured": f"{fusion['P@10']:.3f} [{fusion['P@10_lo']:.3f}, {fusion['P@10_hi']:.3f}]",
+                            "measured": f"{_ci(fusion, 'P@10')} (pose alone {_ci(pose_cross, 'P@10')})",
                             "passed": bool(fusion["P@10"] >= 0.6)},
+        "fused_reranked_cross_p10": {
+            "target": "fused + re-ranking cross-camera P@10 >= 0.6 (weight and re-ranker chosen on the other half)",
+            "measured": f"{_ci(fusions['fused + re-ranking'], 'P@10')} (pose + re-ranking "
+                        f"{_ci(fusions['pose + re-ranking'], 'P@10')}; chosen: "
+                        + "; ".join(f"w={f['weight']:.2f}, {f['reranker']}" for f in fusions["fused + re-ranking"]["folds"])
+                        + ")",
+            "passed": bool(fusions["fused + re-ranking"]["P@10"] >= 0.6)},
         "same_camera": {"target": "same-camera pose P@1 no worse than flow's",
                         "measured": f"pose {_ci(results['pose']['same'], 'P@1')} vs flow "
                                     f"{_ci(results['flow']['same'], 'P@1')}",
@@ -522,9 +498,14 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{_ci(result['same'], 'P@1')} | {_ci(result['moment'], 'moment@1')} | "
                      f"{_ci(result['cross_trial_1'], 'P@1')} | {_ci(result['cross_trial_1'], 'P@10')} | "
                      f"{_ci(result['same_trial_1'], 'P@1')} |")
-    lines += ["", f"Fusion weights on pose (2-fold by label): {fusion['folds']}; cross-camera chance P@1 = P@10 = "
-                  f"{1 / table['label'].nunique():.3f} (6 labels, balanced).",
-              "", "Descriptor variants (same tracking run):", "",
+    lines += ["", f"Cross-camera chance P@1 = P@10 = {1 / table['label'].nunique():.3f} (6 labels, balanced). Fusion "
+              "and re-ranking, each chosen on the queries of half of the labels and measured on the other half, both "
+              "ways round (bench/pose_fusion.py):", "",
+              "| row | cross-camera P@1 | cross-camera P@10 | chosen (fold 1; fold 2) |", "|---|---|---|---|"]
+    lines += [f"| {row} | {_ci(fusions[row], 'P@1')} | {_ci(fusions[row], 'P@10')} | "
+              + "; ".join(f"w={f['weight']:.2f}, {f['reranker']}" for f in fusions[row]["folds"]) + " |"
+              for row in pose_fusion.ROWS]
+    lines += ["", "Descriptor variants (same tracking run):", "",
               "| variant | dim | cross P@1 | cross P@10 | Trial_1 cross P@1 | moment@1 | same-camera P@1 |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['variant']} | {r['dim']} | {r['cross_P@1']:.3f} | {r['cross_P@10']:.3f} | "
@@ -560,7 +541,7 @@ def main(argv: list[str] | None = None) -> dict:
               "sample": str(sample), "clips": len(table), "clips_per_video": clips_per_video,
               "pose_preprocessing": pose_encoder.preprocessing(), "pose_settings": dataclasses.asdict(PoseSettings()),
               "coverage": {"mean": float(coverage.mean()), "min": float(coverage.min())},
-              "results": results, "fusion": fusion, "variants": variant_rows, "pooling": pooling_rows,
+              "results": results, "fusion": fusion, "fusions": fusions, "variants": variant_rows, "pooling": pooling_rows,
               "people_grid": grid_rows, "twin_check": twins,
               "tracking_s": tracking_s, "flow_s": flow_s, "cost": cost, "memory": memory,
               "encoder_memory": encoder_memory, "synthetic": synthetic,
