@@ -459,6 +459,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sweep", action="store_true", help="print the tuning grid (use with --seed 0)")
     parser.add_argument("--fit-copy-model", action="store_true",
                         help="refit the copy verification model on this gallery (use with --seed 0)")
+    parser.add_argument("--changes", action="store_true",
+                        help="only score the reference's motion changes against the ground truth (bench/change_points.py)")
     parser.add_argument("--workdir", default="", help="where the gallery is built (default bench/out/localize_*)")
     parser.add_argument("--out", type=Path, default=None, help="where to write the JSON (default bench/out/localize.json)")
     args = parser.parse_args(argv)
@@ -467,6 +469,12 @@ def main(argv: list[str] | None = None) -> dict:
     root = Path(args.workdir) if args.workdir else gallery_root(size, args.seed, args.shots)
     gallery = build_gallery(root, args.seed, size["n_videos"], size["duration_s"], size["n_queries"], args.shots)
     n_boot = 200 if args.quick else N_BOOT
+    if args.changes:
+        from bench.change_points import change_point_rows, markdown
+
+        rows = change_point_rows(gallery["embeddings"], gallery["videos"] / "ground_truth.csv")
+        print(f"seed {args.seed}\n" + markdown(rows), flush=True)
+        return {"changes": rows}
     copies, copy_truth = edited_lists(gallery)
     same, same_truth = same_motion_lists(gallery)
     queries = pd.concat([copies, same], ignore_index=True)

@@ -23,7 +23,7 @@ from motionmatch.index.frames import frames_collection
 from motionmatch.metrics.localization import temporal_iou
 from motionmatch.search import SegmentSearchConfig, search_range
 from motionmatch.search.fine import (COPY_MODEL, align_copy, bound_to_changes, copy_features, copy_probability,
-                                     fit_copy_model, motion_changes, window_cuts)
+                                     fit_copy_model, kernel_changes, motion_changes, window_cuts)
 from motionmatch.table import FRAME_COLUMNS
 from motionmatch.video import recorded_clip_spec
 from motionmatch.video.fingerprint import FrameSignal, mirrored, thumbnails
@@ -243,13 +243,24 @@ def test_window_cuts_are_the_starts_no_window_straddles():
     assert len(window_cuts(times[:1])) == 0
 
 
-def test_motion_changes_hold_the_cut_the_start_and_a_strong_change_of_vectors():
-    times = np.array([(t, t + 2.5) for t in np.arange(0.0, 20.0, 0.5)])
-    vectors = np.zeros((len(times), 4))
-    vectors[:, 0] = 1.0
-    vectors[times[:, 0] >= 12.0] = [0.0, 1.0, 0.0, 0.0]  # the motion changes at 12 s without a cut
+def test_motion_changes_hold_the_cuts_the_start_and_a_change_of_motion_inside_a_shot():
+    """Windows of 2.5 s every 0.5 s; a cut at 10 s; inside the second shot the motion changes at 16 s without a
+    cut. A window's vector mixes the two motions by the share of its span on each side (as a window over a
+    change sees both), plus noise."""
+    rng = np.random.default_rng(0)
+    first = [(t, min(t + 2.5, 10.0)) for t in np.arange(0.0, 7.51, 0.5)]
+    second = [(t, t + 2.5) for t in np.arange(10.0, 27.5, 0.5)]
+    times = np.array(first + second)
+    a, b, c = np.eye(6)[:3]
+    after = np.clip((times[:, 1] - 16.0) / (times[:, 1] - times[:, 0]), 0.0, 1.0)[:, None]
+    vectors = np.where(times[:, :1] < 10.0, c, (1 - after) * a + after * b) + 0.05 * rng.normal(size=(len(times), 6))
     changes = motion_changes(times, vectors)
-    assert changes[0] == 0.0 and np.any(np.abs(changes - 12.0) <= 0.5) and len(changes) == 2
+    assert changes[0] == 0.0 and np.any(np.abs(changes - 10.0) < 1e-6)  # the start and the cut
+    inside = changes[(changes > 10.0) & (changes < 27.5)]
+    assert len(inside) == 1 and abs(inside[0] - 16.0) <= 0.5, changes  # the change of motion, and nothing else
+    steady = np.where(times[:, :1] < 10.0, c, a) + 0.05 * rng.normal(size=(len(times), 6))
+    np.testing.assert_allclose(motion_changes(times, steady), [0.0, 10.0])  # no change of motion: none found
+    assert len(kernel_changes(times[:5], vectors[:5])) == 0  # too few windows to split
 
 
 @pytest.mark.parametrize("segment, changes, reach, expected", [

@@ -24,13 +24,13 @@ This stage works on every frame, from the 24 x 24 grey thumbnails the frame stor
 4. **Same-motion boundaries** (:func:`bound_to_changes`): a moment of motion ends where the reference's motion
    changes, so a same-motion segment is cut at a change inside it (keeping its longer part) and its ends move
    out to the reference's nearest changes within ``snap_s``. The changes (:func:`motion_changes`) are the
-   index's own shot cuts, read from how its windows tile the video (windows never straddle a cut), and strong
-   peaks of the novelty of the reference's window embeddings (Foote's checkerboard kernel on their
-   self-similarity). Frame-level cuts (:func:`cut_points`) stand in only for a video with no windows there.
-   Measured on the tuning gallery (seed 0, 15 same-motion answers in the right video; docs/LONG_VIDEOS.md):
-   mean tIoU 0.547 with the window boundaries, 0.600 bounded by these changes, 0.733 bounded by the true ones;
-   cuts detected from the 24 x 24 frames (a synthetic sprite that wraps around the frame "cuts" every 2 s)
-   brought it down to 0.34.
+   index's own shot cuts, read from how its windows tile the video (windows never straddle a cut), and the
+   change points of the reference's window embeddings inside each shot (:func:`kernel_changes`: ruptures'
+   kernel change-point detection on their rbf self-similarity). Frame-level cuts (:func:`cut_points`) stand in
+   only for a video with no windows there.
+   Measured in docs/LONG_VIDEOS.md (`python -m bench.bench_localize --changes`, and each seed's run before and
+   after these change points replaced peaks of Foote's novelty); cuts detected from the 24 x 24 frames (a
+   synthetic sprite that wraps around the frame "cuts" every 2 s) made the answers worse.
 """
 from __future__ import annotations
 
@@ -48,7 +48,11 @@ ZOOM = 1.25  # a central crop to 80 % of the width and height
 MATCH_LEVEL = 0.5  # a frame pair at or above this similarity matches (along the best line)
 MIN_RUN_S = 0.5  # the shortest copied part reported
 KEYFRAME_S = 0.5  # query frames searched in the frame store, one every this many seconds
-NOVELTY_LEVEL = 0.3  # novelty peaks this strong count as motion changes (seed 0: precision 0.71, recall 0.17)
+# Motion changes without a cut (kernel_changes), chosen on seeds 0, 2 and 3 (docs/LONG_VIDEOS.md): ruptures'
+# KernelCPD, rbf kernel; a change is a third of a window into its first window (median 0.79-0.96 s into 2.67 s ones)
+CPD_PENALTY = 4.0
+CPD_MIN_WINDOWS = 4  # 2 s at the default 0.5 s stride
+CPD_OFFSET = 1 / 3
 # Copy verification: P(copy) = sigmoid(w . copy_features + b), fitted by
 # `python -m bench.bench_localize --seed 0 --fit-copy-model` (logistic regression on the tuning gallery's
 # alignments: every edited copy against its source, every query against the other candidates).
@@ -355,26 +359,21 @@ def cut_points(signal: FrameSignal, level: float = 0.6) -> np.ndarray:
     return signal.times[1:][step < level]
 
 
-def novelty_points(times: np.ndarray, vectors: np.ndarray, half: int = 3, level: float = 0.1) -> np.ndarray:
-    """Times where a window sequence's content changes: peaks of Foote's checkerboard novelty (``half`` windows
-    each side) of the windows' self-similarity, above ``level``, at least ``half`` windows apart."""
-    n = len(vectors)
-    if n < 2 * half + 1:
+def kernel_changes(times: np.ndarray, vectors: np.ndarray, penalty: float = CPD_PENALTY,
+                   min_windows: int = CPD_MIN_WINDOWS) -> np.ndarray:
+    """Times where one shot's window sequence changes content (``times`` (n, 2) start and end, in order; ``vectors``
+    (n, dim)): ruptures' kernel change-point detection (``KernelCPD``, rbf kernel, PELT with ``penalty``, segments
+    of at least ``min_windows`` windows). A change found at window k is placed :data:`CPD_OFFSET` of a window's
+    length after k's start: the first windows of the new motion still hold some of the old."""
+    import ruptures
+
+    times = np.asarray(times, dtype=float).reshape(-1, 2)
+    if len(times) < 2 * min_windows:
         return np.zeros(0)
     v = np.asarray(vectors, dtype=np.float64)
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    similarity = v @ v.T
-    novelty = np.zeros(n)
-    for i in range(half, n - half + 1):
-        past, future = similarity[i - half:i, i - half:i], similarity[i:i + half, i:i + half]
-        novelty[i] = (past.mean() + future.mean()) / 2 - similarity[i - half:i, i:i + half].mean()
-    peaks = [i for i in range(1, n - 1) if novelty[i] >= novelty[i - 1] and novelty[i] >= novelty[i + 1]
-             and novelty[i] > level]
-    kept: list[int] = []
-    for i in sorted(peaks, key=lambda j: -novelty[j]):
-        if all(abs(i - j) >= half for j in kept):
-            kept.append(i)
-    return np.asarray(sorted(times[i] for i in kept), dtype=float)
+    found = ruptures.KernelCPD(kernel="rbf", min_size=min_windows).fit(v).predict(pen=penalty)[:-1]
+    return np.asarray([times[k, 0] + CPD_OFFSET * (times[k, 1] - times[k, 0]) for k in found], dtype=float)
 
 
 def window_cuts(times: np.ndarray) -> np.ndarray:
@@ -391,12 +390,15 @@ def window_cuts(times: np.ndarray) -> np.ndarray:
 
 def motion_changes(times: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Where one video's motion changes, from its windows (``times`` (n, 2), ``vectors`` (n, dim)): the index's
-    cuts (:func:`window_cuts`), strong novelty peaks (:func:`novelty_points`, level :data:`NOVELTY_LEVEL`), and 0
-    (a video's start bounds every moment in it)."""
+    cuts (:func:`window_cuts`), the changes of the window embeddings inside each shot (:func:`kernel_changes`),
+    and 0 (a video's start bounds every moment in it)."""
     times = np.asarray(times, dtype=float).reshape(-1, 2)
     order = np.argsort(times[:, 0], kind="stable")
-    novel = novelty_points(times[order, 0], np.asarray(vectors)[order], half=3, level=NOVELTY_LEVEL)
-    return np.unique(np.r_[0.0, window_cuts(times), novel])
+    times, vectors = times[order], np.asarray(vectors)[order]
+    cuts = window_cuts(times)
+    shot = np.searchsorted(cuts, times[:, 0] + 1e-6)  # windows never straddle a cut: each lies in one shot
+    inside = [kernel_changes(times[shot == k], vectors[shot == k]) for k in np.unique(shot)]
+    return np.unique(np.r_[0.0, cuts, *inside])
 
 
 def bound_to_changes(start_s: float, end_s: float, changes: np.ndarray, reach_s: float,
@@ -536,6 +538,6 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
 __all__ = ["SLOPES", "ZOOM", "MATCH_LEVEL", "EXACT_LEVEL", "COPY_MODEL", "CopyMatch", "copy_features",
            "copy_probability", "fit_copy_model", "QueryView", "query_views", "align_copy", "copy_matches", "merge_spans",
            "live_mask",
-           "query_keyframes", "copy_candidates", "cut_points", "novelty_points", "window_cuts", "motion_changes",
+           "query_keyframes", "copy_candidates", "cut_points", "kernel_changes", "window_cuts", "motion_changes",
            "bound_to_changes",
            "ranking_score", "refine"]
