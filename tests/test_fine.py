@@ -23,7 +23,8 @@ from motionmatch.index.frames import frames_collection
 from motionmatch.metrics.localization import temporal_iou
 from motionmatch.search import SegmentSearchConfig, search_range
 from motionmatch.search.fine import (COPY_MODEL, align_copy, bound_to_changes, copy_features, copy_probability,
-                                     fit_copy_model, kernel_changes, motion_changes, window_cuts)
+                                     fit_copy_model, kernel_changes, motion_changes, presence_changes,
+                                     window_cuts)
 from motionmatch.table import FRAME_COLUMNS
 from motionmatch.video import recorded_clip_spec
 from motionmatch.video.fingerprint import FrameSignal, mirrored, thumbnails
@@ -261,6 +262,23 @@ def test_motion_changes_hold_the_cuts_the_start_and_a_change_of_motion_inside_a_
     steady = np.where(times[:, :1] < 10.0, c, a) + 0.05 * rng.normal(size=(len(times), 6))
     np.testing.assert_allclose(motion_changes(times, steady), [0.0, 10.0])  # no change of motion: none found
     assert len(kernel_changes(times[:5], vectors[:5])) == 0  # too few windows to split
+
+
+def test_presence_changes_place_where_someone_comes_into_view_and_leaves():
+    """Pose windows of 0.52 s every 0.25 s over 1 s of nobody, a person from 1.0 to 2.67 s, then nobody: the
+    coverage of each window is the share of its frames with the person. Too few windows for the kernel detector,
+    so only the presence changes bound the person's moment."""
+    starts = np.arange(0.0, 3.2, 0.25)
+    times = np.c_[starts, starts + 0.52]
+    arrive, leave = 1.0, 2.67
+    coverage = np.clip((np.minimum(times[:, 1], leave) - np.maximum(times[:, 0], arrive)) / 0.52, 0.0, 1.0)
+    found = presence_changes(times, coverage)
+    np.testing.assert_allclose(found, [arrive, leave], atol=1e-9)
+    vectors = np.where(coverage[:, None] > 0, np.eye(4)[0], np.eye(4)[1])
+    assert len(kernel_changes(times, vectors)) == 0  # 13 windows: the kernel detector finds nothing here
+    np.testing.assert_allclose(motion_changes(times, vectors, coverage), [0.0, arrive, leave], atol=1e-9)
+    np.testing.assert_allclose(motion_changes(times, vectors), [0.0])  # without coverage: nothing but the start
+    assert len(presence_changes(times, np.ones(len(times)))) == 0  # someone in every window: no change
 
 
 @pytest.mark.parametrize("segment, changes, reach, expected", [

@@ -432,13 +432,15 @@ def windows_by_video(store, spans: Mapping[str, tuple[float, float]], filters: M
                      content_only: bool = True) -> dict[str, pd.DataFrame]:
     """The windows (times, vectors) of each video of ``spans`` that start inside its span, in time order (one
     query call; ``filters`` narrow them, a ``start_s`` filter replaces the spans). With ``content_only``, a pose
-    collection's windows that show nobody are left out, so they never join a segment."""
+    collection's windows that show nobody are left out, so they never join a segment; without it, they come with
+    their ``coverage`` column."""
     user = dict(filters or {})
     wanted = [{**user, "video_path": video, **({} if "start_s" in user else {"start_s": span})}
               for video, span in spans.items()]
-    gated = content_only and bool(store.content_filter())  # a pose collection: windows that show nobody
+    filtered = bool(store.content_filter())  # a pose collection: some windows may show nobody
+    gated = content_only and filtered
     table = store.fetch_table(["video_path", "clip_index", "start_s", "end_s", "embedding",
-                               *(["coverage"] if gated else [])], filters=wanted)
+                               *(["coverage"] if filtered else [])], filters=wanted)
     if gated:
         table = table[table["coverage"] > 0]
     return {video: rows.sort_values("start_s", kind="stable") for video, rows in table.groupby("video_path", sort=False)}

@@ -388,16 +388,36 @@ def window_cuts(times: np.ndarray) -> np.ndarray:
                        and not np.any((starts < t - 1e-6) & (ends > t + 1e-6))], dtype=float)
 
 
-def motion_changes(times: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+def presence_changes(times: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """Times where someone comes into view or leaves, from a pose collection's windows (``times`` (n, 2) start
+    and end, in order; ``coverage`` (n,) the share of each window's frames with a person): after a window with
+    nobody, the first window that shows someone places the arrival ``coverage`` of its length before its end;
+    before a window with nobody, the last one that shows someone places the departure ``coverage`` of its
+    length after its start (coverage counts the frames with a person, who is taken to stay in view between)."""
+    times = np.asarray(times, dtype=float).reshape(-1, 2)
+    seen = np.asarray(coverage, dtype=float).reshape(-1) > 0
+    length = times[:, 1] - times[:, 0]
+    share = np.clip(np.asarray(coverage, dtype=float).reshape(-1), 0.0, 1.0)
+    arrive = [times[k, 1] - share[k] * length[k] for k in range(1, len(times)) if seen[k] and not seen[k - 1]]
+    leave = [times[k, 0] + share[k] * length[k] for k in range(len(times) - 1) if seen[k] and not seen[k + 1]]
+    return np.asarray(sorted(arrive + leave), dtype=float)
+
+
+def motion_changes(times: np.ndarray, vectors: np.ndarray, coverage: np.ndarray | None = None) -> np.ndarray:
     """Where one video's motion changes, from its windows (``times`` (n, 2), ``vectors`` (n, dim)): the index's
     cuts (:func:`window_cuts`), the changes of the window embeddings inside each shot (:func:`kernel_changes`),
-    and 0 (a video's start bounds every moment in it)."""
+    where someone comes into view or leaves when a pose collection's ``coverage`` is given
+    (:func:`presence_changes`: a shot too short for the kernel detector still has them), and 0 (a video's start
+    bounds every moment in it)."""
     times = np.asarray(times, dtype=float).reshape(-1, 2)
     order = np.argsort(times[:, 0], kind="stable")
     times, vectors = times[order], np.asarray(vectors)[order]
     cuts = window_cuts(times)
     shot = np.searchsorted(cuts, times[:, 0] + 1e-6)  # windows never straddle a cut: each lies in one shot
     inside = [kernel_changes(times[shot == k], vectors[shot == k]) for k in np.unique(shot)]
+    if coverage is not None:
+        covered = np.asarray(coverage, dtype=float).reshape(-1)[order]
+        inside += [presence_changes(times[shot == k], covered[shot == k]) for k in np.unique(shot)]
     return np.unique(np.r_[0.0, cuts, *inside])
 
 
@@ -518,7 +538,8 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
             lo, hi = spans.get(s.video_path, (np.inf, -np.inf))
             spans[s.video_path] = (max(0.0, min(lo, s.start_s - snap_s - 0.1)), max(hi, s.end_s + snap_s + 0.1))
         # every window, a person in view or not: where one appears or leaves is a change too
-        context = {video: (rows[["start_s", "end_s"]].to_numpy(float), np.stack(rows["embedding"].to_numpy()))
+        context = {video: (rows[["start_s", "end_s"]].to_numpy(float), np.stack(rows["embedding"].to_numpy()),
+                           rows["coverage"].to_numpy(float) if "coverage" in rows else None)
                    for video, rows in windows_by_video(store, spans, content_only=False).items() if len(rows)}
         missing = {video: span for video, span in spans.items() if video not in context}
         signals = fetch_frames(frames, missing)  # frames only where no windows are there to read changes from
@@ -538,6 +559,6 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
 __all__ = ["SLOPES", "ZOOM", "MATCH_LEVEL", "EXACT_LEVEL", "COPY_MODEL", "CopyMatch", "copy_features",
            "copy_probability", "fit_copy_model", "QueryView", "query_views", "align_copy", "copy_matches", "merge_spans",
            "live_mask",
-           "query_keyframes", "copy_candidates", "cut_points", "kernel_changes", "window_cuts", "motion_changes",
+           "query_keyframes", "copy_candidates", "cut_points", "kernel_changes", "presence_changes", "window_cuts", "motion_changes",
            "bound_to_changes",
            "ranking_score", "refine"]
