@@ -30,16 +30,19 @@ from bench.harness import OUT_DIR, Record, describe, machine_info
 
 # run in this order (the pipeline's order): decode, place windows (shots, windows), embed, memory, the cost of long
 # videos, search, the segment aligners, segment search over dense windows (and what its fetches cost), localisation quality (and query ranges
-# across a cut); then scaling out: Ray, a Milvus server
+# across a cut); the pose channel on real footage (and its landmarks against MediaPipe's own); then scaling out: Ray, a
+# Milvus server
 BENCHMARKS = ("decode", "shots", "windows", "embed", "memory", "long_cost", "search", "aligners", "segment_search",
-              "lite_lookup", "localize", "query_cuts", "ray", "server", "server_network")
+              "lite_lookup", "localize", "query_cuts", "pose", "pose_oracle", "ray", "server", "server_network")
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 TITLES = {"decode": "Decoding", "shots": "Shot boundaries", "windows": "Dense windows", "embed": "Embedding",
           "memory": "Memory", "long_cost": "Long-video cost", "search": "Search",
           "aligners": "Segment aligners on planted cases", "segment_search": "Segment search",
           "lite_lookup": "Milvus Lite: span filter against key lookup",
-          "localize": "Localisation", "query_cuts": "Query ranges across a shot cut", "ray": "Extraction on Ray",
+          "localize": "Localisation", "query_cuts": "Query ranges across a shot cut",
+          "pose": "The pose channel across cameras (Pose2Sim)", "pose_oracle": "BlazePose against MediaPipe's own",
+          "ray": "Extraction on Ray",
           "server": "Milvus standalone (C++) and bulk ingest", "server_network": "Milvus standalone: loopback-only cost"}
 
 

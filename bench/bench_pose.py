@@ -22,7 +22,7 @@ What is measured, on one run:
 * **cost** on one core (the process pinned to one CPU, ``torch.set_num_threads(1)``, ``cv2.setNumThreads(1)``,
   LiteRT ``num_threads=1``): pose and flow seconds per 16-frame clip, side by side on the same decoded clips, in a
   fresh child process; and **extraction memory** (peak RSS, VmHWM) of ``extract_embeddings`` with the pose encoder
-  over 1 window video against all of them, each in a fresh process, with glibc's default heap and with a fixed mmap
+  over 1 window video, half of them and all of them, each in a fresh process, with glibc's default heap and with a fixed mmap
   threshold (which returns freed frame buffers at once), plus the encoder alone encoding one video's clips again
   and again (resident memory after the first and the last round: does the encoder itself grow?);
 * **no person**: the synthetic sprite sample (:func:`motionmatch.data.synthetic.generate_sample_dataset`) has no
@@ -30,7 +30,10 @@ What is measured, on one run:
 
 Targets (PASS/FAIL): cross-camera pose P@1 >= 2x flow's; fused cross-camera P@10 >= 0.6 (plain weighted fusion, and
 fusion with re-ranking); same-camera pose P@1 >= flow's;
-pose <= 0.5 s per 16-frame clip on one core; coverage 0 on every synthetic clip.
+pose <= 0.5 s per 16-frame clip on one core; extraction memory flat in the number of videos (peak RSS grows less
+than 1% of one video's decoded clips per added video over the last step of 1, 12, 24 videos, as ``bench_memory``
+judges it); coverage 0 on every synthetic clip. Each is a record of :class:`bench.harness.BenchRun`, so ``make
+bench`` tables them with the others.
 
 Caveat printed with the results: Trial_2's man replays Trial_1's man frame for frame (a second person is added), so
 Trial_1:wK and Trial_2:wK show the same movement of the man and a pose tracker that follows him cannot tell them
@@ -38,8 +41,8 @@ apart; the Trial_1-only rows (one person, no twin) are the clean measurement.
 
 Usage::
 
-    python -m bench.bench_pose --quick   # 3 clips per window video, memory 1 vs 6 videos, 20 synthetic videos
-    python -m bench.bench_pose           # 9 clips per window video, memory 1 vs 24 videos, 80 synthetic videos
+    python -m bench.bench_pose --quick   # 3 clips per window video, memory 1, 3, 6 videos, 20 synthetic videos
+    python -m bench.bench_pose           # 9 clips per window video, memory 1, 12, 24 videos, 80 synthetic videos
     python -m bench.bench_pose --people-grid   # and how further people are looked for (PEOPLE_GRID, +9 min)
 
 Prints markdown and writes ``bench/out/pose.json``. ``main(argv) -> dict`` for notebooks.
@@ -60,7 +63,8 @@ import numpy as np
 import pandas as pd
 
 from bench import pose_fusion
-from bench.common import child_main, run_child, save_result
+from bench.common import child_main, run_child
+from bench.harness import BenchRun
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"
@@ -351,8 +355,12 @@ def synthetic_no_person(folder: Path, videos_per_class: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- report
+def _interval(result: dict, name: str) -> str:
+    return f"[{result[name + '_lo']:.3f}, {result[name + '_hi']:.3f}]"
+
+
 def _ci(result: dict, name: str) -> str:
-    return f"{result[name]:.3f} [{result[name + '_lo']:.3f}, {result[name + '_hi']:.3f}]"
+    return f"{result[name]:.3f} {_interval(result, name)}"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -374,7 +382,7 @@ def main(argv: list[str] | None = None) -> dict:
     from motionmatch.encoders.pose_descriptor import no_person_vector
     from motionmatch.encoders.pose_people import pool_people
 
-    started = time.perf_counter()
+    run = BenchRun("pose", argv, quick=args.quick, out=args.out)
     clips_per_video = 3 if args.quick else 9
     sample = args.sample or sample_dir_default()
     log = lambda message: print(f"[pose] {message}", file=sys.stderr, flush=True)  # noqa: E731
@@ -445,7 +453,8 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_pose_") as tmp:
         # glibc's default heap keeps freed frame buffers for a while (see bench_memory); a fixed mmap threshold
         # returns them at once, which tells fragmentation from growth
-        for videos, env in ((1, {}), (all_videos, {}), (1, MMAP_ENV), (all_videos, MMAP_ENV)):
+        sizes = (1, all_videos // 2, all_videos)  # judged on the last step, as bench_memory (a queue fills first)
+        for videos, env in [(n, e) for e in ({}, MMAP_ENV) for n in sizes]:
             row = run_child("bench.bench_pose", {"mode": "memory", "sample": str(sample), "videos": videos,
                                                  "out": str(Path(tmp) / f"out_{videos}_{len(env)}"),
                                                  "clips_per_video": 3}, CHILD_TIMEOUT_S, env=env,
@@ -459,35 +468,44 @@ def main(argv: list[str] | None = None) -> dict:
 
     flow_cross, pose_cross = results["flow"]["cross"], results["pose"]["cross"]
     pose_cost = cost["pose_s_per_clip"]["median"]
-    targets = {
-        "pose_cross_p1": {"target": "cross-camera pose P@1 >= 2x flow's",
-                          "measured": f"pose {pose_cross['P@1']:.3f} vs flow {flow_cross['P@1']:.3f} "
-                                      f"({pose_cross['P@1'] / max(flow_cross['P@1'], 1e-9):.2f}x)",
-                          "passed": bool(pose_cross["P@1"] >= 2 * flow_cross["P@1"])},
-        "fused_cross_p10": {"target": "fused cross-camera P@10 >= 0.6 (weight chosen on the other half of the labels)",
-                            "measured": f"{_ci(fusion, 'P@10')} (pose alone {_ci(pose_cross, 'P@10')})",
-                            "passed": bool(fusion["P@10"] >= 0.6)},
-        "fused_reranked_cross_p10": {
-            "target": "fused + re-ranking cross-camera P@10 >= 0.6 (weight and re-ranker chosen on the other half)",
-            "measured": f"{_ci(fusions['fused + re-ranking'], 'P@10')} (pose + re-ranking "
-                        f"{_ci(fusions['pose + re-ranking'], 'P@10')}; chosen: "
-                        + "; ".join(f"w={f['weight']:.2f}, {f['reranker']}" for f in fusions["fused + re-ranking"]["folds"])
-                        + ")",
-            "passed": bool(fusions["fused + re-ranking"]["P@10"] >= 0.6)},
-        "same_camera": {"target": "same-camera pose P@1 no worse than flow's",
-                        "measured": f"pose {_ci(results['pose']['same'], 'P@1')} vs flow "
-                                    f"{_ci(results['flow']['same'], 'P@1')}",
-                        "passed": bool(results["pose"]["same"]["P@1"] >= results["flow"]["same"]["P@1"])},
-        "pose_cost": {"target": "pose <= 0.5 s per 16-frame clip on one core",
-                      "measured": f"{pose_cost:.3f} s median (flow {cost['flow_s_per_clip']['median']:.3f} s; "
-                                  f"decode {cost['decode_s_per_clip']['median']:.3f} s) at "
-                                  f"{cost['frame_size'][1]}x{cost['frame_size'][0]}",
-                      "passed": bool(pose_cost <= 0.5)},
-        "no_person": {"target": "coverage 0 on every synthetic sprite clip (no people)",
-                      "measured": f"{synthetic['clips_with_person']} of {synthetic['clips']} clips with a person "
-                                  f"(max coverage {synthetic['max_coverage']:.2f})",
-                      "passed": synthetic["clips_with_person"] == 0},
-    }
+    run.target("pose_cross_p1", pose_cross["P@1"] / max(flow_cross["P@1"], 1e-9), "x",
+               "cross-camera pose P@1 >= 2x flow's", passed=bool(pose_cross["P@1"] >= 2 * flow_cross["P@1"]),
+               detail=f"pose {_ci(pose_cross, 'P@1')} vs flow {_ci(flow_cross, 'P@1')}")
+    run.target("fused_cross_p10", fusion["P@10"], "",
+               "fused cross-camera P@10 >= 0.6 (weight chosen on the other half of the labels)",
+               passed=bool(fusion["P@10"] >= 0.6),
+               detail=f"95% CI {_interval(fusion, 'P@10')}; pose alone {_ci(pose_cross, 'P@10')}; weights {weights}")
+    reranked = fusions["fused + re-ranking"]
+    run.target("fused_reranked_cross_p10", reranked["P@10"], "",
+               "fused + re-ranking cross-camera P@10 >= 0.6 (weight and re-ranker chosen on the other half)",
+               passed=bool(reranked["P@10"] >= 0.6),
+               detail=f"95% CI {_interval(reranked, 'P@10')}; pose + re-ranking {_ci(fusions['pose + re-ranking'], 'P@10')}; "
+                      "chosen: " + "; ".join(f"w={f['weight']:.2f}, {f['reranker']}" for f in reranked["folds"]))
+    run.target("same_camera", results["pose"]["same"]["P@1"], "", "same-camera pose P@1 no worse than flow's",
+               passed=bool(results["pose"]["same"]["P@1"] >= results["flow"]["same"]["P@1"]),
+               detail=f"95% CI {_interval(results['pose']['same'], 'P@1')}; flow {_ci(results['flow']['same'], 'P@1')}")
+    run.target("pose_cost", pose_cost, "s per clip", "pose <= 0.5 s per 16-frame clip on one core",
+               passed=bool(pose_cost <= 0.5),
+               detail=f"median, side by side: flow {cost['flow_s_per_clip']['median']:.3f} s, decode "
+                      f"{cost['decode_s_per_clip']['median']:.3f} s, at {cost['frame_size'][1]}x{cost['frame_size'][0]}")
+    height, width = cost["frame_size"][:2]
+    allowed = 0.01 * 3 * FRAMES * height * width * 3 / 2 ** 20  # 1% of one window video's decoded clips (3 a video)
+    default_rows = [m for m in memory if m["malloc"] == "glibc default"]
+    mmap_rows = [m for m in memory if m["malloc"] != "glibc default"]
+
+    def last_step(rows):
+        return (rows[-1]["peak_mib"] - rows[-2]["peak_mib"]) / max(1, rows[-1]["videos"] - rows[-2]["videos"])
+
+    run.target("flat_memory", last_step(default_rows), "MiB per added video",
+               f"extraction peak RSS with the pose encoder grows < {allowed:.2f} MiB per added video over the last "
+               f"step of the folder sizes (1% of one video's decoded clips, as bench_memory)",
+               passed=bool(last_step(default_rows) < allowed),
+               detail=f"{sizes[-2]} to {sizes[-1]} videos, glibc default; {last_step(mmap_rows):+.2f} MiB per video "
+                      f"with MALLOC_MMAP_THRESHOLD_=131072; peaks " + ", ".join(
+                          f"{m['videos']}: {m['peak_mib']:.0f}" for m in default_rows) + " MiB")
+    run.target("no_person", synthetic["clips_with_person"], "clips with a person",
+               "coverage 0 on every synthetic sprite clip (no people)", passed=synthetic["clips_with_person"] == 0,
+               detail=f"of {synthetic['clips']} clips (max coverage {synthetic['max_coverage']:.2f})")
     lines = [f"Pose2Sim sample: {table['video_path'].nunique()} window videos (2 trials x 4 cameras x 3 windows of "
              f"0.55 s), {len(table)} clips of {FRAMES} frames (stride 1, {clips_per_video} per window video); "
              f"pose coverage mean {coverage.mean():.3f} (min {coverage.min():.2f}). 95% bootstrap CIs over queries.",
@@ -534,19 +552,16 @@ def main(argv: list[str] | None = None) -> dict:
                           f"({m['seconds']:.0f} s)" for m in memory) + "; the encoder alone, one video's clips "
               f"encoded {encoder_memory['clips_encoded']} times: {encoder_memory['rss_after_first_mib']:.0f} MiB "
               f"resident after the first round, {encoder_memory['rss_after_last_mib']:.0f} MiB after the last.", ""]
-    lines += [f"- **{'PASS' if t['passed'] else 'FAIL'}** {t['target']}: {t['measured']}" for t in targets.values()]
-    result = {"mode": "quick" if args.quick else "full",
-              "command": "python -m bench.bench_pose " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()},
-              "sample": str(sample), "clips": len(table), "clips_per_video": clips_per_video,
-              "pose_preprocessing": pose_encoder.preprocessing(), "pose_settings": dataclasses.asdict(PoseSettings()),
-              "coverage": {"mean": float(coverage.mean()), "min": float(coverage.min())},
-              "results": results, "fusion": fusion, "fusions": fusions, "variants": variant_rows, "pooling": pooling_rows,
-              "people_grid": grid_rows, "twin_check": twins,
-              "tracking_s": tracking_s, "flow_s": flow_s, "cost": cost, "memory": memory,
-              "encoder_memory": encoder_memory, "synthetic": synthetic,
-              "targets": targets, "summary": "\n".join(lines), "seconds_total": time.perf_counter() - started}
-    return save_result(result, args.out, "pose")
+    return run.finish("\n".join(lines),
+                      machine_load={"cpus": os.cpu_count(), "load_average": os.getloadavg(),
+                                    "python": platform.python_version()},
+                      sample=str(sample), clips=len(table), clips_per_video=clips_per_video,
+                      pose_preprocessing=pose_encoder.preprocessing(),
+                      pose_settings=dataclasses.asdict(PoseSettings()),
+                      coverage={"mean": float(coverage.mean()), "min": float(coverage.min())},
+                      results=results, fusion=fusion, fusions=fusions, variants=variant_rows, pooling=pooling_rows,
+                      people_grid=grid_rows, twin_check=twins, tracking_s=tracking_s, flow_s=flow_s, cost=cost,
+                      memory=memory, encoder_memory=encoder_memory, synthetic=synthetic)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ Prints a markdown table and writes ``bench/out/pose_oracle.json``. ``main(argv) 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -221,26 +220,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _skip(reason: str, out: Path) -> dict:
-    result = {"skipped": reason, "summary": f"BlazePose oracle benchmark skipped: {reason}"}
-    print(result["summary"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    return result
+TARGETS = (("landmarks", f"median image-landmark error < {TARGET_MEDIAN_TORSO_FRACTION:.0%} of the torso"),
+           ("agreement", f"detection agreement > {TARGET_AGREEMENT:.0%}"))
+
+
+def _skip(run, reason: str) -> dict:
+    """Both targets not measured, with the reason (no oracle interpreter, no sample)."""
+    for name, target in TARGETS:
+        run.not_measured(name, target, reason)
+    return run.finish(f"BlazePose oracle benchmark skipped: {reason}", skipped=reason)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the comparison; print a markdown table; write bench/out/pose_oracle.json; return the results."""
     args = parse_args(argv)
-    started = time.perf_counter()
+    from bench.harness import BenchRun
+
+    run = BenchRun("pose_oracle", argv, quick=args.quick, out=args.out)
     problem = oracle_problem(args.oracle_python)
     if problem:
-        return _skip(f"{problem}; create it with `python3 -m venv /work/mpvenv && /work/mpvenv/bin/pip install "
-                     f"mediapipe==0.10.21` or pass --oracle-python", args.out)
+        return _skip(run, f"{problem}; create it with `python3 -m venv /work/mpvenv && /work/mpvenv/bin/pip install "
+                          f"mediapipe==0.10.21` or pass --oracle-python")
     try:
         videos = demo_videos(args.demo)
     except SampleUnavailableError as error:
-        return _skip(str(error), args.out)
+        return _skip(run, str(error))
     videos, n_frames = (videos[:1], 10) if args.quick else (videos, args.frames)
     pinning = hasattr(os, "sched_setaffinity")  # Linux; elsewhere both run unpinned
     allowed = os.sched_getaffinity(0) if pinning else set()
@@ -267,8 +271,6 @@ def main(argv: list[str] | None = None) -> dict:
     summaries["all"] = overall
     passed_error = overall["error_torso_median"] is not None \
         and overall["error_torso_median"] < TARGET_MEDIAN_TORSO_FRACTION
-    command = "python -m bench.bench_pose_oracle" + (" --quick" if args.quick else f" --frames {n_frames}") \
-        + (f" --demo {args.demo}" if args.demo != "SinglePerson" else "")
     markdown = table(summaries)
     timing = (f"ms per frame on one core (num_threads=1): ours {overall['ms_ours']:.1f} end to end "
               f"({overall['ms_ours_detected_frames'] or float('nan'):.1f} on frames that ran the detector, "
@@ -279,27 +281,18 @@ def main(argv: list[str] | None = None) -> dict:
         f"{oracle_version} `Pose(static_image_mode=False, model_complexity=1)` on the same decoded frames. "
         f"Errors over frames where both found the person (image: mean over the 33 landmarks of the x, y distance; "
         f"torso: oracle's mid-shoulder to mid-hip).", "", markdown, "", timing])
-    result = {
-        "command": command, "mode": "quick" if args.quick else "full", "demo": args.demo, "frames_per_video": n_frames,
-        "videos": [video.name for video in videos], "oracle_python": args.oracle_python,
-        "oracle_version": oracle_version, "summaries": summaries, "rows": rows, "table_markdown": markdown,
-        "summary": summary,
-        "targets": {
-            "landmarks": {"target": f"median image-landmark error < {TARGET_MEDIAN_TORSO_FRACTION:.0%} of the torso",
-                          "passed": passed_error,
-                          "measured": f"{overall['error_torso_median']:.2%}" if overall["both_found"] else "none"},
-            "agreement": {"target": f"detection agreement > {TARGET_AGREEMENT:.0%}",
-                          "passed": overall["agreement"] > TARGET_AGREEMENT, "measured": f"{overall['agreement']:.1%}"},
-        },
-        "machine": {"cpus": os.cpu_count(), "core": core, "platform": platform.platform(),
-                    "load_average": os.getloadavg()},
-        "seconds_total": time.perf_counter() - started,
-    }
-    print(summary)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"\nJSON: {args.out} ({result['seconds_total']:.0f} s)")
-    return result
+    both = bool(overall["both_found"])
+    run.target("landmarks", 100 * overall["error_torso_median"] if both else None, "%", TARGETS[0][1],
+               passed=passed_error if both else None,
+               detail="of the oracle's mid-shoulder to mid-hip distance, frames where both found the person"
+               if both else "neither found the person on the same frame")
+    run.target("agreement", 100 * overall["agreement"], "%", TARGETS[1][1],
+               passed=bool(overall["agreement"] > TARGET_AGREEMENT),
+               detail=f"{len(rows)} frames of {len(videos)} camera(s)")
+    return run.finish(summary, demo=args.demo, frames_per_video=n_frames, videos=[video.name for video in videos],
+                      oracle_python=args.oracle_python, oracle_version=oracle_version, summaries=summaries,
+                      rows=rows, table_markdown=markdown, core=core, platform=platform.platform(),
+                      load_average=os.getloadavg())
 
 
 if __name__ == "__main__":
