@@ -144,17 +144,64 @@ def collect(names: list[str]) -> dict[str, dict]:
     return outcomes
 
 
-def merge_collected(markdown: str, names: list[str]) -> Path:
-    """Put the collected runs into bench/RESULTS.md between the collected markers (replacing an earlier block)."""
-    block = "\n".join([COLLECTED_BEGIN, "", f"# Collected runs: {', '.join(names)}", "",
-                        "Each benchmark below was run on its own (`python -m bench --collect` read its JSON back; "
-                        f"a full `make bench` rewrites this file with everything in one run). Collected on "
-                        f"{datetime.date.today().isoformat()}; each section names its command and when it ran. "
-                        "The machine (2 CPUs) was shared and loaded during these runs: read the ratios, measured side "
-                        "by side within each run.", "",
-                        markdown.split("\n", 4)[4], COLLECTED_END])
+def _order(name: str) -> tuple[int, str]:
+    base = name.partition("@")[0]
+    return (BENCHMARKS.index(base) if base in BENCHMARKS else len(BENCHMARKS), name)
+
+
+def _heading_name(heading: str) -> str:
+    """``## Title (other.json)`` -> ``name@other.json`` (the inverse of results_markdown's section headings)."""
+    text = heading[3:].strip()
+    for name, title in sorted(TITLES.items(), key=lambda item: -len(item[1])):
+        if text == title:
+            return name
+        if text.startswith(title + " (") and text.endswith(")"):
+            return f"{name}@{text[len(title) + 2:-1]}"
+    return text
+
+
+def _split_block(block: str) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """A collected block's target rows by benchmark and its sections by benchmark (``_heading_name``)."""
+    rows: dict[str, list[str]] = {}
+    sections: dict[str, str] = {}
+    parts = block.split("\n## ")
+    for part in parts[1:]:
+        heading, _, body = part.partition("\n")
+        if heading.strip() == "Targets":
+            for line in body.splitlines():
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                if line.startswith("| ") and cells[0] not in ("benchmark",) and not set(cells[0]) <= set("-"):
+                    rows.setdefault(cells[0], []).append(line)
+        else:
+            sections[_heading_name("## " + heading)] = ("## " + part).rstrip() + "\n"
+    return rows, sections
+
+
+def merge_collected(outcomes: dict[str, dict]) -> Path:
+    """Put the collected runs into bench/RESULTS.md between the collected markers. The benchmarks collected now
+    replace their own rows and sections in the block (one whose JSON is missing keeps an earlier collection's);
+    every other benchmark's stay as they were."""
     text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else ""
-    if COLLECTED_BEGIN in text and COLLECTED_END in text:
+    old = text.split(COLLECTED_BEGIN, 1)[1].split(COLLECTED_END, 1)[0] \
+        if COLLECTED_BEGIN in text and COLLECTED_END in text else ""
+    rows, sections = _split_block(old)
+    fresh = results_markdown(outcomes, False, "python -m bench --collect").split("\n", 4)[4]
+    new_rows, new_sections = _split_block("\n" + fresh)
+    for name, outcome in outcomes.items():  # a run that is missing now keeps what an earlier collection tabled
+        if outcome["status"] == "ok" or name not in sections:
+            rows[name] = new_rows.get(name, [])
+            sections[name] = new_sections.get(name, "")
+    names = sorted(sections, key=_order)
+    block = "\n".join([COLLECTED_BEGIN, "", f"# Collected runs: {', '.join(names)}", "",
+                        "Each benchmark below was run on its own (`python -m bench --collect NAMES` read its JSON back "
+                        "and replaced those benchmarks' rows and sections; a full `make bench` rewrites this file "
+                        f"with everything in one run). Last collected on {datetime.date.today().isoformat()} "
+                        f"({', '.join(outcomes)}); each section names its command and when it ran. The machine (2 "
+                        "CPUs) was shared and loaded during these runs: read the ratios, measured side by side within "
+                        "each run.", "", "## Targets", "", "| benchmark | target | measured | verdict |",
+                        "|---|---|---|---|", *[row for name in sorted(rows, key=_order) for row in rows[name]], "",
+                        *[sections[name] for name in names], COLLECTED_END])
+    if old:
         head, rest = text.split(COLLECTED_BEGIN, 1)
         text = head + block + rest.split(COLLECTED_END, 1)[1]
     else:
@@ -176,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown := [n for n in names if n.partition("@")[0] not in BENCHMARKS]:
             parser.error(f"--collect: unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
         outcomes = collect(names)
-        print(f"wrote {merge_collected(results_markdown(outcomes, False, 'python -m bench --collect'), names)}")
+        print(f"wrote {merge_collected(outcomes)}")
         return 1 if any(o["status"] != "ok" for o in outcomes.values()) else 0
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in BENCHMARKS]

@@ -1,9 +1,9 @@
 """bench_localize's change-point check: how well does the search find where a reference's motion changes?
 
-Same-motion answers end at the reference's changes (:func:`motionmatch.search.fine.motion_changes`), so this scores
+Same-motion answers end at the reference's changes (:func:`motionmatch.search.changes.motion_changes`), so this scores
 those changes against a gallery's ground truth (``ground_truth.csv``: every labelled segment's start, ``cut`` or
 ``continuous``). A found change within :data:`TOLERANCE_S` of a true one is right. Rows: the index's cuts alone
-(read from how its windows tile each video), the defaults (cuts + :func:`~motionmatch.search.fine.kernel_changes`),
+(read from how its windows tile each video), the defaults (cuts + :func:`~motionmatch.search.changes.kernel_changes`),
 and the kernel change-point penalty grid the default was chosen from; each row gives precision, recall and F1 over
 every boundary, and the recall of the changes that are not cuts.
 
@@ -22,28 +22,28 @@ PENALTY_GRID = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
 
 def _changes(times: np.ndarray, vectors: np.ndarray, penalty: float | None) -> np.ndarray:
     """Cuts alone (``penalty`` None) or cuts + kernel changes with ``penalty`` inside each shot, without 0."""
-    from motionmatch.search import fine
+    from motionmatch.search import changes
 
-    cuts = fine.window_cuts(times)
+    cuts = changes.window_cuts(times)
     if penalty is None:
         return cuts
-    if penalty == fine.CPD_PENALTY:
-        found = fine.motion_changes(times, vectors)
+    if penalty == changes.CPD_PENALTY:
+        found = changes.motion_changes(times, vectors)
         return found[found > times[:, 0].min() + 1e-6]
     shot = np.searchsorted(cuts, times[:, 0] + 1e-6)
-    inside = [fine.kernel_changes(times[shot == k], vectors[shot == k], penalty=penalty) for k in np.unique(shot)]
+    inside = [changes.kernel_changes(times[shot == k], vectors[shot == k], penalty=penalty) for k in np.unique(shot)]
     return np.unique(np.r_[cuts, *inside])
 
 
 def change_point_rows(embeddings: Path, ground_truth: Path, tolerance_s: float = TOLERANCE_S) -> list[dict]:
     """One row per detector setting over every video of a gallery (module docstring)."""
     from motionmatch.extract import load_run
-    from motionmatch.search import fine
+    from motionmatch.search import changes
 
     table = load_run(embeddings).table
     truth = pd.read_csv(ground_truth)
     settings = [("cuts only", None)] + [(f"cuts + kernel changes, penalty {p:g}"
-                                         + (" (default)" if p == fine.CPD_PENALTY else ""), p) for p in PENALTY_GRID]
+                                         + (" (default)" if p == changes.CPD_PENALTY else ""), p) for p in PENALTY_GRID]
     near = lambda a, b: np.array([np.any(np.abs(b - x) <= tolerance_s) for x in a], dtype=bool)  # noqa: E731
     counts = {name: np.zeros(6) for name, _ in settings}  # right found, found, true found, true, gradual found, gradual
     for video, rows in table.groupby("video_path"):

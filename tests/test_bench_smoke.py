@@ -134,6 +134,32 @@ def test_collect_refuses_an_older_bench_json_and_quick_runs(tmp_path, monkeypatc
     assert runner._target_rows(outcomes) == ["| memory | flat | 0.010x | **PASS** |"]
 
 
+
+def test_collect_replaces_only_the_collected_benchmarks_rows_and_sections(tmp_path, monkeypatch):
+    from bench import __main__ as runner
+
+    monkeypatch.setattr(runner, "OUT_DIR", tmp_path)
+    monkeypatch.setattr(runner, "RESULTS_MD", tmp_path / "RESULTS.md")
+
+    def write(name, value, summary):
+        (tmp_path / f"{name}.json").write_text(json.dumps({
+            "mode": "full", "command": f"python -m bench.bench_{name}", "when": "2026-12-07T10:00:00", "seconds": 1.0,
+            "summary": summary, "targets": [_record(name, "t", value, "PASS")]}))
+
+    (tmp_path / "RESULTS.md").write_text("# Results\n\nhand-written part\n")
+    write("memory", 0.01, "memory summary one")
+    write("shots", 0.5, "shots summary")
+    runner.merge_collected(runner.collect(["memory", "shots"]))
+    write("memory", 0.02, "memory summary two")
+    (tmp_path / "shots.json").unlink()  # missing now: its earlier rows stay
+    runner.merge_collected(runner.collect(["memory", "shots"]))
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert text.startswith("# Results\n\nhand-written part\n") and text.count(runner.COLLECTED_BEGIN) == 1
+    assert "memory summary two" in text and "memory summary one" not in text and "shots summary" in text
+    assert "| memory | t | 0.020x | **PASS** |" in text and "| memory | t | 0.010x | **PASS** |" not in text
+    assert "| shots | t | 0.500x | **PASS** |" in text
+    assert text.index("## Shot boundaries") < text.index("## Memory")  # in the benchmarks' order
+
 def test_a_bench_run_applies_the_quick_rule_and_writes_one_schema(tmp_path):
     from bench.harness import BenchRun, Record
 

@@ -22,9 +22,10 @@ from motionmatch.index import MotionStore, index_embeddings, index_run
 from motionmatch.index.frames import frames_collection
 from motionmatch.metrics.localization import temporal_iou
 from motionmatch.search import SegmentSearchConfig, search_range
-from motionmatch.search.fine import (COPY_MODEL, align_copy, bound_to_changes, copy_features, copy_probability,
-                                     fit_copy_model, kernel_changes, motion_changes, presence_changes,
-                                     window_cuts)
+from motionmatch.search.align import Segment
+from motionmatch.search.changes import (bound_to_changes, join_moments, kernel_changes, motion_changes,
+                                        presence_changes, window_cuts)
+from motionmatch.search.fine import COPY_MODEL, align_copy, copy_features, copy_probability, fit_copy_model
 from motionmatch.table import FRAME_COLUMNS
 from motionmatch.video import recorded_clip_spec
 from motionmatch.video.fingerprint import FrameSignal, mirrored, thumbnails
@@ -215,7 +216,9 @@ def test_a_video_missing_from_the_frame_store_keeps_its_coarse_segments_with_a_n
 
 def test_same_motion_ends_move_out_by_at_most_snap_s_and_in_only_to_a_change(gallery):
     """With snap_s=0 same-motion segments keep the coarse stage's boundaries; with it on, each end moves out by at
-    most ``snap_s`` (or in, to a change inside the segment), the segment never inverts, and something moves."""
+    most ``snap_s`` (or in, to a change inside the segment), the segment never inverts, and something moves. With
+    ``join_moments`` (the default) the bounded segments of one moment become one: each is inside exactly one
+    joined segment of its video, which runs from the first start to the last end of those inside it."""
     config = SegmentSearchConfig()
     moved = 0
     with MotionStore(gallery["uri"], gallery["collection"]) as store:
@@ -223,7 +226,8 @@ def test_same_motion_ends_move_out_by_at_most_snap_s_and_in_only_to_a_change(gal
             args = (store, query.path, query.query_start_s, query.query_end_s)
             coarse = search_range(*args, config.replace(fine=False)).segments
             unsnapped = search_range(*args, config.replace(snap_s=0.0)).segments
-            snapped = search_range(*args, config).segments
+            snapped = search_range(*args, config.replace(join_moments=False)).segments
+            joined = search_range(*args, config).segments
             spans = [(s.video_path, s.start_s, s.end_s) for s in coarse]
             assert [(s.video_path, s.start_s, s.end_s) for s in unsnapped] == spans
             assert [s.video_path for s in snapped] == [s[0] for s in spans]
@@ -231,6 +235,12 @@ def test_same_motion_ends_move_out_by_at_most_snap_s_and_in_only_to_a_change(gal
                 assert start - config.snap_s - 1e-9 <= s.start_s < end and start < s.end_s <= end + config.snap_s + 1e-9
                 assert s.start_s < s.end_s
                 moved += (s.start_s, s.end_s) != (start, end)
+            inside = {id(j): [s for s in snapped if s.video_path == j.video_path and j.start_s - 1e-9 <= s.start_s
+                              and s.end_s <= j.end_s + 1e-9] for j in joined}
+            assert all(sum(s in members for members in inside.values()) == 1 for s in snapped)
+            for j in joined:
+                members = inside[id(j)]
+                assert members and j.start_s == min(s.start_s for s in members) and j.end_s == max(s.end_s for s in members)
     assert moved, "no boundary moved: bounding by changes did nothing on these queries"
 
 
@@ -292,6 +302,27 @@ def test_presence_changes_place_where_someone_comes_into_view_and_leaves():
 def test_bound_to_changes(segment, changes, reach, expected):
     assert bound_to_changes(*segment, np.array(changes), reach) == pytest.approx(expected)
 
+
+
+def test_segments_between_the_same_two_changes_are_one_moment_and_a_change_keeps_them_apart():
+    """Two answers in one moment of motion (a gap the aligner left in it) are one answer; across a change, or in
+    another video, or a copy, they stay apart."""
+    changes = np.array([0.0, 17.35, 30.9])
+    a = Segment("v.mp4", 0.0, 7.5, 0.44, 1.0, 3.0, ("h1",))
+    b = Segment("v.mp4", 13.5, 17.35, 0.41, 0.5, 4.0, ("h2",))
+    after = Segment("v.mp4", 17.35, 25.0, 0.9, 0.0, 4.0)
+    other = Segment("w.mp4", 2.0, 5.0, 0.3, 0.0, 4.0)
+    copy = Segment("v.mp4", 8.0, 9.0, 0.2, 0.0, 1.0, (), "copy", 0.9)
+    joined = join_moments([a, b, after, other, copy], changes)
+    assert len(joined) == 4
+    first = joined[0]
+    assert (first.start_s, first.end_s, first.score) == (0.0, 17.35, 0.44)  # the whole moment, the best score
+    assert (first.query_start_s, first.query_end_s) == (0.5, 4.0) and set(first.hits) == {"h1", "h2"}
+    assert after in joined and other in joined and copy in joined
+    overlapping = join_moments([Segment("v.mp4", 20.0, 30.9, 0.5, np.nan, np.nan),
+                                Segment("v.mp4", 17.35, 24.0, 0.6, np.nan, np.nan)], changes)
+    assert [(s.start_s, s.end_s, s.score) for s in overlapping] == [(17.35, 30.9, 0.6)]
+    assert np.isnan(overlapping[0].query_start_s)  # the whole query stays the whole query
 
 def test_a_caption_over_the_motion_keeps_the_change_signal_of_a_copy():
     """A square moving along the bottom of a grey frame, under the caption bar a caption copy adds: along the true

@@ -31,7 +31,7 @@ DEFAULT_COPY_THRESHOLD = 0.5  # a verified copy is more likely a copy than not
 # a query range split at shot cuts is decoded once and held for its cuts and its windows when its frames take at
 # most this (MB, RGB at the file's size: a minute of 640x360 at 24 fps is 0.95 GB); beyond, it is decoded twice
 DEFAULT_QUERY_BUFFER_MB = 1024.0
-DEFAULT_SNAP_S = 8.0  # seconds a same-motion end may move out to a change of the reference (fine.bound_to_changes)
+DEFAULT_SNAP_S = 8.0  # seconds a same-motion end may move out to a change of the reference (changes.bound_to_changes)
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class SegmentSearchConfig:
     fine: bool = True  # the fine stage (motionmatch.search.fine) where the collection has a frame store
     copy_threshold: float = DEFAULT_COPY_THRESHOLD  # P(copy) from which a range is reported as a copy
     snap_s: float = DEFAULT_SNAP_S  # same-motion ends move out to a change of the reference within this; 0: never
+    join_moments: bool = True  # a video's same-motion segments between the same two changes become one (snap_s > 0)
     query_buffer_mb: float = DEFAULT_QUERY_BUFFER_MB  # decode a query range once for cuts and windows up to this
 
     def __post_init__(self) -> None:
@@ -75,7 +76,7 @@ class SegmentSearchConfig:
         check_scalar(self.copy_threshold, "copy_threshold", float, min_value=0, max_value=1, include_min=False)
         check_scalar(self.snap_s, "snap_s", float, min_value=0)
         check_scalar(self.query_buffer_mb, "query_buffer_mb", float, min_value=0)
-        for name in ("segments", "group_by_video", "fetch_windows", "coverage", "fine"):
+        for name in ("segments", "group_by_video", "fetch_windows", "coverage", "fine", "join_moments"):
             if not isinstance(getattr(self, name), bool):
                 raise ParameterError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.split_at_cuts is not None and not isinstance(self.split_at_cuts, bool):

@@ -21,16 +21,15 @@ This stage works on every frame, from the 24 x 24 grey thumbnails the frame stor
 3. **Copy verification** (:func:`copy_probability`): the run's mean appearance and change similarity and its
    length, through a logistic model fitted on the tuning gallery (:data:`COPY_MODEL`). A copy is reported with
    ``kind="copy"`` when its probability reaches the search's ``copy_threshold``; it is never grown.
-4. **Same-motion boundaries** (:func:`bound_to_changes`): a moment of motion ends where the reference's motion
-   changes, so a same-motion segment is cut at a change inside it (keeping its longer part) and its ends move
-   out to the reference's nearest changes within ``snap_s``. The changes (:func:`motion_changes`) are the
-   index's own shot cuts, read from how its windows tile the video (windows never straddle a cut), and the
-   change points of the reference's window embeddings inside each shot (:func:`kernel_changes`: ruptures'
-   kernel change-point detection on their rbf self-similarity). Frame-level cuts (:func:`cut_points`) stand in
-   only for a video with no windows there.
-   Measured in docs/LONG_VIDEOS.md (`python -m bench.bench_localize --changes`, and each seed's run before and
-   after these change points replaced peaks of Foote's novelty); cuts detected from the 24 x 24 frames (a
-   synthetic sprite that wraps around the frame "cuts" every 2 s) made the answers worse.
+4. **Same-motion boundaries** (:mod:`motionmatch.search.changes`): a moment of motion ends where the reference's
+   motion changes, so a same-motion segment is cut at a change inside it (keeping its longer part), its ends move
+   out to the reference's nearest changes within ``snap_s``, and a video's segments that then lie between the
+   same two changes are joined into one (``join_moments``). The changes are the index's own shot cuts, read from
+   how its windows tile the video, the change points of the reference's window embeddings inside each shot
+   (ruptures' kernel change-point detection), and, in a pose collection, where someone comes into view or
+   leaves. Measured in docs/LONG_VIDEOS.md (`python -m bench.bench_localize --changes`, and each seed's run
+   before and after these change points replaced peaks of Foote's novelty); cuts detected from the 24 x 24
+   frames (a synthetic sprite that wraps around the frame "cuts" every 2 s) made the answers worse.
 """
 from __future__ import annotations
 
@@ -42,17 +41,13 @@ import numpy as np
 
 from ..video.fingerprint import FrameSignal, appearance, change, foreground, mirrored, search_vectors, unzoomed, zoomed
 from .align import Segment, windows_by_video
+from .changes import bound_to_changes, cut_points, join_moments, motion_changes
 
 SLOPES = tuple(np.round(np.arange(0.80, 1.2501, 0.05), 2))  # reference frames per query frame (speed changes)
 ZOOM = 1.25  # a central crop to 80 % of the width and height
 MATCH_LEVEL = 0.5  # a frame pair at or above this similarity matches (along the best line)
 MIN_RUN_S = 0.5  # the shortest copied part reported
 KEYFRAME_S = 0.5  # query frames searched in the frame store, one every this many seconds
-# Motion changes without a cut (kernel_changes), chosen on seeds 0, 2 and 3 (docs/LONG_VIDEOS.md): ruptures'
-# KernelCPD, rbf kernel; a change is a third of a window into its first window (median 0.79-0.96 s into 2.67 s ones)
-CPD_PENALTY = 4.0
-CPD_MIN_WINDOWS = 4  # 2 s at the default 0.5 s stride
-CPD_OFFSET = 1 / 3
 # Copy verification: P(copy) = sigmoid(w . copy_features + b), fitted by
 # `python -m bench.bench_localize --seed 0 --fit-copy-model` (logistic regression on the tuning gallery's
 # alignments: every edited copy against its source, every query against the other candidates).
@@ -349,100 +344,6 @@ def copy_candidates(frames_store, query: FrameSignal, excluded: Sequence[str] = 
     return spans
 
 
-# ----------------------------------------------------------------------------- same-motion boundaries
-def cut_points(signal: FrameSignal, level: float = 0.6) -> np.ndarray:
-    """Times of hard cuts: frames whose appearance correlates below ``level`` with the frame before."""
-    if len(signal) < 2:
-        return np.zeros(0)
-    app = appearance(signal.thumbs)
-    step = np.einsum("ij,ij->i", app[1:], app[:-1])
-    return signal.times[1:][step < level]
-
-
-def kernel_changes(times: np.ndarray, vectors: np.ndarray, penalty: float = CPD_PENALTY,
-                   min_windows: int = CPD_MIN_WINDOWS) -> np.ndarray:
-    """Times where one shot's window sequence changes content (``times`` (n, 2) start and end, in order; ``vectors``
-    (n, dim)): ruptures' kernel change-point detection (``KernelCPD``, rbf kernel, PELT with ``penalty``, segments
-    of at least ``min_windows`` windows). A change found at window k is placed :data:`CPD_OFFSET` of a window's
-    length after k's start: the first windows of the new motion still hold some of the old."""
-    import ruptures
-
-    times = np.asarray(times, dtype=float).reshape(-1, 2)
-    if len(times) < 2 * min_windows:
-        return np.zeros(0)
-    v = np.asarray(vectors, dtype=np.float64)
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    found = ruptures.KernelCPD(kernel="rbf", min_size=min_windows).fit(v).predict(pen=penalty)[:-1]
-    return np.asarray([times[k, 0] + CPD_OFFSET * (times[k, 1] - times[k, 0]) for k in found], dtype=float)
-
-
-def window_cuts(times: np.ndarray) -> np.ndarray:
-    """The index's shot cuts inside a run of one video's windows (``times`` (n, 2) start and end): window starts
-    that no window straddles (dense windows restart at each cut and never cross one)."""
-    times = np.asarray(times, dtype=float).reshape(-1, 2)
-    if len(times) < 2:
-        return np.zeros(0)
-    starts, ends = times[:, 0], times[:, 1]
-    first = starts.min()
-    return np.asarray([t for t in np.unique(starts) if t > first + 1e-6
-                       and not np.any((starts < t - 1e-6) & (ends > t + 1e-6))], dtype=float)
-
-
-def presence_changes(times: np.ndarray, coverage: np.ndarray) -> np.ndarray:
-    """Times where someone comes into view or leaves, from a pose collection's windows (``times`` (n, 2) start
-    and end, in order; ``coverage`` (n,) the share of each window's frames with a person): after a window with
-    nobody, the first window that shows someone places the arrival ``coverage`` of its length before its end;
-    before a window with nobody, the last one that shows someone places the departure ``coverage`` of its
-    length after its start (coverage counts the frames with a person, who is taken to stay in view between)."""
-    times = np.asarray(times, dtype=float).reshape(-1, 2)
-    seen = np.asarray(coverage, dtype=float).reshape(-1) > 0
-    length = times[:, 1] - times[:, 0]
-    share = np.clip(np.asarray(coverage, dtype=float).reshape(-1), 0.0, 1.0)
-    arrive = [times[k, 1] - share[k] * length[k] for k in range(1, len(times)) if seen[k] and not seen[k - 1]]
-    leave = [times[k, 0] + share[k] * length[k] for k in range(len(times) - 1) if seen[k] and not seen[k + 1]]
-    return np.asarray(sorted(arrive + leave), dtype=float)
-
-
-def motion_changes(times: np.ndarray, vectors: np.ndarray, coverage: np.ndarray | None = None) -> np.ndarray:
-    """Where one video's motion changes, from its windows (``times`` (n, 2), ``vectors`` (n, dim)): the index's
-    cuts (:func:`window_cuts`), the changes of the window embeddings inside each shot (:func:`kernel_changes`),
-    where someone comes into view or leaves when a pose collection's ``coverage`` is given
-    (:func:`presence_changes`: a shot too short for the kernel detector still has them), and 0 (a video's start
-    bounds every moment in it)."""
-    times = np.asarray(times, dtype=float).reshape(-1, 2)
-    order = np.argsort(times[:, 0], kind="stable")
-    times, vectors = times[order], np.asarray(vectors)[order]
-    cuts = window_cuts(times)
-    shot = np.searchsorted(cuts, times[:, 0] + 1e-6)  # windows never straddle a cut: each lies in one shot
-    inside = [kernel_changes(times[shot == k], vectors[shot == k]) for k in np.unique(shot)]
-    if coverage is not None:
-        covered = np.asarray(coverage, dtype=float).reshape(-1)[order]
-        inside += [presence_changes(times[shot == k], covered[shot == k]) for k in np.unique(shot)]
-    return np.unique(np.r_[0.0, cuts, *inside])
-
-
-def bound_to_changes(start_s: float, end_s: float, changes: np.ndarray, reach_s: float,
-                     inside_s: float = 0.75) -> tuple[float, float]:
-    """``(start, end)`` bounded by the reference's changes: cut at changes more than ``inside_s`` inside it
-    (keeping the longest part), then each end moved out to the nearest change within ``reach_s`` (a change
-    within ``inside_s`` inside an end counts as that end's). Unchanged where no change is near; never
-    inverted."""
-    changes = np.sort(np.asarray(changes, dtype=float))
-    lo, hi = float(start_s), float(end_s)
-    inner = changes[(changes > lo + inside_s) & (changes < hi - inside_s)]
-    if len(inner):
-        parts = np.r_[lo, inner, hi]
-        j = int(np.argmax(np.diff(parts)))
-        lo, hi = float(parts[j]), float(parts[j + 1])
-    before = changes[(changes <= lo + inside_s) & (changes >= lo - reach_s)]
-    after = changes[(changes >= hi - inside_s) & (changes <= hi + reach_s)]
-    new_lo = float(before.max()) if len(before) else lo
-    new_hi = float(after.min()) if len(after) else hi
-    if new_hi > new_lo:
-        return new_lo, new_hi
-    return (lo, hi) if hi > lo else (float(start_s), float(end_s))
-
-
 # ----------------------------------------------------------------------------- the stage
 def copy_matches(frames_store, query: FrameSignal, segments: Sequence[Segment], n_candidates: int,
                  excluded: Sequence[str] = (), filters: Mapping | None = None) -> dict[str, CopyMatch]:
@@ -503,14 +404,15 @@ def ranking_score(segment: Segment) -> float:
 
 
 def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_threshold: float, snap_s: float,
-           n_candidates: int, excluded: Sequence[str] = (), filters: Mapping | None = None
+           n_candidates: int, excluded: Sequence[str] = (), filters: Mapping | None = None, join: bool = True
            ) -> tuple[list[Segment], list[str]]:
     """Steps 1-4 of the module docstring on the coarse segments; returns ``(segments, notes)``, best first.
 
-    A same-motion segment's changes (:func:`motion_changes`) are read from the store's windows around it (one
-    query); frame-level cuts (:func:`cut_points`) stand in for a video with no windows there. Verified copies
-    replace the same-motion segments of the same video they overlap; every segment's ``score`` becomes
-    :func:`ranking_score`.
+    A same-motion segment's changes (:func:`~motionmatch.search.changes.motion_changes`) are read from the store's
+    windows around it (one query); frame-level cuts (:func:`~motionmatch.search.changes.cut_points`) stand in for
+    a video with no windows there. With ``join``, a video's same-motion segments that then lie between the same
+    two changes become one (:func:`~motionmatch.search.changes.join_moments`). Verified copies replace the
+    same-motion segments of the same video they overlap; every segment's ``score`` becomes :func:`ranking_score`.
     """
     from dataclasses import replace
 
@@ -538,20 +440,19 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
             lo, hi = spans.get(s.video_path, (np.inf, -np.inf))
             spans[s.video_path] = (max(0.0, min(lo, s.start_s - snap_s - 0.1)), max(hi, s.end_s + snap_s + 0.1))
         # every window, a person in view or not: where one appears or leaves is a change too
-        context = {video: (rows[["start_s", "end_s"]].to_numpy(float), np.stack(rows["embedding"].to_numpy()),
-                           rows["coverage"].to_numpy(float) if "coverage" in rows else None)
+        changes = {video: motion_changes(rows[["start_s", "end_s"]].to_numpy(float), np.stack(rows["embedding"].to_numpy()),
+                                         rows["coverage"].to_numpy(float) if "coverage" in rows else None,
+                                         until_s=spans[video][1])
                    for video, rows in windows_by_video(store, spans, content_only=False).items() if len(rows)}
-        missing = {video: span for video, span in spans.items() if video not in context}
+        missing = {video: span for video, span in spans.items() if video not in changes}
         signals = fetch_frames(frames, missing)  # frames only where no windows are there to read changes from
-        bounded = []
+        changes.update({video: cut_points(signal) for video, signal in signals.items()})
+        by_video: dict[str, list[Segment]] = {}
         for s in kept:
-            if s.video_path in context:
-                changes = motion_changes(*context[s.video_path])
-            else:
-                changes = cut_points(signals[s.video_path]) if s.video_path in signals else np.zeros(0)
-            start, end = bound_to_changes(s.start_s, s.end_s, changes, snap_s)
-            bounded.append(replace(s, start_s=start, end_s=end))
-        kept = bounded
+            start, end = bound_to_changes(s.start_s, s.end_s, changes.get(s.video_path, np.zeros(0)), snap_s)
+            by_video.setdefault(s.video_path, []).append(replace(s, start_s=start, end_s=end))
+        kept = [s for video, found in by_video.items()
+                for s in (join_moments(found, changes.get(video, np.zeros(0))) if join else found)]
     ranked = [replace(s, score=ranking_score(s)) for s in [*copies, *kept]]
     return sorted(ranked, key=lambda s: -s.score), notes
 
@@ -559,6 +460,4 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
 __all__ = ["SLOPES", "ZOOM", "MATCH_LEVEL", "EXACT_LEVEL", "COPY_MODEL", "CopyMatch", "copy_features",
            "copy_probability", "fit_copy_model", "QueryView", "query_views", "align_copy", "copy_matches", "merge_spans",
            "live_mask",
-           "query_keyframes", "copy_candidates", "cut_points", "kernel_changes", "presence_changes", "window_cuts", "motion_changes",
-           "bound_to_changes",
-           "ranking_score", "refine"]
+           "query_keyframes", "copy_candidates", "ranking_score", "refine"]
