@@ -323,6 +323,9 @@ def test_segments_between_the_same_two_changes_are_one_moment_and_a_change_keeps
                                 Segment("v.mp4", 17.35, 24.0, 0.6, np.nan, np.nan)], changes)
     assert [(s.start_s, s.end_s, s.score) for s in overlapping] == [(17.35, 30.9, 0.6)]
     assert np.isnan(overlapping[0].query_start_s)  # the whole query stays the whole query
+    far = join_moments([a, b], changes, max_gap_s=5.0)  # 6 s of footage between them: a change may have been missed
+    assert [(s.start_s, s.end_s) for s in far] == [(0.0, 7.5), (13.5, 17.35)]
+    assert [(s.start_s, s.end_s) for s in join_moments([a, b], changes, max_gap_s=6.0)] == [(0.0, 17.35)]
 
 def test_a_caption_over_the_motion_keeps_the_change_signal_of_a_copy():
     """A square moving along the bottom of a grey frame, under the caption bar a caption copy adds: along the true

@@ -8,11 +8,12 @@ collection, where someone comes into view or leaves (:func:`presence_changes`). 
 (:func:`cut_points`) stand in only for a video with no windows there.
 
 A same-motion segment is cut at a change inside it and its ends move out to the nearest changes
-(:func:`bound_to_changes`); segments of one video that then lie between the same two changes are one moment of
-motion, and become one segment (:func:`join_moments`).
+(:func:`bound_to_changes`); segments of one video that then lie between the same two changes, and no further apart
+than an end may move, are one moment of motion, and become one segment (:func:`join_moments`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Sequence
 
@@ -129,20 +130,31 @@ def bound_to_changes(start_s: float, end_s: float, changes: np.ndarray, reach_s:
     return (lo, hi) if hi > lo else (float(start_s), float(end_s))
 
 
-def join_moments(segments: Sequence[Segment], changes: np.ndarray) -> list[Segment]:
-    """Same-motion segments of one video that lie between the same two changes (by their midpoints), joined into
-    one: from the first start to the last end, the best score, the query ranges' union, every hit. Two answers in
-    one moment of motion are one answer (an aligner's gap inside a moment, or two query windows' parts of it);
-    segments on either side of a change stay apart. Copies are left as they are. Returned in the order each group
-    first appears."""
+def join_moments(segments: Sequence[Segment], changes: np.ndarray, max_gap_s: float = math.inf) -> list[Segment]:
+    """Same-motion segments of one video that lie between the same two changes (by their midpoints) and are at most
+    ``max_gap_s`` apart (footage no segment covers), joined into one: from the first start to the last end, the
+    best score, the query ranges' union, every hit. Two answers in one moment of motion are one answer (an
+    aligner's gap inside a moment, or two query windows' parts of it); segments on either side of a change, or
+    further apart (where a change between them may have been missed), stay apart. Copies are left as they are.
+    Returned in the order each group's first segment appears."""
     changes = np.sort(np.asarray(changes, dtype=float))
-    groups: dict[tuple[str, int], list[Segment]] = {}
-    for s in segments:
-        key = (s.video_path, -1 - len(groups)) if s.kind == "copy" else \
+    between: dict[tuple[str, int], list[Segment]] = {}
+    for i, s in enumerate(segments):
+        key = (s.video_path, -1 - i) if s.kind == "copy" else \
             (s.video_path, int(np.searchsorted(changes, 0.5 * (s.start_s + s.end_s))))
-        groups.setdefault(key, []).append(s)
+        between.setdefault(key, []).append(s)
+    groups: list[list[Segment]] = []
+    for members in between.values():
+        run: list[Segment] = []
+        for s in sorted(members, key=lambda s: s.start_s):
+            if run and s.start_s - max(m.end_s for m in run) > max_gap_s:
+                groups.append(run)
+                run = []
+            run.append(s)
+        groups.append(run)
+    first = {id(s): i for i, s in enumerate(segments)}
     joined = []
-    for members in groups.values():
+    for members in sorted(groups, key=lambda group: min(first[id(s)] for s in group)):
         best = max(members, key=lambda s: s.score)
         if len(members) == 1:
             joined.append(best)

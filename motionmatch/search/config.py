@@ -32,6 +32,10 @@ DEFAULT_COPY_THRESHOLD = 0.5  # a verified copy is more likely a copy than not
 # most this (MB, RGB at the file's size: a minute of 640x360 at 24 fps is 0.95 GB); beyond, it is decoded twice
 DEFAULT_QUERY_BUFFER_MB = 1024.0
 DEFAULT_SNAP_S = 8.0  # seconds a same-motion end may move out to a change of the reference (changes.bound_to_changes)
+# a video's same-motion segments between the same two changes are joined when at most this far apart
+# (changes.join_moments): far enough for an aligner's gap inside one moment (8.5 s on seed 3), near enough that a
+# change the detector missed in a long shot does not join two occurrences minutes apart
+DEFAULT_JOIN_GAP_S = 16.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class SegmentSearchConfig:
     copy_threshold: float = DEFAULT_COPY_THRESHOLD  # P(copy) from which a range is reported as a copy
     snap_s: float = DEFAULT_SNAP_S  # same-motion ends move out to a change of the reference within this; 0: never
     join_moments: bool = True  # a video's same-motion segments between the same two changes become one (snap_s > 0)
+    join_gap_s: float = DEFAULT_JOIN_GAP_S  # ... when no more than this apart
     query_buffer_mb: float = DEFAULT_QUERY_BUFFER_MB  # decode a query range once for cuts and windows up to this
 
     def __post_init__(self) -> None:
@@ -75,6 +80,7 @@ class SegmentSearchConfig:
             check_scalar(self.threshold, "threshold", float)
         check_scalar(self.copy_threshold, "copy_threshold", float, min_value=0, max_value=1, include_min=False)
         check_scalar(self.snap_s, "snap_s", float, min_value=0)
+        check_scalar(self.join_gap_s, "join_gap_s", float, min_value=0)
         check_scalar(self.query_buffer_mb, "query_buffer_mb", float, min_value=0)
         for name in ("segments", "group_by_video", "fetch_windows", "coverage", "fine", "join_moments"):
             if not isinstance(getattr(self, name), bool):
@@ -130,5 +136,5 @@ class SegmentSearchConfig:
 
 
 __all__ = ["DEFAULT_Z_THRESHOLD", "DEFAULT_RAW_THRESHOLD", "DEFAULT_EXTEND_MARGIN", "DEFAULT_COPY_LEVEL",
-           "DEFAULT_COPY_THRESHOLD", "DEFAULT_SNAP_S", "DEFAULT_QUERY_BUFFER_MB",
+           "DEFAULT_COPY_THRESHOLD", "DEFAULT_SNAP_S", "DEFAULT_JOIN_GAP_S", "DEFAULT_QUERY_BUFFER_MB",
            "SegmentSearchConfig"]

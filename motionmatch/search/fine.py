@@ -404,15 +404,16 @@ def ranking_score(segment: Segment) -> float:
 
 
 def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_threshold: float, snap_s: float,
-           n_candidates: int, excluded: Sequence[str] = (), filters: Mapping | None = None, join: bool = True
-           ) -> tuple[list[Segment], list[str]]:
+           n_candidates: int, excluded: Sequence[str] = (), filters: Mapping | None = None,
+           join_gap_s: float | None = None) -> tuple[list[Segment], list[str]]:
     """Steps 1-4 of the module docstring on the coarse segments; returns ``(segments, notes)``, best first.
 
     A same-motion segment's changes (:func:`~motionmatch.search.changes.motion_changes`) are read from the store's
     windows around it (one query); frame-level cuts (:func:`~motionmatch.search.changes.cut_points`) stand in for
-    a video with no windows there. With ``join``, a video's same-motion segments that then lie between the same
-    two changes become one (:func:`~motionmatch.search.changes.join_moments`). Verified copies replace the
-    same-motion segments of the same video they overlap; every segment's ``score`` becomes :func:`ranking_score`.
+    a video with no windows there. With ``join_gap_s``, a video's same-motion segments that then lie between the
+    same two changes, at most that far apart, become one (:func:`~motionmatch.search.changes.join_moments`).
+    Verified copies replace the same-motion segments of the same video they overlap; every segment's ``score``
+    becomes :func:`ranking_score`.
     """
     from dataclasses import replace
 
@@ -452,7 +453,8 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
             start, end = bound_to_changes(s.start_s, s.end_s, changes.get(s.video_path, np.zeros(0)), snap_s)
             by_video.setdefault(s.video_path, []).append(replace(s, start_s=start, end_s=end))
         kept = [s for video, found in by_video.items()
-                for s in (join_moments(found, changes.get(video, np.zeros(0))) if join else found)]
+                for s in (found if join_gap_s is None else
+                          join_moments(found, changes.get(video, np.zeros(0)), max_gap_s=join_gap_s))]
     ranked = [replace(s, score=ranking_score(s)) for s in [*copies, *kept]]
     return sorted(ranked, key=lambda s: -s.score), notes
 

@@ -357,7 +357,8 @@ def search_vectors(store, plan: QueryPlan, vectors: np.ndarray, config: SegmentS
     found = sorted(found, key=lambda s: -s.score)[:config.segment_limit]
     if config.fine:
         found, fine_notes = refine(found, store, query_frames, config.copy_threshold, config.snap_s,
-                                   config.n_candidates, excluded, filters, join=config.join_moments)
+                                   config.n_candidates, excluded, filters,
+                                   join_gap_s=config.join_gap_s if config.join_moments else None)
         result.notes.extend(fine_notes)
         result.notes.extend(_fine_stage_gaps(store, plan, query_frames, found[:config.segment_limit]))
     result.segments = found[:config.segment_limit]
