@@ -170,7 +170,7 @@ def _split_block(block: str) -> tuple[dict[str, list[str]], dict[str, str]]:
         if heading.strip() == "Targets":
             for line in body.splitlines():
                 cells = [c.strip() for c in line.strip().strip("|").split("|")]
-                if line.startswith("| ") and cells[0] not in ("benchmark",) and not set(cells[0]) <= set("-"):
+                if line.startswith("| ") and cells[0] != "benchmark" and not set(cells[0]) <= set("-"):
                     rows.setdefault(cells[0], []).append(line)
         else:
             sections[_heading_name("## " + heading)] = ("## " + part).rstrip() + "\n"

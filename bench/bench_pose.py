@@ -53,7 +53,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -552,10 +551,7 @@ def main(argv: list[str] | None = None) -> dict:
                           f"({m['seconds']:.0f} s)" for m in memory) + "; the encoder alone, one video's clips "
               f"encoded {encoder_memory['clips_encoded']} times: {encoder_memory['rss_after_first_mib']:.0f} MiB "
               f"resident after the first round, {encoder_memory['rss_after_last_mib']:.0f} MiB after the last.", ""]
-    return run.finish("\n".join(lines),
-                      machine_load={"cpus": os.cpu_count(), "load_average": os.getloadavg(),
-                                    "python": platform.python_version()},
-                      sample=str(sample), clips=len(table), clips_per_video=clips_per_video,
+    return run.finish("\n".join(lines), sample=str(sample), clips=len(table), clips_per_video=clips_per_video,
                       pose_preprocessing=pose_encoder.preprocessing(),
                       pose_settings=dataclasses.asdict(PoseSettings()),
                       coverage={"mean": float(coverage.mean()), "min": float(coverage.min())},

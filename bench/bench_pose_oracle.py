@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -291,8 +290,7 @@ def main(argv: list[str] | None = None) -> dict:
                detail=f"{len(rows)} frames of {len(videos)} camera(s)")
     return run.finish(summary, demo=args.demo, frames_per_video=n_frames, videos=[video.name for video in videos],
                       oracle_python=args.oracle_python, oracle_version=oracle_version, summaries=summaries,
-                      rows=rows, table_markdown=markdown, core=core, platform=platform.platform(),
-                      load_average=os.getloadavg())
+                      rows=rows, table_markdown=markdown, core=core)
 
 
 if __name__ == "__main__":

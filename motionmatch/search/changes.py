@@ -146,11 +146,13 @@ def join_moments(segments: Sequence[Segment], changes: np.ndarray, max_gap_s: fl
     groups: list[list[Segment]] = []
     for members in between.values():
         run: list[Segment] = []
+        run_end = -math.inf
         for s in sorted(members, key=lambda s: s.start_s):
-            if run and s.start_s - max(m.end_s for m in run) > max_gap_s:
+            if run and s.start_s - run_end > max_gap_s:
                 groups.append(run)
-                run = []
+                run, run_end = [], -math.inf
             run.append(s)
+            run_end = max(run_end, s.end_s)
         groups.append(run)
     first = {id(s): i for i, s in enumerate(segments)}
     joined = []
