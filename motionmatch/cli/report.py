@@ -27,6 +27,9 @@ class Report(Command):
         parser.add_argument("--embeddings", default="", help="embeddings folder the notebooks write and read "
                                                              "(parameter embeddings_dir; default: $MOTIONMATCH_EMBEDDINGS_DIR)")
         parser.add_argument("--only", default="", help="comma-separated notebook prefixes, e.g. 01,02")
+        parser.add_argument("--jobs", default="", help="notebooks run at once, each when the ones it needs are done "
+                                                       "(default: $MOTIONMATCH_REPORT_JOBS, else "
+                                                       f"{config.SETTINGS['report_jobs'].default})")
         parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                             help="extra notebook parameter (JSON value), repeatable")
         parser.add_argument("--extra-embeddings", action="append", default=[], metavar="NAME=DIR",
@@ -62,13 +65,17 @@ class Report(Command):
 
     @staticmethod
     def execute(args):
+        import time
+
         from ..report.notebooks import format_timings, run_all
 
         only = [p for p in args.only.split(",") if p]
-        done = run_all(args.out, Report.notebook_parameters(args), only=only or None)
+        started = time.perf_counter()
+        done = run_all(args.out, Report.notebook_parameters(args), only=only or None, jobs=args.jobs or None)
+        wall_s = time.perf_counter() - started
         print(f"wrote {len(done)} reports to {args.out}: " + ", ".join(p.with_suffix('.html').name for p in done))
         print(format_recorded_values(done))
-        print(format_timings(done))
+        print(format_timings(done, wall_s=wall_s))
         return 0
 
 

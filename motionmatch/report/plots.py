@@ -5,6 +5,7 @@ same figures work in JupyterLab, in papermill runs and in code-free HTML.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -49,13 +50,29 @@ def umap_scatter(coords: np.ndarray, table: pd.DataFrame, color: str = "label", 
 
 
 def umap_embed(vectors: np.ndarray, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
-    """UMAP to 2-D with cosine metric; small inputs get a smaller neighbourhood."""
+    """UMAP to 2-D by cosine distance; small inputs get a smaller neighbourhood.
+
+    Below 4096 points UMAP computes every pairwise distance anyway, with a compiled Python callable
+    per pair; one matrix product gives them all ("precomputed"), 5-7 s sooner for the demo's 2560 clips.
+    """
     import umap
 
+    vectors = np.asarray(vectors, dtype=np.float64)
     n_neighbors = int(max(2, min(n_neighbors, len(vectors) - 1)))
-    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric="cosine", random_state=seed,
-                        init="random" if len(vectors) < 10 else "spectral", n_jobs=1)
-    return reducer.fit_transform(vectors)
+    init = "random" if len(vectors) < 10 else "spectral"
+    if len(vectors) >= 4096:
+        reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric="cosine", random_state=seed,
+                            init=init, n_jobs=1)
+        return reducer.fit_transform(vectors)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms > 0, norms, 1.0)
+    distances = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+    np.fill_diagonal(distances, 0.0)
+    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric="precomputed", random_state=seed,
+                        init=init, n_jobs=1)
+    with warnings.catch_warnings():  # "inverse_transform will be unavailable": never used here
+        warnings.filterwarnings("ignore", message="using precomputed metric")
+        return reducer.fit_transform(distances)
 
 
 def heatmap(matrix: pd.DataFrame, title: str, zmin: float | None = 0.0, zmax: float | None = 1.0,
