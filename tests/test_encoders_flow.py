@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 
 from motionmatch.encoders import build_encoder
-from motionmatch.encoders.flow import GLOBAL_TERMS, FlowEncoder, FlowSettings
+from motionmatch.encoders.flow import GLOBAL_TERMS, FlowEncoder, FlowSettings, flow_threads
 from motionmatch.errors import ParameterError
 
 HEIGHT, WIDTH, FRAMES, MARGIN = 90, 120, 12, 30
@@ -48,6 +49,23 @@ def flow() -> FlowEncoder:
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_threads_follow_the_cpus_allowed_and_describe_each_clip_as_alone(flow):
+    """encode() describes clips in one thread per allowed CPU (at most 4); the vectors never depend on it."""
+    clips = [sprite_clip(seed, (2, 0) if seed % 2 else (0, -2), pan=(seed % 3, 0)) for seed in range(6)]
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})
+        assert flow_threads() == 1
+        alone = flow.encode(clips)
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert flow_threads() == min(4, len(allowed))
+    np.testing.assert_array_equal(flow.encode(clips), alone)
+    single = np.stack([flow.encode([clip])[0] for clip in clips])
+    np.testing.assert_array_equal(single, alone)
 
 
 def test_contract_shape_norm_determinism(flow):

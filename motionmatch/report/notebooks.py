@@ -49,13 +49,16 @@ def run_notebook(notebook: str | Path, out_dir: str | Path, parameters: dict[str
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise ParameterError(f"{notebook.name} has no parameter(s) {unknown}; it declares {sorted(declared)}")
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
+    # The kernel starts in the notebook's folder through nbclient's resources (its own process's cwd), not
+    # papermill's cwd=, which changes this whole process's directory: no place for notebooks run side by side.
     with kernel_environment():
-        papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, kernel_name=kernel_name,
-                                   cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout_s,
-                                   stdout_file=EstimateEcho(notebook.name))
+        papermill.execute_notebook(str(notebook.absolute()), str(executed), parameters=parameters,
+                                   kernel_name=kernel_name, progress_bar=False, execution_timeout=timeout_s,
+                                   stdout_file=EstimateEcho(notebook.name),
+                                   resources={"metadata": {"path": str(notebook.absolute().parent)}})
     if html:
         render_html(executed)
     return executed

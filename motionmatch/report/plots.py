@@ -53,7 +53,8 @@ def umap_embed(vectors: np.ndarray, n_neighbors: int = 15, seed: int = 0) -> np.
     """UMAP to 2-D by cosine distance; small inputs get a smaller neighbourhood.
 
     Below 4096 points UMAP computes every pairwise distance anyway, with a compiled Python callable
-    per pair; one matrix product gives them all ("precomputed"), 5-7 s sooner for the demo's 2560 clips.
+    per pair; scikit-learn's ``cosine_distances`` gives them all at once ("precomputed"), 5-7 s sooner for the
+    demo's 2560 clips.
     """
     import umap
 
@@ -64,9 +65,9 @@ def umap_embed(vectors: np.ndarray, n_neighbors: int = 15, seed: int = 0) -> np.
         reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric="cosine", random_state=seed,
                             init=init, n_jobs=1)
         return reducer.fit_transform(vectors)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = vectors / np.where(norms > 0, norms, 1.0)
-    distances = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
+    from sklearn.metrics.pairwise import cosine_distances
+
+    distances = cosine_distances(vectors)
     np.fill_diagonal(distances, 0.0)
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric="precomputed", random_state=seed,
                         init=init, n_jobs=1)
