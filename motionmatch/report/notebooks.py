@@ -20,9 +20,9 @@ from ..errors import ParameterError
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
 
-def list_notebooks() -> list[Path]:
+def list_notebooks(notebooks_dir: str | Path = NOTEBOOKS_DIR) -> list[Path]:
     """The numbered notebooks, in order."""
-    return sorted(p for p in NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
+    return sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]-*.ipynb"))
 
 
 def notebook_parameters(path: str | Path) -> dict[str, Any]:
@@ -219,7 +219,7 @@ def run_all(out_dir: str | Path = REPORTS_DIR, parameters: dict[str, Any] | None
 
     jobs = _parse_jobs(setting("report_jobs", "" if jobs is None else str(jobs)))
     parameters = parameters or {}
-    plans = [notebook_plan(path) for path in sorted(Path(notebooks_dir).glob("[0-9][0-9]-*.ipynb"))
+    plans = [notebook_plan(path) for path in list_notebooks(notebooks_dir)
              if not only or any(path.name.startswith(prefix) for prefix in only)]
     selected = {plan.prefix for plan in plans}
     pending, running, finished, done, errors = list(plans), {}, set(), {}, []

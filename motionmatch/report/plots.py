@@ -60,20 +60,17 @@ def umap_embed(vectors: np.ndarray, n_neighbors: int = 15, seed: int = 0) -> np.
 
     vectors = np.asarray(vectors, dtype=np.float64)
     n_neighbors = int(max(2, min(n_neighbors, len(vectors) - 1)))
-    init = "random" if len(vectors) < 10 else "spectral"
-    if len(vectors) >= 4096:
-        reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric="cosine", random_state=seed,
-                            init=init, n_jobs=1)
-        return reducer.fit_transform(vectors)
-    from sklearn.metrics.pairwise import cosine_distances
+    data, metric = vectors, "cosine"
+    if len(vectors) < 4096:
+        from sklearn.metrics.pairwise import cosine_distances
 
-    distances = cosine_distances(vectors)
-    np.fill_diagonal(distances, 0.0)
-    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric="precomputed", random_state=seed,
-                        init=init, n_jobs=1)
+        data, metric = cosine_distances(vectors), "precomputed"
+        np.fill_diagonal(data, 0.0)
+    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric=metric, random_state=seed,
+                        init="random" if len(vectors) < 10 else "spectral", n_jobs=1)
     with warnings.catch_warnings():  # "inverse_transform will be unavailable": never used here
         warnings.filterwarnings("ignore", message="using precomputed metric")
-        return reducer.fit_transform(distances)
+        return reducer.fit_transform(data)
 
 
 def heatmap(matrix: pd.DataFrame, title: str, zmin: float | None = 0.0, zmax: float | None = 1.0,
