@@ -65,3 +65,13 @@ def test_the_quick_start_runs_as_written(tmp_path):
     assert 1 <= len(hits) <= 5 and len({h[0] for h in hits}) == len(hits), done.stdout  # one per video
     assert segments and all(s[3] in ("copy", "same_motion") for s in segments), done.stdout
     assert all(not s[0].endswith("long_000.mp4") for s in segments), done.stdout  # its own video left out
+
+
+def test_the_configuration_table_lists_every_setting_config_owns():
+    from motionmatch.config import SETTINGS
+
+    text = README.read_text()
+    section = text[text.index("## Configuration"):]
+    section = section[:section.index("\n## ", 1)]
+    missing = [f"{name} ({entry.variable})" for name, entry in SETTINGS.items() if f"`{entry.variable}`" not in section]
+    assert not missing, f"README.md's configuration table lacks: {', '.join(missing)}"
