@@ -8,6 +8,8 @@ TORCH_SPEC ?= torch==2.13.0
 SAMPLE_DIR ?= data/raw/sample
 SEED ?= 0
 BENCH_ARGS ?=
+# pytest workers for `make test` (pytest-xdist): two, for the 2-core CI machine
+TEST_JOBS ?= 2
 
 .PHONY: venv lock data demo demo-real test bench bench-quick bench-large reports clean help
 
@@ -53,7 +55,7 @@ demo-real: venv
 	$(PY) -m motionmatch.cli report --out reports --only 08
 
 test: venv
-	$(PY) -m pytest tests -p no:cacheprovider --durations=15
+	$(PY) -m pytest tests -p no:cacheprovider --durations=15 -n $(TEST_JOBS) --dist loadgroup
 
 # Every benchmark in one run (over an hour on 2 cores); writes bench/RESULTS.md. `python -m bench --only NAMES` runs some,
 # `python -m bench --collect NAMES` tables their last full runs into bench/RESULTS.md without re-running them.

@@ -27,6 +27,22 @@ SERVER_START_TIMEOUT_S = 20.0
 RANDOM_ENCODER_ID = "test:random"
 
 
+# ----------------------------------------------------------------------------- running on two workers
+# `make test` runs pytest on two workers (pytest-xdist, --dist loadgroup). Tests that start a heavy shared service
+# stay on one worker, so that the service starts once and two of them never compete for the 2 cores.
+SERVICE_GROUPS = {"milvus_cpp_server": "milvus_cpp"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        groups = [SERVICE_GROUPS[name] for name in item.fixturenames if name in SERVICE_GROUPS]
+        if item.get_closest_marker("ray"):
+            groups.append("ray")
+        if groups and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(groups[0]))
+
+
 # ----------------------------------------------------------------------------- random embeddings tables
 def make_random_table(n: int, dim: int, seed: int = 0, clips_per_video: int = 4,
                       labels: tuple[str, ...] = ("walk", "run", "jump"), domains: tuple[str, ...] = ("studio", "street"),
