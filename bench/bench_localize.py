@@ -21,7 +21,8 @@ The chain is the one a user runs, through the same API the CLI calls. The galler
    threshold is the best of a grid **on the tuning seed**, like the method's.
 
 Reported: the targets, the split of what went wrong ((a) the right video found: video R@1 and R@5; (b) given the
-right video, the top range's tIoU; (c) the boundary error at start and at end), the per-edit table
+right video, the top range's tIoU, itself (b1) the share of those whose top range is at the right moment times (b2)
+its tIoU there; (c) the boundary error at start and at end), the per-edit table
 (``motionmatch.report.per_edit_table``), and the query lengths: 2, 4, 8 and 16 s (re-encoded copies cut out and
 searched as whole files; same-motion ranges) and, for same motion, the whole labelled segment as the query range (a
 same-motion query's whole *file* is the indexed video itself, left out of its own search, so there is no whole-file
@@ -42,7 +43,8 @@ Targets (issue 19), 95% CIs as percentile bootstraps over queries:
 * copies, all edits pooled: R1@tIoU0.7 >= 0.97, µAP (segment, VSC22) >= 0.95, median boundary error <= 2 frames;
   per edit: R1@tIoU0.7 >= 0.9;
 * same motion (FlowEncoder): R1@tIoU0.5 >= 0.80, median boundary error <= 0.5 s, given the right video mean tIoU
-  >= 0.8.
+  >= 0.8; and, since the issue asks that the aligner's own share be met whatever the encoder does, (b2) given the
+  right moment (the top range overlaps a relevant one) mean tIoU >= 0.8.
 
 Usage::
 
@@ -92,11 +94,16 @@ TARGETS = (  # (key, kind, metric, comparison, value (None: BOUNDARY_FRAMES / fp
      "same motion (FlowEncoder): median boundary error <= 0.5 s"),
     ("same_tiou_given_video", "same_motion", "tIoU_given_video", ">=", 0.8,
      "same motion (FlowEncoder): given the right video, mean tIoU >= 0.8"),
+    # issue 19: "the aligner's own share must be met either way". tIoU_given_video is the share of right-video
+    # answers at the right moment times their tIoU; the aligner's share is the second factor.
+    ("same_tiou_given_moment", "same_motion", "tIoU_given_moment", ">=", 0.8,
+     "same motion (FlowEncoder), the aligner's own share: given the right moment, mean tIoU >= 0.8"),
 )
 PER_EDIT_TARGET = 0.9  # R1@tIoU0.7 of each edit's copies
 SHOWN = ("R1@tIoU=0.5", "R1@tIoU=0.7", "VCSL_P", "VCSL_R", "VCSL_F1", "query_macro_F1", "segment_uAP", "pair_uAP",
          "boundary_error_s")
-SPLIT = ("video_R@1", "video_R@5", "tIoU_given_video", "start_error_s", "end_error_s")  # (a), (a), (b), (c), (c)
+SPLIT = ("video_R@1", "video_R@5", "tIoU_given_video", "moment_given_video", "tIoU_given_moment", "start_error_s",
+         "end_error_s")  # (a), (a), (b) = (b1) x (b2), (b1), (b2), (c), (c)
 LENGTHS_S = (2.0, 4.0, 8.0, 16.0)  # query ranges of the length table
 LENGTH_METRICS = ("R1@tIoU=0.5", "R1@tIoU=0.7", "tIoU_given_video")
 WHOLE_SEGMENT = "whole segment"
@@ -319,7 +326,8 @@ def copy_decisions(predictions: pd.DataFrame, queries: pd.DataFrame) -> dict:
 
 def split_markdown(named: dict[str, pd.DataFrame]) -> str:
     """(a) the right video, (b) the range given the right video, (c) each end's error: per kind and method."""
-    header = ["(a) video_R@1", "(a) video_R@5", "(b) tIoU_given_video", "(c) start_error_s", "(c) end_error_s"]
+    header = ["(a) video_R@1", "(a) video_R@5", "(b) tIoU_given_video", "(b1) moment_given_video",
+              "(b2) tIoU_given_moment", "(c) start_error_s", "(c) end_error_s"]
     lines = ["| query kind | method | n | " + " | ".join(header) + " |", "|---|---|---|" + "---|" * len(header)]
     kinds = dict.fromkeys(k for m in named.values() for k in m["kind"] if k != "all")
     for kind in kinds:
@@ -524,7 +532,9 @@ def main(argv: list[str] | None = None) -> dict:
     summary_lines += [
         "", "### What went wrong: (a) the video, (b) the range given the video, (c) each boundary", "", split,
         "", "(a) video R@k: a relevant video among the top-k segments' videos; (b) mean top-1 tIoU over the queries "
-        "whose top-1 is in a relevant video; (c) median |error| of the top-1's start and end, seconds, over the "
+        "whose top-1 is in a relevant video, the product of (b1) the share of them whose top-1 overlaps a relevant "
+        "moment (the encoder told the video's motions apart) and (b2) the mean top-1 tIoU over the queries whose "
+        "top-1 overlaps one (the aligner's bounds); (c) median |error| of the top-1's start and end, seconds, over the "
         "queries whose top-1 overlaps a relevant moment.",
         "", "### The copy decision (top-1 segment of each query)", "",
         f"Edited copies answered with a verified copy: {decisions['copy_called_copy']}; same-motion queries answered "

@@ -1,10 +1,9 @@
-"""motionmatch.metrics.localization: hand-computed cases, and scikit-learn / scipy as oracles where the definitions coincide."""
+"""motionmatch.metrics.localization: hand-computed cases, and scikit-learn as the oracle where the definitions coincide."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from sklearn.metrics import average_precision_score
 
 from motionmatch.errors import ParameterError
@@ -122,7 +121,8 @@ def test_evaluate_localization_intervals_bracket_the_value():
     out = evaluate_localization(pd.DataFrame(rows_pred), pd.DataFrame(rows_rel), n_boot=300, seed=3)
     assert set(out["metric"]) >= {"R1@tIoU=0.5", "R1@tIoU=0.7", "mean_IoU", "VCSL_P", "VCSL_R", "VCSL_F1",
                                   "query_macro_F1", "segment_uAP", "pair_uAP", "boundary_error_s", "video_R@1",
-                                  "video_R@5", "tIoU_given_video", "start_error_s", "end_error_s"}
+                                  "video_R@5", "tIoU_given_video", "moment_given_video", "tIoU_given_moment",
+                                  "start_error_s", "end_error_s"}
     finite = out.dropna()
     assert (finite["ci_low"] <= finite["value"] + 1e-12).all() and (finite["value"] <= finite["ci_high"] + 1e-12).all()
     assert out.set_index("metric").loc["mean_IoU", "ci_high"] > out.set_index("metric").loc["mean_IoU", "ci_low"]
@@ -185,3 +185,18 @@ def test_why_a_top1_is_wrong_is_split_into_video_range_and_boundaries():
     assert metric(out, "mean_IoU") == pytest.approx(9 / 12 / 3)
     assert metric(out, "start_error_s") == pytest.approx(1.0) and metric(out, "end_error_s") == pytest.approx(2.0)
 
+
+
+def test_the_range_given_the_video_splits_into_the_moment_chosen_and_its_bounds():
+    relevant = pd.DataFrame([rel("q1", "A", 10, 20), rel("q2", "A", 10, 20), rel("q3", "A", 10, 20),
+                             rel("q4", "A", 10, 20), rel("q4", "A", 40, 50)])
+    predictions = pd.DataFrame([
+        pred("q1", "A", 12, 20, 0.9),  # the right moment, 2 s short: IoU 0.8
+        pred("q2", "A", 30, 35, 0.9),  # the right video, the wrong moment in it: IoU 0
+        pred("q3", "B", 10, 20, 0.9),  # the wrong video: left out of both
+        pred("q4", "A", 40, 45, 0.9)])  # the second of two relevant moments, half of it: IoU 0.5
+    out = evaluate_localization(predictions, relevant, n_boot=0)
+    assert metric(out, "moment_given_video") == pytest.approx(2 / 3)  # q1 and q4 of q1, q2, q4
+    assert metric(out, "tIoU_given_moment") == pytest.approx((0.8 + 0.5) / 2)
+    assert metric(out, "tIoU_given_video") == pytest.approx(
+        metric(out, "moment_given_video") * metric(out, "tIoU_given_moment"))

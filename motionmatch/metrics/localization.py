@@ -38,7 +38,12 @@ Metrics (names are the ``metric`` column of :func:`evaluate_localization`):
 Why a top-1 answer is wrong, in three parts (so an encoder's confusion and an aligner's imprecision are
 never mixed up): ``video_R@1`` / ``video_R@5`` share of queries whose top-1 (any of the top-5) predictions
 lie in a video that holds a relevant moment; ``tIoU_given_video`` mean top-1 IoU over the queries whose top-1
-video is right; and the boundary errors above.
+video is right; and the boundary errors above. ``tIoU_given_video`` itself splits in two, so that choosing the
+wrong moment inside the right video (an encoder that confuses two motions of one video) is told from drawing
+loose bounds around the right one (the aligner): ``moment_given_video`` the share of the queries with the right
+top-1 video whose top-1 overlaps a relevant moment there, and ``tIoU_given_moment`` the mean top-1 IoU over the
+queries whose top-1 overlaps a relevant moment. Unweighted, ``tIoU_given_video = moment_given_video x
+tIoU_given_moment``.
 
 Confidence intervals are percentile bootstraps over queries (queries drawn with replacement,
 every metric recomputed on the same draws).
@@ -319,7 +324,10 @@ def _metrics(parts: LocalizationParts, weights: np.ndarray, thresholds: Sequence
     out["pair_uAP"] = pair_micro_ap(parts, weights)
     out["video_R@1"] = _weighted_mean(parts.video_hit[:, 0], weights)
     out["video_R@5"] = _weighted_mean(parts.video_hit[:, 1], weights)
-    out["tIoU_given_video"] = _weighted_mean(np.where(parts.video_hit[:, 0] == 1, parts.top1_iou, np.nan), weights)
+    right_video = np.where(parts.video_hit[:, 0] == 1, parts.top1_iou, np.nan)
+    out["tIoU_given_video"] = _weighted_mean(right_video, weights)
+    out["moment_given_video"] = _weighted_mean(np.where(np.isnan(right_video), np.nan, right_video > 0), weights)
+    out["tIoU_given_moment"] = _weighted_mean(np.where(parts.top1_iou > 0, parts.top1_iou, np.nan), weights)
     out["boundary_error_s"] = _weighted_median(parts.boundary_error_s, weights)
     out["start_error_s"] = _weighted_median(parts.start_error_s, weights)
     out["end_error_s"] = _weighted_median(parts.end_error_s, weights)

@@ -31,7 +31,8 @@ from .timelines import FOUND_COLOUR, LINE_COLOUR, TRUTH_COLOUR
 
 TRUTH_STAGE = "ground truth"
 RANGE_COLUMNS = ("stage", "video", "start_s", "end_s", "kind", "rank", "tIoU", "start_error_s", "end_error_s")
-SNAP_METRICS = ("R1@tIoU=0.5", "R1@tIoU=0.7", "tIoU_given_video", "boundary_error_s", "start_error_s", "end_error_s")
+SNAP_METRICS = ("R1@tIoU=0.5", "R1@tIoU=0.7", "tIoU_given_video", "moment_given_video", "tIoU_given_moment",
+                "boundary_error_s", "start_error_s", "end_error_s")
 PER_EDIT_COLUMNS = ("edit", "n_queries", "R1@tIoU", "ci_low", "ci_high", "video_R@1", "boundary_error_s")
 POOLED = "pooled"
 _STAGE_COLOURS = ("#9ecae1", LINE_COLOUR, FOUND_COLOUR)
