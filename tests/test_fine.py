@@ -25,7 +25,8 @@ from motionmatch.search import SegmentSearchConfig, search_range
 from motionmatch.search.align import Segment
 from motionmatch.search.changes import (bound_to_changes, join_moments, kernel_changes, motion_changes,
                                         presence_changes, window_cuts)
-from motionmatch.search.fine import COPY_MODEL, align_copy, copy_features, copy_probability, fit_copy_model
+from motionmatch.search.fine import (COPY_MODEL, align_copy, copy_features, copy_probability, fit_copy_model,
+                                     snapping_spans)
 from motionmatch.table import FRAME_COLUMNS
 from motionmatch.video import recorded_clip_spec
 from motionmatch.video.fingerprint import FrameSignal, mirrored, thumbnails
@@ -272,6 +273,28 @@ def test_motion_changes_hold_the_cuts_the_start_and_a_change_of_motion_inside_a_
     steady = np.where(times[:, :1] < 10.0, c, a) + 0.05 * rng.normal(size=(len(times), 6))
     np.testing.assert_allclose(motion_changes(times, steady), [0.0, 10.0])  # no change of motion: none found
     assert len(kernel_changes(times[:5], vectors[:5])) == 0  # too few windows to split
+
+
+@pytest.mark.parametrize("end_s", [2.5, 3.0, 4.0])
+def test_changes_near_the_edge_of_an_ends_reach_are_read_with_windows_past_it(end_s):
+    """Windows of 2.5 s every 0.5 s; the motion changes at 10 s. A segment ending 6-7.5 s before the change (snap_s
+    8 s) snaps to it only when the windows read to find changes go past the reach (CHANGE_CONTEXT_S): without them
+    the kernel detector sees too few windows after the change and misses it, or places it early."""
+    rng = np.random.default_rng(0)
+    times = np.array([(t, t + 2.5) for t in np.arange(0.0, 30.0, 0.5)])
+    a, b = np.eye(6)[:2]
+    after = np.clip((times[:, 1] - 10.0) / 2.5, 0.0, 1.0)[:, None]
+    vectors = (1 - after) * a + after * b + 0.05 * rng.normal(size=(len(times), 6))
+    segment = Segment("v.mp4", 0.5, end_s, 1.0, 0.0, 2.0)
+
+    def snapped_end(**context) -> float:
+        lo, hi = snapping_spans([segment], 8.0, **context)["v.mp4"]
+        read = times[:, 0] < hi  # the windows that start inside the span, as refine's one query reads them
+        changes = motion_changes(times[read], vectors[read], until_s=hi)
+        return bound_to_changes(segment.start_s, segment.end_s, changes, 8.0)[1]
+
+    assert abs(snapped_end() - 10.0) <= 0.25
+    assert abs(snapped_end(context_s=0.0) - 10.0) > 0.5
 
 
 def test_presence_changes_place_where_someone_comes_into_view_and_leaves():
