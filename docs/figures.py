@@ -58,6 +58,10 @@ def main() -> dict:
         "answer": {"video": Path(top.video_path).name, "start_s": round(top.start_s, 2), "end_s": round(top.end_s, 2),
                    "kind": top.kind, "score": round(float(top.score), 3)},
         "truth_there": answer_truth[["start_s", "end_s", "label"]].round(2).to_dict("records"),
+        "next_answers": [{"video": Path(s.video_path).name, "start_s": round(s.start_s, 2), "end_s": round(s.end_s, 2),
+                          "kind": s.kind, "score": round(float(s.score), 3)} for s in result.segments[1:3]],
+        "truth_of_query_label": truth[truth.label == query["label"]][["video", "start_s", "end_s"]].round(2)
+        .to_dict("records"),
     }
     (IMG / "figure.json").write_text(json.dumps(described, indent=2) + "\n")
     print(json.dumps(described, indent=2))
