@@ -186,7 +186,6 @@ def test_why_a_top1_is_wrong_is_split_into_video_range_and_boundaries():
     assert metric(out, "start_error_s") == pytest.approx(1.0) and metric(out, "end_error_s") == pytest.approx(2.0)
 
 
-
 def test_the_range_given_the_video_splits_into_the_moment_chosen_and_its_bounds():
     relevant = pd.DataFrame([rel("q1", "A", 10, 20), rel("q2", "A", 10, 20), rel("q3", "A", 10, 20),
                              rel("q4", "A", 10, 20), rel("q4", "A", 40, 50)])

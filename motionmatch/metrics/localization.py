@@ -42,8 +42,8 @@ video is right; and the boundary errors above. ``tIoU_given_video`` itself split
 wrong moment inside the right video (an encoder that confuses two motions of one video) is told from drawing
 loose bounds around the right one (the aligner): ``moment_given_video`` the share of the queries with the right
 top-1 video whose top-1 overlaps a relevant moment there, and ``tIoU_given_moment`` the mean top-1 IoU over the
-queries whose top-1 overlaps a relevant moment. Unweighted, ``tIoU_given_video = moment_given_video x
-tIoU_given_moment``.
+queries whose top-1 overlaps a relevant moment: ``tIoU_given_video = moment_given_video x tIoU_given_moment``
+(on every bootstrap draw too).
 
 Confidence intervals are percentile bootstraps over queries (queries drawn with replacement,
 every metric recomputed on the same draws).

@@ -26,10 +26,11 @@ This stage works on every frame, from the 24 x 24 grey thumbnails the frame stor
    out to the reference's nearest changes within ``snap_s``, and a video's segments that then lie between the
    same two changes are joined into one (``join_moments``). The changes are the index's own shot cuts, read from
    how its windows tile the video, the change points of the reference's window embeddings inside each shot
-   (ruptures' kernel change-point detection, on windows read :data:`CHANGE_CONTEXT_S` past the reach), and, in a pose collection, where someone comes into view or
-   leaves. Measured in docs/LONG_VIDEOS.md (`python -m bench.bench_localize --changes`, and each seed's run
-   before and after these change points replaced peaks of Foote's novelty); cuts detected from the 24 x 24
-   frames (a synthetic sprite that wraps around the frame "cuts" every 2 s) made the answers worse.
+   (ruptures' kernel change-point detection, on windows read :data:`CHANGE_CONTEXT_S` past the reach), and, in a
+   pose collection, where someone comes into view or leaves. Measured in docs/LONG_VIDEOS.md (`python -m
+   bench.bench_localize --changes`, and each seed's run before and after these change points replaced peaks of
+   Foote's novelty); cuts detected from the 24 x 24 frames (a synthetic sprite that wraps around the frame "cuts"
+   every 2 s) made the answers worse.
 """
 from __future__ import annotations
 
@@ -427,8 +428,9 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
 
     A same-motion segment's changes (:func:`~motionmatch.search.changes.motion_changes`) are read from the store's
     windows around it (one query, :func:`snapping_spans`: its ends' reach and :data:`CHANGE_CONTEXT_S` more);
-    frame-level cuts (:func:`~motionmatch.search.changes.cut_points`) stand in for a video with no windows there. With ``join_gap_s``, a video's same-motion segments that then lie between the
-    same two changes, at most that far apart, become one (:func:`~motionmatch.search.changes.join_moments`).
+    frame-level cuts (:func:`~motionmatch.search.changes.cut_points`) stand in for a video with no windows there.
+    With ``join_gap_s``, a video's same-motion segments that then lie between the same two changes, at most that far
+    apart, become one (:func:`~motionmatch.search.changes.join_moments`).
     Verified copies replace the same-motion segments of the same video they overlap; every segment's ``score``
     becomes :func:`ranking_score`.
     """
