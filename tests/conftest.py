@@ -36,11 +36,10 @@ SERVICE_GROUPS = {"milvus_cpp_server": "milvus_cpp"}
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        groups = [SERVICE_GROUPS[name] for name in item.fixturenames if name in SERVICE_GROUPS]
-        if item.get_closest_marker("ray"):
-            groups.append("ray")
-        if groups and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(groups[0]))
+        group = next((SERVICE_GROUPS[name] for name in item.fixturenames if name in SERVICE_GROUPS),
+                     "ray" if item.get_closest_marker("ray") else None)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 # ----------------------------------------------------------------------------- random embeddings tables

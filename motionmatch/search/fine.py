@@ -361,12 +361,9 @@ def copy_matches(frames_store, query: FrameSignal, segments: Sequence[Segment], 
     views = query_views(query)
     spans = [copy_candidates(frames_store, query, excluded, n_candidates=n_candidates, filters=filters,
                              mask=views[0].mask)]
-    coarse: dict[str, tuple[float, float]] = {}  # and where the coarse stage put its best segments (a copy
-    for s in segments[:n_candidates]:  # whose look was edited away: a caption bar, a crop), all of a video's
-        lo, hi = coarse.get(s.video_path, (math.inf, -math.inf))  # top segments in one span: a sped-up copy's
-        coarse[s.video_path] = (max(0.0, min(lo, s.start_s - 0.3 * duration - 1.5)),  # best window may be
-                                max(hi, s.end_s + 0.3 * duration + 1.5))  # a look-alike elsewhere in the video
-    spans.append(coarse)
+    # and where the coarse stage put its best segments (a copy whose look was edited away: a caption bar, a crop),
+    # all of a video's top segments in one span: a sped-up copy's best window may be a look-alike elsewhere in it
+    spans.append(video_spans(segments[:n_candidates], 0.3 * duration + 1.5))
     merged = merge_spans(spans)
     best: dict[str, CopyMatch] = {}
     for video, signal in fetch_frames(frames_store, merged).items():  # one fetch for both groups
@@ -375,6 +372,16 @@ def copy_matches(frames_store, query: FrameSignal, segments: Sequence[Segment], 
             if match is not None and (video not in best or _exact_frames(match) > _exact_frames(best[video])):
                 best[video] = match
     return best
+
+
+def video_spans(segments: Sequence[Segment], margin_s: float = 0.0) -> dict[str, tuple[float, float]]:
+    """``{video: (start_s, end_s)}``: the one span that holds every segment of each video, ``margin_s`` wider on
+    each side (never before 0)."""
+    spans: dict[str, tuple[float, float]] = {}
+    for s in segments:
+        lo, hi = spans.get(s.video_path, (math.inf, -math.inf))
+        spans[s.video_path] = (max(0.0, min(lo, s.start_s - margin_s)), max(hi, s.end_s + margin_s))
+    return spans
 
 
 def merge_spans(groups: Sequence[Mapping[str, tuple[float, float]]], gap_s: float = 1.0
@@ -413,12 +420,7 @@ def snapping_spans(segments: Sequence[Segment], snap_s: float, context_s: float 
     """``{video: (start_s, end_s)}``: the windows read to find the changes a video's segments snap to: every segment
     with its ends' reach (``snap_s``) and ``context_s`` more, so that a change near the edge of the reach is seen
     with windows on both sides of it."""
-    spans: dict[str, tuple[float, float]] = {}
-    for s in segments:
-        lo, hi = spans.get(s.video_path, (np.inf, -np.inf))
-        reach = snap_s + 0.1 + context_s
-        spans[s.video_path] = (max(0.0, min(lo, s.start_s - reach)), max(hi, s.end_s + reach))
-    return spans
+    return video_spans(segments, snap_s + 0.1 + context_s)
 
 
 def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_threshold: float, snap_s: float,
@@ -476,6 +478,7 @@ def refine(segments: Sequence[Segment], store, query: FrameSignal | None, copy_t
 
 
 __all__ = ["SLOPES", "ZOOM", "MATCH_LEVEL", "EXACT_LEVEL", "COPY_MODEL", "CopyMatch", "copy_features",
-           "copy_probability", "fit_copy_model", "QueryView", "query_views", "align_copy", "copy_matches", "merge_spans",
+           "copy_probability", "fit_copy_model", "QueryView", "query_views", "align_copy", "copy_matches", "video_spans",
+           "merge_spans",
            "live_mask",
            "query_keyframes", "copy_candidates", "ranking_score", "snapping_spans", "refine"]

@@ -50,7 +50,7 @@ from ..errors import ParameterError
 from ..refine.zscore import GALLERY, gallery_moments, load_gallery_calibration
 from .align import Segment, WindowHit, align, extend_segments, merge_window_hits, windows_by_video
 from .config import SegmentSearchConfig
-from .fine import refine
+from .fine import refine, video_spans
 from .query import DecodedRange, decode_range, embed_plans
 
 _EPS = 1e-6
@@ -377,12 +377,7 @@ def _fine_stage_gaps(store, plan: QueryPlan, query_frames, segments: Sequence[Se
     if len(query_frames) < 2:
         notes.append(f"the query range of {plan.path} holds {len(query_frames)} frame: no copy can be verified "
                      "(the frame-level alignment needs 2 frames or more); give a longer range")
-    spans: dict[str, tuple[float, float]] = {}
-    for s in segments:
-        if s.kind != "copy":
-            lo, hi = spans.get(s.video_path, (math.inf, -math.inf))
-            spans[s.video_path] = (min(lo, s.start_s), max(hi, s.end_s))
-    missing = videos_without_frames(frames, spans)
+    missing = videos_without_frames(frames, video_spans([s for s in segments if s.kind != "copy"]))
     if missing:
         notes.append(f"frame store '{frames.collection}' holds no frames of {', '.join(missing[:3])}"
                      f"{f' and {len(missing) - 3} more' if len(missing) > 3 else ''} where segments were found: "
